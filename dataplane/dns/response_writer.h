@@ -1,0 +1,81 @@
+// Writes a DNS response into a caller buffer, with name compression and a hard size limit.
+//
+// The writer never allocates. When an RR does not fit within `limit`, the add_* call returns false
+// and leaves the buffer as it was before that call; the engine then truncates (TC) explicitly.
+//
+// In-place use: the response may be written into the query's own buffer because the header and
+// question are identical in shape; begin() rewrites the header and keeps the question bytes that
+// are already at offset 12 (it copies them only if `pkt` does not already hold them).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dataplane/dns/query_parser.h"
+#include "dataplane/dns/wire.h"
+
+namespace gtm::dns {
+
+enum class Section : uint8_t { kAnswer = 0, kAuthority = 1, kAdditional = 2 };
+
+class ResponseWriter {
+ public:
+  // Starts a response in buf[0, limit). `query_pkt` is the query as received (may equal buf);
+  // with_question = false writes QDCOUNT 0 and no question (FORMERR on an unparsable question).
+  // Header: ID copied, QR=1, opcode copied, AA set, RD and CD copied, all else clear, rcode 0.
+  // Returns false if even header + question do not fit.
+  bool begin(uint8_t* buf, size_t limit, const uint8_t* query_pkt, const ParsedQuery& q,
+             bool with_question);
+
+  // Adds an RR whose owner name is a canonical wire name (`owner`, `owner_len`); it is compressed
+  // against the question and every name written before. RDATA is copied; the optional names inside
+  // it at offsets name1_off / name2_off (0xFFFF = none) are compressed too (RFC 3597: NS, CNAME,
+  // PTR, MX, SOA only; the caller passes 0xFFFF for other types).
+  bool add_rr(Section s, const uint8_t* owner, size_t owner_len, uint16_t type, uint16_t rclass,
+              uint32_t ttl, const uint8_t* rdata, size_t rdata_len,
+              uint16_t name1_off = 0xFFFF, uint16_t name2_off = 0xFFFF);
+
+  // Same, with the owner being the question name (written as a pointer to offset 12, so the
+  // client's case is preserved).
+  bool add_rr_qname(Section s, uint16_t type, uint16_t rclass, uint32_t ttl, const uint8_t* rdata,
+                    size_t rdata_len, uint16_t name1_off = 0xFFFF, uint16_t name2_off = 0xFFFF);
+
+  // Adds the OPT RR (always last in additional). `ext_rcode` is the full 12-bit rcode (the upper 8
+  // bits go into the OPT TTL). Echoes DO when `do_bit`. Writes ECS when `ecs` is non-null, with the
+  // family/source/address of the query and the given scope prefix (address truncated to
+  // ceil(source/8) octets, as received).
+  bool add_opt(uint16_t payload, uint16_t ext_rcode, bool do_bit, const EcsOption* ecs,
+               uint8_t scope_prefix);
+
+  // Sets the low 4 bits of the rcode in the header.
+  void set_rcode(uint16_t rcode);
+  void set_flag(uint16_t flag);     // e.g. kFlagTC
+  void clear_flag(uint16_t flag);   // e.g. kFlagAA for REFUSED
+
+  // Drops every RR written so far (all sections), keeping header and question; used to truncate.
+  void reset_to_question();
+
+  // Bytes written so far; the response length when finished.
+  size_t size() const { return pos_; }
+  uint16_t count(Section s) const { return counts_[static_cast<int>(s)]; }
+  size_t limit() const { return limit_; }
+
+ private:
+  // Compression dictionary: every suffix (label boundary) of every name written, as a packet
+  // offset < 0x4000. Names are compared case-insensitively by following the packet bytes.
+  static constexpr int kMaxDict = 64;
+  bool write_name(const uint8_t* name, size_t len, bool compress);
+  bool find_suffix(const uint8_t* name, size_t len, uint16_t* ptr) const;
+  void remember(uint16_t offset);
+
+  uint8_t* buf_ = nullptr;
+  size_t limit_ = 0;
+  size_t pos_ = 0;
+  size_t question_end_ = 0;
+  uint16_t counts_[3] = {0, 0, 0};
+  uint16_t dict_[kMaxDict];
+  int dict_size_ = 0;
+  int dict_size_at_question_ = 0;
+};
+
+}  // namespace gtm::dns

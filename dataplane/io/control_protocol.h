@@ -1,0 +1,33 @@
+// The local control protocol between gtm-control, gtmctl and gtm-dataplane.
+//
+// Both daemons listen on a Unix SOCK_SEQPACKET socket in the run directory (--run-dir, default
+// /run/gtm). One request datagram gets one reply datagram; text is ASCII, replies start with "OK" or
+// "ERR", or are a JSON object (STATUS).
+//
+// <run-dir>/dataplane.sock (gtm-dataplane):
+//   "PUBLISH <generation>" + one fd (SCM_RIGHTS): a sealed memfd holding a snapshot image.
+//       The dataplane validates it, swaps it in with RCU, frees the previous image after the grace
+//       period, saves it as <run-dir>/snapshot.bin (the last good image, loaded at start-up) and
+//       replies "OK <generation>", or "ERR <reason>" keeping the current image. A generation not
+//       greater than the active one is refused ("ERR stale generation ...").
+//   "GENERATION" -> "OK <active generation>" ("OK 0" when none is loaded).
+//   "STATUS" -> JSON: {"generation":G,"workers":[{"worker":0,"transport":"udp",<counters>},...],
+//       "totals":{<counters>}} with the counter names of dataplane/engine/counters.h.
+//
+// <run-dir>/control.sock (gtm-control):
+//   "RELOAD" -> re-reads the configuration; "OK <generation>" once the dataplane acknowledged the
+//       new image, or "ERR <file>:<line>:<column>: <reason>" (the old image keeps serving).
+//   "STATUS" -> JSON: {"config":PATH,"generation":G,"acked_generation":G,"last_error":"..."}
+#pragma once
+
+#include <cstddef>
+
+namespace gtm::proto {
+
+inline constexpr const char* kDataplaneSocket = "dataplane.sock";
+inline constexpr const char* kControlSocket = "control.sock";
+inline constexpr const char* kLastGoodSnapshot = "snapshot.bin";
+inline constexpr const char* kDefaultRunDir = "/run/gtm";
+inline constexpr size_t kMaxMessage = 65536;
+
+}  // namespace gtm::proto

@@ -1,0 +1,104 @@
+// A validated, read-only view of a snapshot image (format.h).
+//
+// SnapshotView::validate() checks the header, checksum and every offset/index/count in every
+// section once; a view that validated can then be indexed by the engine with no further checks.
+// The view does not own the bytes; LoadedSnapshot owns a mapping of them (memfd or file).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "dataplane/snapshot/format.h"
+
+namespace gtm::snap {
+
+class SnapshotView {
+ public:
+  // Validates `data[0, len)`. On failure returns false and sets *error to a one-line reason
+  // ("bad magic", "checksum mismatch", "node 12: rrset range out of bounds", ...).
+  bool validate(const uint8_t* data, size_t len, std::string* error);
+
+  const Header& header() const { return *header_; }
+  uint64_t generation() const { return header_->generation; }
+
+  const uint8_t* blob(BlobRef r) const { return blob_ + r.off; }
+  const uint8_t* blob_base() const { return blob_; }
+
+  const Zone* zones() const { return zones_; }
+  uint32_t zone_count() const { return zone_count_; }
+  const Node* nodes() const { return nodes_; }
+  uint32_t node_count() const { return node_count_; }
+  const RRset* rrsets() const { return rrsets_; }
+  uint32_t rrset_count() const { return rrset_count_; }
+  const Rdata* rdatas() const { return rdatas_; }
+  uint32_t rdata_count() const { return rdata_count_; }
+  const Service* services() const { return services_; }
+  uint32_t service_count() const { return service_count_; }
+  const Pool* pools() const { return pools_; }
+  uint32_t pool_count() const { return pool_count_; }
+  const Member* members() const { return members_; }
+  uint32_t member_count() const { return member_count_; }
+  const uint32_t* pool_slots() const { return pool_slots_; }
+  uint32_t pool_slot_count() const { return pool_slot_count_; }
+
+  // Exact lookup of a canonical (lowercase, uncompressed) wire name. Returns the node index or
+  // kNone. `hash` must be name_hash(name, len).
+  uint32_t find_node(const uint8_t* name, size_t len, uint32_t hash) const;
+  uint32_t find_node(const uint8_t* name, size_t len) const {
+    return find_node(name, len, name_hash(name, len));
+  }
+
+ private:
+  const Header* header_ = nullptr;
+  const uint8_t* blob_ = nullptr;
+  uint32_t blob_size_ = 0;
+  const Zone* zones_ = nullptr;
+  uint32_t zone_count_ = 0;
+  const Node* nodes_ = nullptr;
+  uint32_t node_count_ = 0;
+  const uint32_t* name_index_ = nullptr;
+  uint32_t name_index_mask_ = 0;  // buckets - 1
+  const RRset* rrsets_ = nullptr;
+  uint32_t rrset_count_ = 0;
+  const Rdata* rdatas_ = nullptr;
+  uint32_t rdata_count_ = 0;
+  const Service* services_ = nullptr;
+  uint32_t service_count_ = 0;
+  const Pool* pools_ = nullptr;
+  uint32_t pool_count_ = 0;
+  const Member* members_ = nullptr;
+  uint32_t member_count_ = 0;
+  const uint32_t* pool_slots_ = nullptr;
+  uint32_t pool_slot_count_ = 0;
+};
+
+// An image the dataplane owns: a read-only mapping plus its validated view.
+class LoadedSnapshot {
+ public:
+  // Maps the file descriptor (a sealed memfd or a regular file) read-only and validates it.
+  // Returns nullptr and sets *error on failure. Does not take ownership of fd.
+  static LoadedSnapshot* from_fd(int fd, std::string* error);
+  // Opens and loads a file; same contract.
+  static LoadedSnapshot* from_file(const std::string& path, std::string* error);
+  ~LoadedSnapshot();
+
+  LoadedSnapshot(const LoadedSnapshot&) = delete;
+  LoadedSnapshot& operator=(const LoadedSnapshot&) = delete;
+
+  const SnapshotView& view() const { return view_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  LoadedSnapshot() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  SnapshotView view_;
+};
+
+// Writes an image atomically (temp file + fsync + rename). Returns false and sets *error on failure.
+bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
+                         std::string* error);
+
+}  // namespace gtm::snap
