@@ -1,0 +1,850 @@
+#include "control/config/config_loader.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ldns/ldns.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include "dataplane/dns/wire.h"
+
+namespace gtm::control {
+namespace {
+
+constexpr uint32_t kMaxTtl = 0x7FFFFFFFu;  // RFC 2181 section 8
+constexpr uint32_t kMaxU32 = 0xFFFFFFFFu;
+constexpr uint32_t kMaxWeight = 1000000;
+constexpr uint32_t kDefaultTtl = 3600;
+constexpr size_t kMaxFileSize = 64u << 20;
+
+// The loader works by exception internally (the schema walk is deep and every step can fail);
+// load_config_string is the only place that catches, so nothing leaks to callers.
+struct LoadError {
+  YAML::Mark mark;
+  std::string message;
+};
+
+[[noreturn]] void fail(const YAML::Mark& mark, std::string message) {
+  throw LoadError{mark, std::move(message)};
+}
+
+std::string quoted(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+std::string upper(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+bool append_label(const std::string& label, WireName* out, std::string* error) {
+  if (label.empty()) {
+    *error = "empty label in name";
+    return false;
+  }
+  if (label.size() > dns::kMaxLabelLen) {
+    *error = "label " + quoted(label) + " is longer than 63 octets";
+    return false;
+  }
+  out->push_back(static_cast<uint8_t>(label.size()));
+  for (char c : label) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    out->push_back(static_cast<uint8_t>(c));
+  }
+  return true;
+}
+
+// `origin` may be null: then the name must be absolute.
+bool parse_name(std::string_view text, const WireName* origin, WireName* out, std::string* error) {
+  out->clear();
+  if (text.empty()) {
+    *error = "empty name";
+    return false;
+  }
+  if (text == "@" || text == ".") {
+    if (text == ".") {
+      out->push_back(0);
+    } else if (origin != nullptr) {
+      *out = *origin;
+    } else {
+      *error = "'@' is only meaningful inside a zone; use an absolute name ending in '.'";
+      return false;
+    }
+    return true;
+  }
+  std::string label;
+  bool absolute = false;
+  size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '.') {
+      if (!append_label(label, out, error)) return false;
+      label.clear();
+      ++i;
+      absolute = (i == text.size());
+      continue;
+    }
+    if (c == '\\') {
+      if (i + 1 >= text.size()) {
+        *error = "name ends with a lone backslash";
+        return false;
+      }
+      auto is_digit = [&](size_t k) { return k < text.size() && text[k] >= '0' && text[k] <= '9'; };
+      if (is_digit(i + 1) && is_digit(i + 2) && is_digit(i + 3)) {
+        const int v = (text[i + 1] - '0') * 100 + (text[i + 2] - '0') * 10 + (text[i + 3] - '0');
+        if (v > 255) {
+          *error = "escape \\" + std::string(text.substr(i + 1, 3)) + " is above 255";
+          return false;
+        }
+        label.push_back(static_cast<char>(v));
+        i += 4;
+      } else {
+        label.push_back(text[i + 1]);
+        i += 2;
+      }
+      continue;
+    }
+    label.push_back(c);
+    ++i;
+  }
+  if (!absolute) {
+    if (!append_label(label, out, error)) return false;
+    if (origin == nullptr) {
+      *error = "name " + quoted(text) + " must be absolute (end with '.')";
+      return false;
+    }
+    out->insert(out->end(), origin->begin(), origin->end());
+  } else {
+    out->push_back(0);
+  }
+  if (out->size() > dns::kMaxNameLen) {
+    *error = "name " + quoted(text) + " is longer than 255 octets";
+    return false;
+  }
+  return true;
+}
+
+// Presentation form with every unusual octet escaped, so ldns reads back exactly these labels.
+std::string name_to_text(const WireName& name) {
+  std::string text;
+  size_t pos = 0;
+  while (pos < name.size() && name[pos] != 0) {
+    const size_t len = name[pos];
+    for (size_t k = pos + 1; k <= pos + len && k < name.size(); ++k) {
+      const uint8_t c = name[k];
+      const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '*';
+      if (plain) {
+        text.push_back(static_cast<char>(c));
+      } else {
+        char buf[5];
+        snprintf(buf, sizeof buf, "\\%03u", static_cast<unsigned>(c));
+        text += buf;
+      }
+    }
+    text.push_back('.');
+    pos += len + 1;
+  }
+  return text.empty() ? "." : text;
+}
+
+// Whether `name` equals `apex` or lies below it. Both canonical, so a byte compare at a label
+// boundary decides.
+bool is_within(const WireName& name, const WireName& apex) {
+  size_t pos = 0;
+  while (pos < name.size()) {
+    if (name.size() - pos == apex.size() &&
+        std::equal(apex.begin(), apex.end(), name.begin() + pos))
+      return true;
+    if (name[pos] == 0) break;
+    pos += name[pos] + 1;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed access to YAML values, every failure pinned to the value's mark
+
+struct Entry {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+
+  std::string what() const { return quoted(key); }
+};
+
+// A YAML map checked against the keys its context allows: every key a known, unique scalar.
+class MapReader {
+ public:
+  MapReader(const YAML::Node& node, std::string context,
+            std::initializer_list<std::string_view> allowed)
+      : context_(std::move(context)), mark_(node.Mark()) {
+    if (!node.IsMap()) fail(mark_, context_ + " must be a map");
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) fail(key.Mark(), "keys in " + context_ + " must be plain strings");
+      const std::string& k = key.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
+        fail(key.Mark(), "unknown key " + quoted(k) + " in " + context_);
+      for (const Entry& e : entries_) {
+        if (e.key == k) fail(key.Mark(), "duplicate key " + quoted(k) + " in " + context_);
+      }
+      entries_.push_back({k, key, it->second});
+    }
+  }
+
+  const YAML::Mark& mark() const { return mark_; }
+
+  // The entry for `key`, or null when absent or given no value (both mean "use the default").
+  const Entry* find(std::string_view key) const {
+    for (const Entry& e : entries_) {
+      if (e.key == key) return e.value.IsNull() ? nullptr : &e;
+    }
+    return nullptr;
+  }
+
+  // The entry for `key` even when it has no value, or null when absent.
+  const Entry* find_key(std::string_view key) const {
+    for (const Entry& e : entries_) {
+      if (e.key == key) return &e;
+    }
+    return nullptr;
+  }
+
+  const Entry& require(std::string_view key) const {
+    for (const Entry& e : entries_) {
+      if (e.key != key) continue;
+      if (e.value.IsNull())
+        fail(e.key_node.Mark(), "missing value for " + quoted(key) + " in " + context_);
+      return e;
+    }
+    fail(mark_, "missing key " + quoted(key) + " in " + context_);
+  }
+
+ private:
+  std::string context_;
+  YAML::Mark mark_;
+  std::vector<Entry> entries_;
+};
+
+const std::string& scalar(const YAML::Node& v, const std::string& what) {
+  if (!v.IsScalar()) fail(v.Mark(), what + " must be a single value, not a list or map");
+  return v.Scalar();
+}
+
+uint32_t to_uint(const YAML::Node& v, const std::string& what, uint32_t lo, uint32_t hi) {
+  const std::string& s = scalar(v, what);
+  bool ok = !s.empty() && s.size() <= 10;
+  uint64_t value = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') {
+      ok = false;
+      break;
+    }
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (!ok || value < lo || value > hi) {
+    fail(v.Mark(), what + " must be an integer in " + std::to_string(lo) + ".." +
+                       std::to_string(hi) + ", got " + quoted(s));
+  }
+  return static_cast<uint32_t>(value);
+}
+
+uint32_t to_ttl(const Entry& e) {
+  return to_uint(e.value, e.what(), 0, kMaxTtl);
+}
+
+bool to_bool(const Entry& e) {
+  const std::string& s = scalar(e.value, e.what());
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  fail(e.value.Mark(), e.what() + " must be true or false, got " + quoted(s));
+}
+
+template <typename T>
+T to_choice(const Entry& e, std::initializer_list<std::pair<std::string_view, T>> choices) {
+  const std::string& s = scalar(e.value, e.what());
+  std::string names;
+  for (const auto& [name, value] : choices) {
+    if (s == name) return value;
+    names += names.empty() ? "" : ", ";
+    names += name;
+  }
+  fail(e.value.Mark(), e.what() + " must be one of " + names + "; got " + quoted(s));
+}
+
+const YAML::Node& to_list(const Entry& e, bool non_empty) {
+  if (!e.value.IsSequence()) fail(e.value.Mark(), e.what() + " must be a list");
+  if (non_empty && e.value.size() == 0) fail(e.value.Mark(), e.what() + " must not be empty");
+  return e.value;
+}
+
+WireName to_name(const YAML::Node& v, const std::string& what, const WireName* origin) {
+  const std::string& s = scalar(v, what);
+  WireName name;
+  std::string error;
+  if (!parse_name(s, origin, &name, &error)) fail(v.Mark(), what + ": " + error);
+  return name;
+}
+
+struct Address {
+  int family = 0;  // 4 or 6
+  WireRdata bytes;
+};
+
+Address to_address(const YAML::Node& v, const std::string& what) {
+  const std::string& s = scalar(v, what);
+  Address a;
+  uint8_t buf[16];
+  if (s.find(':') == std::string::npos) {
+    if (inet_pton(AF_INET, s.c_str(), buf) == 1) {
+      a.family = 4;
+      a.bytes.assign(buf, buf + 4);
+      return a;
+    }
+  } else if (inet_pton(AF_INET6, s.c_str(), buf) == 1) {
+    a.family = 6;
+    a.bytes.assign(buf, buf + 16);
+    return a;
+  }
+  fail(v.Mark(), what + " must be an IPv4 or IPv6 address, got " + quoted(s));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record data through ldns
+
+struct RecordType {
+  std::string_view name;
+  uint16_t code;
+};
+constexpr RecordType kRecordTypes[] = {
+    {"A", dns::kTypeA},         {"AAAA", dns::kTypeAAAA}, {"NS", dns::kTypeNS},
+    {"CNAME", dns::kTypeCNAME}, {"MX", dns::kTypeMX},     {"TXT", dns::kTypeTXT},
+    {"SRV", dns::kTypeSRV},     {"PTR", dns::kTypePTR},   {"CAA", dns::kTypeCAA},
+};
+
+// ldns truncates out-of-range integers silently (an SRV port of 99999 becomes 34463), so the
+// leading integer fields of these types are range-checked here first.
+void check_leading_integers(std::string_view type, const std::string& data,
+                            const YAML::Node& mark_node) {
+  std::vector<uint32_t> maxima;
+  if (type == "MX") {
+    maxima = {0xFFFF};
+  } else if (type == "SRV") {
+    maxima = {0xFFFF, 0xFFFF, 0xFFFF};
+  } else if (type == "CAA") {
+    maxima = {0xFF};
+  } else {
+    return;
+  }
+  std::vector<std::string> tokens;
+  size_t i = 0;
+  while (i < data.size() && tokens.size() < maxima.size()) {
+    while (i < data.size() && (data[i] == ' ' || data[i] == '\t')) ++i;
+    const size_t start = i;
+    while (i < data.size() && data[i] != ' ' && data[i] != '\t') ++i;
+    std::string token = data.substr(start, i - start);
+    if (token == "\\#") return;  // RFC 3597 generic form: ldns checks its length
+    if (!token.empty() && token != "(" && token != ")") tokens.push_back(std::move(token));
+  }
+  size_t field = 0;
+  for (uint32_t max : maxima) {
+    if (field >= tokens.size()) return;  // too few fields: ldns reports it
+    const std::string& t = tokens[field++];
+    bool ok = t.size() <= 10;
+    uint64_t value = 0;
+    for (char c : t) {
+      if (c < '0' || c > '9') ok = false;
+      value = value * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (!ok || value > max) {
+      fail(mark_node.Mark(), "invalid " + std::string(type) + " data: field " +
+                                 std::to_string(field) + " must be an integer in 0.." +
+                                 std::to_string(max) + ", got " + quoted(t));
+    }
+  }
+}
+
+struct LdnsRdfDeleter {
+  void operator()(ldns_rdf* r) const { ldns_rdf_deep_free(r); }
+};
+struct LdnsRrDeleter {
+  void operator()(ldns_rr* r) const { ldns_rr_free(r); }
+};
+
+WireRdata rdata_from_text(const WireName& owner, std::string_view type, uint16_t code, uint32_t ttl,
+                          const WireName& origin, const YAML::Node& data_node) {
+  const std::string& data = scalar(data_node, "'data'");
+  if (data.find_first_not_of(" \t") == std::string::npos)
+    fail(data_node.Mark(), "'data' must not be empty");
+  for (char c : data) {
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\t')
+      fail(data_node.Mark(), "'data' contains a control character (line break?)");
+  }
+  check_leading_integers(type, data, data_node);
+
+  const std::string text =
+      name_to_text(owner) + " " + std::to_string(ttl) + " IN " + std::string(type) + " " + data;
+  std::unique_ptr<ldns_rdf, LdnsRdfDeleter> ldns_origin(
+      ldns_dname_new_frm_data(static_cast<uint16_t>(origin.size()), origin.data()));
+  if (!ldns_origin) fail(data_node.Mark(), "out of memory");
+  ldns_rr* raw = nullptr;
+  const ldns_status status =
+      ldns_rr_new_frm_str(&raw, text.c_str(), ttl, ldns_origin.get(), nullptr);
+  std::unique_ptr<ldns_rr, LdnsRrDeleter> rr(raw);
+  if (status != LDNS_STATUS_OK || !rr) {
+    fail(data_node.Mark(), "invalid " + std::string(type) + " data " + quoted(data) + ": " +
+                               ldns_get_errorstr_by_id(status));
+  }
+  const ldns_rr_descriptor* desc = ldns_rr_descript(code);
+  const size_t count = ldns_rr_rd_count(rr.get());
+  if (ldns_rr_get_type(rr.get()) != code || count == 0 ||
+      (desc != nullptr && count < ldns_rr_descriptor_minimum(desc))) {
+    fail(data_node.Mark(),
+         "invalid " + std::string(type) + " data " + quoted(data) + ": missing fields");
+  }
+  // Each rdf's data is already its uncompressed wire form (what ldns_rdf2buffer_wire writes).
+  WireRdata rdata;
+  for (size_t i = 0; i < count; ++i) {
+    const ldns_rdf* rdf = ldns_rr_rdf(rr.get(), i);
+    // Canonical (lowercase) names everywhere, so the image is independent of how names were typed.
+    if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_DNAME) ldns_dname2canonical(rdf);
+    const uint8_t* bytes = ldns_rdf_data(rdf);
+    rdata.insert(rdata.end(), bytes, bytes + ldns_rdf_size(rdf));
+  }
+  if (rdata.size() > 0xFFFF) fail(data_node.Mark(), "record data is longer than 65535 octets");
+  return rdata;
+}
+
+void put_u32(WireRdata* out, uint32_t v) {
+  out->push_back(static_cast<uint8_t>(v >> 24));
+  out->push_back(static_cast<uint8_t>(v >> 16));
+  out->push_back(static_cast<uint8_t>(v >> 8));
+  out->push_back(static_cast<uint8_t>(v));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema
+
+uint32_t optional_uint(const MapReader& m, std::string_view key, uint32_t lo, uint32_t hi,
+                       uint32_t fallback) {
+  const Entry* e = m.find(key);
+  return e ? to_uint(e->value, e->what(), lo, hi) : fallback;
+}
+
+void load_soa(const MapReader& zone, ZoneModel* z, uint32_t default_ttl) {
+  const MapReader soa(zone.require("soa").value, "soa",
+                      {"mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "ttl"});
+  const Entry& mname = soa.require("mname");
+  const Entry& rname = soa.require("rname");
+  const WireName mname_wire = to_name(mname.value, mname.what(), &z->apex);
+  const WireName rname_wire = to_name(rname.value, rname.what(), &z->apex);
+  const Entry& serial = soa.require("serial");
+  z->soa_rdata = mname_wire;
+  z->soa_rdata.insert(z->soa_rdata.end(), rname_wire.begin(), rname_wire.end());
+  put_u32(&z->soa_rdata, to_uint(serial.value, serial.what(), 0, kMaxU32));
+  put_u32(&z->soa_rdata, optional_uint(soa, "refresh", 0, kMaxU32, 3600));
+  put_u32(&z->soa_rdata, optional_uint(soa, "retry", 0, kMaxU32, 600));
+  put_u32(&z->soa_rdata, optional_uint(soa, "expire", 0, kMaxU32, 1209600));
+  put_u32(&z->soa_rdata, optional_uint(soa, "minimum", 0, kMaxU32, 300));
+  z->soa_ttl = optional_uint(soa, "ttl", 0, kMaxTtl, default_ttl);
+}
+
+StaticRecord load_record(const YAML::Node& node, const ZoneModel& z, uint32_t default_ttl) {
+  const MapReader m(node, "record", {"name", "type", "ttl", "data"});
+  const Entry& name = m.require("name");
+  StaticRecord r;
+  r.owner = to_name(name.value, name.what(), &z.apex);
+  if (!is_within(r.owner, z.apex)) {
+    fail(name.value.Mark(), "record name " + quoted(name.value.Scalar()) + " is outside zone " +
+                                quoted(name_to_text(z.apex)));
+  }
+  const Entry& type = m.require("type");
+  const std::string type_name = upper(scalar(type.value, type.what()));
+  const RecordType* found = nullptr;
+  for (const RecordType& t : kRecordTypes) {
+    if (t.name == type_name) found = &t;
+  }
+  if (type_name == "SOA")
+    fail(type.value.Mark(), "SOA is configured by the zone's 'soa' map, not as a record");
+  if (found == nullptr) {
+    fail(type.value.Mark(), "unsupported record type " + quoted(type.value.Scalar()) +
+                                " (supported: A, AAAA, NS, CNAME, MX, TXT, SRV, PTR, CAA)");
+  }
+  if (found->code == dns::kTypeNS && r.owner != z.apex)
+    fail(name.value.Mark(), "NS records are only allowed at the zone apex");
+  r.type = found->code;
+  const Entry* ttl = m.find("ttl");
+  r.ttl = ttl ? to_ttl(*ttl) : default_ttl;
+  r.rdata =
+      rdata_from_text(r.owner, found->name, found->code, r.ttl, z.apex, m.require("data").value);
+  return r;
+}
+
+ZoneModel load_zone(const YAML::Node& node, const std::vector<ZoneModel>& earlier) {
+  const MapReader m(node, "zone", {"name", "default_ttl", "soa", "ns", "ns_ttl", "records"});
+  const Entry& name = m.require("name");
+  ZoneModel z;
+  z.apex = to_name(name.value, "zone name", nullptr);
+  for (const ZoneModel& other : earlier) {
+    if (other.apex == z.apex)
+      fail(name.value.Mark(), "duplicate zone " + quoted(name.value.Scalar()));
+  }
+  const Entry* default_ttl_entry = m.find("default_ttl");
+  const uint32_t default_ttl = default_ttl_entry ? to_ttl(*default_ttl_entry) : kDefaultTtl;
+  load_soa(m, &z, default_ttl);
+
+  const Entry& ns = m.require("ns");
+  const Entry* ns_ttl_entry = m.find("ns_ttl");
+  const uint32_t ns_ttl = ns_ttl_entry ? to_ttl(*ns_ttl_entry) : z.soa_ttl;
+  for (const YAML::Node& item : to_list(ns, true)) {
+    z.records.push_back({z.apex, dns::kTypeNS, ns_ttl, to_name(item, "name server", &z.apex)});
+  }
+  if (const Entry* records = m.find("records")) {
+    for (const YAML::Node& item : to_list(*records, false)) {
+      z.records.push_back(load_record(item, z, default_ttl));
+    }
+  }
+  return z;
+}
+
+// One configured member before an address service is split by family.
+struct ParsedMember {
+  int family = 0;  // 4 or 6 for address services, 0 for CNAME targets
+  MemberModel model;
+};
+
+struct ParsedPool {
+  PoolModel pool;  // members are filled per family when the service is split
+  std::vector<ParsedMember> members;
+};
+
+// `family` is 0 for "either" (an address service without a type), 4, 6, or -1 for CNAME.
+ParsedMember load_member(const YAML::Node& node, int family, const WireName& zone_apex) {
+  const MapReader m(node, "member", {"name", "address", "target", "weight", "mode", "enabled"});
+  ParsedMember pm;
+  const bool is_cname = family < 0;
+  const char* value_key = is_cname ? "target" : "address";
+  const char* wrong_key = is_cname ? "address" : "target";
+  if (const Entry* e = m.find_key(wrong_key)) {
+    fail(e->key_node.Mark(), quoted(wrong_key) + (is_cname ? " is only valid in address services"
+                                                           : " is only valid in CNAME services"));
+  }
+  const Entry& value = m.require(value_key);
+  const std::string& value_text = scalar(value.value, value.what());
+  if (is_cname) {
+    pm.model.rdata = to_name(value.value, value.what(), &zone_apex);
+  } else {
+    Address a = to_address(value.value, value.what());
+    if (family != 0 && a.family != family) {
+      fail(value.value.Mark(), "address " + quoted(value_text) + " is IPv" +
+                                   std::to_string(a.family) + " but the service type is " +
+                                   (family == 4 ? "A" : "AAAA"));
+    }
+    pm.family = a.family;
+    pm.model.rdata = std::move(a.bytes);
+  }
+  if (const Entry* name = m.find("name")) {
+    pm.model.name = scalar(name->value, name->what());
+    if (pm.model.name.empty()) fail(name->value.Mark(), "member name must not be empty");
+  } else {
+    pm.model.name = value_text;
+  }
+  pm.model.weight = optional_uint(m, "weight", 1, kMaxWeight, 1);
+  if (const Entry* mode = m.find("mode")) {
+    pm.model.mode =
+        to_choice<snap::MemberMode>(*mode, {{"auto", snap::MemberMode::kAuto},
+                                            {"always-up", snap::MemberMode::kAlwaysUp},
+                                            {"always-down", snap::MemberMode::kAlwaysDown}});
+  }
+  if (const Entry* enabled = m.find("enabled")) pm.model.enabled = to_bool(*enabled);
+  return pm;
+}
+
+ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_apex) {
+  const MapReader m(node, "pool", {"name", "method", "count", "members"});
+  ParsedPool p;
+  const Entry& name = m.require("name");
+  p.pool.name = scalar(name.value, name.what());
+  if (p.pool.name.empty()) fail(name.value.Mark(), "pool name must not be empty");
+  if (const Entry* method = m.find("method")) {
+    p.pool.method = to_choice<snap::PoolMethod>(
+        *method, {{"round-robin", snap::PoolMethod::kRoundRobin},
+                  {"ratio", snap::PoolMethod::kRatio},
+                  {"global-availability", snap::PoolMethod::kGlobalAvailability},
+                  {"random", snap::PoolMethod::kRandom},
+                  {"return-all", snap::PoolMethod::kReturnAll},
+                  {"return-n", snap::PoolMethod::kReturnN}});
+  }
+  const Entry* count = m.find("count");
+  if (p.pool.method == snap::PoolMethod::kReturnN) {
+    if (count == nullptr) fail(m.mark(), "method return-n needs 'count' (1..255)");
+    p.pool.return_n = static_cast<uint8_t>(to_uint(count->value, count->what(), 1, 255));
+  } else if (count != nullptr) {
+    fail(count->key_node.Mark(), "'count' is only valid with method return-n");
+  }
+  for (const YAML::Node& item : to_list(m.require("members"), true)) {
+    ParsedMember member = load_member(item, family, zone_apex);
+    for (const ParsedMember& other : p.members) {
+      if (other.model.name == member.model.name) {
+        fail(item.Mark(),
+             "duplicate member " + quoted(member.model.name) + " in pool " + quoted(p.pool.name));
+      }
+    }
+    p.members.push_back(std::move(member));
+  }
+  return p;
+}
+
+// The deepest configured zone containing `name`, or null.
+const ZoneModel* zone_of(const WireName& name, const std::vector<ZoneModel>& zones) {
+  const ZoneModel* best = nullptr;
+  for (const ZoneModel& z : zones) {
+    if (is_within(name, z.apex) && (best == nullptr || z.apex.size() > best->apex.size()))
+      best = &z;
+  }
+  return best;
+}
+
+void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<WireName>* seen_names) {
+  const MapReader m(node, "service", {"name", "type", "ttl", "pools", "fallback", "when_empty"});
+  const Entry& name = m.require("name");
+  const WireName wire_name = to_name(name.value, "service name", nullptr);
+  if (std::find(seen_names->begin(), seen_names->end(), wire_name) != seen_names->end())
+    fail(name.value.Mark(), "duplicate service " + quoted(name.value.Scalar()));
+  seen_names->push_back(wire_name);
+  const ZoneModel* zone = zone_of(wire_name, model->zones);
+  if (zone == nullptr) {
+    fail(name.value.Mark(),
+         "service " + quoted(name.value.Scalar()) + " is not inside any configured zone");
+  }
+
+  // family: 0 = address service answering A and AAAA, 4 = A only, 6 = AAAA only, -1 = CNAME.
+  int family = 0;
+  if (const Entry* type = m.find("type")) {
+    const std::string t = upper(scalar(type->value, type->what()));
+    if (t == "A") {
+      family = 4;
+    } else if (t == "AAAA") {
+      family = 6;
+    } else if (t == "CNAME") {
+      family = -1;
+    } else {
+      fail(type->value.Mark(),
+           "service type must be A, AAAA or CNAME (or omitted for an address "
+           "service answering both A and AAAA), got " +
+               quoted(type->value.Scalar()));
+    }
+  }
+
+  ServiceModel base;
+  base.name = wire_name;
+  base.ttl = to_ttl(m.require("ttl"));
+  if (const Entry* when_empty = m.find("when_empty")) {
+    base.empty_action = to_choice<snap::EmptyAction>(
+        *when_empty,
+        {{"nodata", snap::EmptyAction::kNodata}, {"servfail", snap::EmptyAction::kServfail}});
+  }
+
+  std::vector<ParsedPool> pools;
+  for (const YAML::Node& item : to_list(m.require("pools"), true)) {
+    ParsedPool pool = load_pool(item, family, zone->apex);
+    for (const ParsedPool& other : pools) {
+      if (other.pool.name == pool.pool.name)
+        fail(item.Mark(), "duplicate pool " + quoted(pool.pool.name) + " in service");
+    }
+    pools.push_back(std::move(pool));
+  }
+
+  std::optional<WireRdata> fallback4, fallback6, fallback_cname;
+  if (const Entry* fb = m.find("fallback")) {
+    if (family < 0) {
+      fallback_cname = to_name(fb->value, fb->what(), &zone->apex);
+    } else {
+      std::vector<YAML::Node> items;
+      if (fb->value.IsSequence()) {
+        for (const YAML::Node& item : fb->value) items.push_back(item);
+        if (items.empty() || items.size() > 2) {
+          fail(fb->value.Mark(),
+               "'fallback' must be one address, or a list of at most one IPv4 "
+               "and one IPv6 address");
+        }
+      } else {
+        items.push_back(fb->value);
+      }
+      for (const YAML::Node& item : items) {
+        Address a = to_address(item, "'fallback'");
+        if (family != 0 && a.family != family) {
+          fail(item.Mark(), "fallback " + quoted(item.Scalar()) + " is IPv" +
+                                std::to_string(a.family) + " but the service type is " +
+                                (family == 4 ? "A" : "AAAA"));
+        }
+        std::optional<WireRdata>& slot = a.family == 4 ? fallback4 : fallback6;
+        if (slot) {
+          fail(item.Mark(), "'fallback' has two IPv" + std::to_string(a.family) + " addresses");
+        }
+        slot = std::move(a.bytes);
+      }
+    }
+  }
+
+  // Emits one ServiceModel holding the members of `member_family` (0 = all of them).
+  auto emit = [&](uint16_t rtype, int member_family, std::optional<WireRdata> fallback) {
+    ServiceModel s = base;
+    s.rtype = rtype;
+    s.fallback = std::move(fallback);
+    for (const ParsedPool& p : pools) {
+      PoolModel pool = p.pool;
+      for (const ParsedMember& pm : p.members) {
+        if (member_family == 0 || pm.family == member_family) pool.members.push_back(pm.model);
+      }
+      s.pools.push_back(std::move(pool));
+    }
+    model->services.push_back(std::move(s));
+  };
+  if (family < 0) {
+    emit(dns::kTypeCNAME, 0, std::move(fallback_cname));
+    return;
+  }
+  auto has_family = [&](int f) {
+    for (const ParsedPool& p : pools) {
+      for (const ParsedMember& pm : p.members) {
+        if (pm.family == f) return true;
+      }
+    }
+    return false;
+  };
+  // A family is answered when some member has it, or the fallback does (the operator then asked
+  // for that answer explicitly).
+  if (has_family(4) || fallback4) emit(dns::kTypeA, 4, std::move(fallback4));
+  if (has_family(6) || fallback6) emit(dns::kTypeAAAA, 6, std::move(fallback6));
+}
+
+SnapshotModel load_model(const YAML::Node& root) {
+  const MapReader top(root, "top-level map", {"options", "zones", "services"});
+  SnapshotModel model;
+  if (const Entry* options = top.find("options")) {
+    const MapReader o(options->value, "options", {"unknown_health"});
+    if (const Entry* uh = o.find("unknown_health"))
+      model.unknown_health_is_up = to_choice<bool>(*uh, {{"up", true}, {"down", false}});
+  }
+  for (const YAML::Node& item : to_list(top.require("zones"), true)) {
+    model.zones.push_back(load_zone(item, model.zones));
+  }
+  if (const Entry* services = top.find("services")) {
+    std::vector<WireName> seen_names;
+    for (const YAML::Node& item : to_list(*services, false)) {
+      load_service(item, &model, &seen_names);
+    }
+  }
+  return model;
+}
+
+void set_error(ConfigError* err, const std::string& file, const YAML::Mark& mark,
+               std::string message) {
+  err->file = file;
+  // A null mark (-1) only comes from nodes without a source position: point at the start.
+  err->line = mark.line >= 0 ? mark.line + 1 : 1;
+  err->column = mark.column >= 0 ? mark.column + 1 : 1;
+  err->message = std::move(message);
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+bool name_from_text(const std::string& text, const WireName& origin, WireName* out,
+                    std::string* error) {
+  return parse_name(text, &origin, out, error);
+}
+
+bool load_config_string(const std::string& yaml, const std::string& name_for_errors,
+                        LoadedConfig* out, ConfigError* err) {
+  try {
+    const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
+    if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+      set_error(err, name_for_errors, YAML::Mark::null_mark(), "configuration is empty");
+      return false;
+    }
+    if (docs.size() > 1) {
+      set_error(err, name_for_errors, docs[1].Mark(),
+                "only one YAML document is allowed in a configuration file");
+      return false;
+    }
+    LoadedConfig loaded;
+    loaded.model = load_model(docs[0]);
+    loaded.path = name_for_errors;
+    *out = std::move(loaded);
+    return true;
+  } catch (const LoadError& e) {
+    set_error(err, name_for_errors, e.mark, e.message);
+  } catch (const YAML::Exception& e) {
+    set_error(err, name_for_errors, e.mark, e.msg);
+  } catch (const std::exception& e) {
+    *err = ConfigError{name_for_errors, 0, 0, e.what()};
+  } catch (...) {
+    *err = ConfigError{name_for_errors, 0, 0, "unexpected error while loading"};
+  }
+  return false;
+}
+
+bool load_config_file(const std::string& path, LoadedConfig* out, ConfigError* err) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *err = ConfigError{path, 0, 0, std::string("cannot open: ") + std::strerror(errno)};
+    return false;
+  }
+  std::string text;
+  std::string problem;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    problem = std::string("cannot stat: ") + std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "not a regular file";
+  } else if (static_cast<uint64_t>(st.st_size) > kMaxFileSize) {
+    problem = "file is larger than 64 MiB";
+  } else {
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        problem = std::string("cannot read: ") + std::strerror(errno);
+        break;
+      }
+      if (n == 0) break;
+      text.append(buf, static_cast<size_t>(n));
+      if (text.size() > kMaxFileSize) {
+        problem = "file is larger than 64 MiB";
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  if (!problem.empty()) {
+    *err = ConfigError{path, 0, 0, problem};
+    return false;
+  }
+  return load_config_string(text, path, out, err);
+}
+
+}  // namespace gtm::control

@@ -1,0 +1,42 @@
+// YAML configuration -> SnapshotModel (the schema is documented in docs/config.md).
+//
+// The loader checks everything that can be pinned to a place in the file (unknown keys, types,
+// ranges, names, record data, duplicates, a service outside every zone, address families) and
+// reports the first problem as "file:line:column: message". Conflicts only visible across the whole
+// model (e.g. CNAME next to other data) are left to build_snapshot, which the caller runs next.
+#pragma once
+
+#include <string>
+
+#include "control/compiler/model.h"
+
+namespace gtm::control {
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error is not about a place in the file (e.g. unreadable)
+  int column = 0;  // 1-based
+  std::string message;
+
+  // "file:line:column: message", or "file: message" when line is 0.
+  std::string to_string() const;
+};
+
+struct LoadedConfig {
+  SnapshotModel model;  // generation left 0: the publisher assigns it
+  std::string path;
+};
+
+// Never throws. On error returns false and fills *err with the first error found.
+bool load_config_file(const std::string& path, LoadedConfig* out, ConfigError* err);
+bool load_config_string(const std::string& yaml, const std::string& name_for_errors,
+                        LoadedConfig* out, ConfigError* err);
+
+// Converts a presentation-format name to canonical wire form (lowercase). A name ending in an
+// unescaped "." is absolute; "@" is `origin`; anything else is relative to `origin`. Escapes "\."
+// and "\DDD" are understood. Returns false and sets *error on an empty label, a label over 63
+// octets or a name over 255 octets. Shared with tools that take names on their command line.
+bool name_from_text(const std::string& text, const WireName& origin, WireName* out,
+                    std::string* error);
+
+}  // namespace gtm::control

@@ -1,0 +1,446 @@
+// gtm-control: compiles the YAML configuration into a snapshot image and keeps the dataplane
+// serving it.
+//
+// One thread, one poll loop: the signalfd (SIGHUP reload, SIGTERM/SIGINT exit), the control socket
+// (RELOAD, STATUS) and a timer that either retries a pending publish (every 200 ms, the dataplane
+// may start after us) or checks once a second that the dataplane has not fallen behind (it
+// restarted without our last image), in which case the current image is republished with a new
+// generation.
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "control/compiler/snapshot_builder.h"
+#include "control/config/config_loader.h"
+#include "control/publish/publisher.h"
+#include "dataplane/io/control_protocol.h"
+
+namespace gtm::control {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kRetryInterval = std::chrono::milliseconds(200);
+constexpr auto kCheckInterval = std::chrono::seconds(1);
+constexpr size_t kMaxClients = 16;
+
+void log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void log(const char* fmt, ...) {
+  char line[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "gtm-control: %s\n", line);
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+bool make_dirs(const std::string& path) {
+  std::string partial;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    partial = path.substr(0, pos);
+    if (partial.empty()) continue;
+    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
+// Loads and compiles a configuration. On failure *reason is "file:line:col: message" for
+// configuration errors and "file: message" for what only the compiler can see.
+bool load_and_build(const std::string& path, SnapshotModel* model, std::string* reason) {
+  LoadedConfig loaded;
+  ConfigError err;
+  if (!load_config_file(path, &loaded, &err)) {
+    *reason = err.to_string();
+    return false;
+  }
+  std::vector<uint8_t> image;
+  std::string error;
+  if (!build_snapshot(loaded.model, &image, &error)) {
+    *reason = path + ": " + error;
+    return false;
+  }
+  *model = std::move(loaded.model);
+  return true;
+}
+
+class ControlDaemon {
+ public:
+  ControlDaemon(std::string config_path, std::string run_dir, SnapshotModel model)
+      : config_path_(std::move(config_path)),
+        run_dir_(std::move(run_dir)),
+        model_(std::move(model)),
+        control_path_(run_dir_path(run_dir_, proto::kControlSocket)) {}
+
+  ~ControlDaemon() {
+    for (int fd : clients_) close(fd);
+    if (listen_fd_ >= 0) {
+      close(listen_fd_);
+      unlink(control_path_.c_str());
+    }
+    if (signal_fd_ >= 0) close(signal_fd_);
+  }
+
+  bool start() { return open_signals() && open_control_socket(); }
+
+  // Runs until SIGTERM/SIGINT. Returns the process exit code.
+  int run() {
+    need_publish_ = true;
+    next_timer_ = Clock::now();
+    for (;;) {
+      if (Clock::now() >= next_timer_) on_timer();
+
+      std::vector<pollfd> fds;
+      fds.push_back({signal_fd_, POLLIN, 0});
+      fds.push_back({listen_fd_, POLLIN, 0});
+      for (int c : clients_) fds.push_back({c, POLLIN, 0});
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_timer_ - Clock::now());
+      int timeout = static_cast<int>(std::max<int64_t>(0, wait.count()));
+      int n = poll(fds.data(), fds.size(), timeout);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        log("poll: %s", std::strerror(errno));
+        return 1;
+      }
+      if (n == 0) continue;
+      if (fds[0].revents & POLLIN) {
+        if (!handle_signal()) return 0;
+      }
+      for (size_t i = 2; i < fds.size(); ++i) {
+        if (fds[i].revents != 0) handle_client(clients_[i - 2]);
+      }
+      std::erase(clients_, -1);
+      if (fds[1].revents & POLLIN) accept_clients();
+    }
+  }
+
+ private:
+  bool open_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return false;
+    signal(SIGPIPE, SIG_IGN);
+    signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd_ < 0) log("signalfd: %s", std::strerror(errno));
+    return signal_fd_ >= 0;
+  }
+
+  bool open_control_socket() {
+    if (!make_dirs(run_dir_)) {
+      log("cannot create run directory %s: %s", run_dir_.c_str(), std::strerror(errno));
+      return false;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (control_path_.size() >= sizeof(addr.sun_path)) {
+      log("socket path too long: %s", control_path_.c_str());
+      return false;
+    }
+    std::memcpy(addr.sun_path, control_path_.c_str(), control_path_.size() + 1);
+    // A live socket means another gtm-control owns this run directory; a dead one is a leftover.
+    RequestResult probe = send_request(control_path_, "STATUS", -1, 500);
+    if (probe.status != RequestStatus::kUnreachable) {
+      log("another gtm-control is serving %s", control_path_.c_str());
+      return false;
+    }
+    unlink(control_path_.c_str());
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(fd, 16) != 0) {
+      log("cannot listen on %s: %s", control_path_.c_str(), std::strerror(errno));
+      if (fd >= 0) close(fd);
+      return false;
+    }
+    listen_fd_ = fd;
+    return true;
+  }
+
+  // Returns false when the process should exit.
+  bool handle_signal() {
+    signalfd_siginfo info;
+    while (read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+      if (info.ssi_signo == SIGHUP) {
+        log("SIGHUP: reloading %s", config_path_.c_str());
+        reload();
+      } else {
+        log("signal %u: exiting", info.ssi_signo);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void accept_clients() {
+    for (;;) {
+      int c = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (c < 0) return;
+      if (clients_.size() >= kMaxClients) {
+        close(c);
+        continue;
+      }
+      clients_.push_back(c);
+    }
+  }
+
+  void handle_client(int& fd) {
+    std::vector<char> buf(proto::kMaxMessage);
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      close(fd);
+      fd = -1;
+      return;
+    }
+    std::string request(buf.data(), static_cast<size_t>(n));
+    while (!request.empty() && (request.back() == '\n' || request.back() == ' ')) {
+      request.pop_back();
+    }
+    std::string reply;
+    if (request == "RELOAD") {
+      reply = reload();
+    } else if (request == "STATUS") {
+      reply = status_json();
+    } else {
+      reply = "ERR unknown request";
+    }
+    if (send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+
+  std::string status_json() const {
+    return "{\"config\":\"" + json_escape(config_path_) +
+           "\",\"generation\":" + std::to_string(generation_) +
+           ",\"acked_generation\":" + std::to_string(acked_generation_) + ",\"last_error\":\"" +
+           json_escape(publish_error_.empty() ? reload_error_ : publish_error_) + "\"}";
+  }
+
+  // Re-reads the configuration and publishes it. Returns the RELOAD reply.
+  std::string reload() {
+    SnapshotModel candidate;
+    std::string reason;
+    if (!load_and_build(config_path_, &candidate, &reason)) {
+      reload_error_ = reason;
+      log("reload refused: %s", reason.c_str());
+      return "ERR " + reason;
+    }
+    reload_error_.clear();
+    PublishResult p = publish(candidate);
+    if (p.ok()) {
+      model_ = std::move(candidate);
+      return "OK " + std::to_string(p.generation);
+    }
+    if (p.status == RequestStatus::kUnreachable) {
+      // The configuration is valid: it becomes current and goes out as soon as the dataplane
+      // is back, exactly as at start-up.
+      model_ = std::move(candidate);
+      need_publish_ = true;
+      next_timer_ = Clock::now() + kRetryInterval;
+      log("reload: dataplane unreachable (%s); will publish when it is back", p.error.c_str());
+      return "ERR " + publish_error_ + " (the new configuration is published when it is back)";
+    }
+    log("reload refused: %s", publish_error_.c_str());
+    return "ERR " + publish_error_;
+  }
+
+  // publish_once, remembering why it failed for STATUS.
+  PublishResult publish(const SnapshotModel& model) {
+    PublishResult p = publish_once(model);
+    if (!p.ok()) {
+      publish_error_ = p.status == RequestStatus::kUnreachable
+                           ? "dataplane unreachable: " + p.error
+                           : "dataplane did not take the image: " + p.error;
+    }
+    return p;
+  }
+
+  // Builds `model` with the next generation and publishes it. The next generation is above both
+  // ours and the dataplane's, so a restarted dataplane (lower) or one that kept a newer image
+  // (higher) both accept it.
+  PublishResult publish_once(const SnapshotModel& model) {
+    PublishResult p;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      GenerationResult g = query_generation(run_dir_);
+      if (!g.ok()) {
+        p.status = g.status;
+        p.error = g.error;
+        return p;
+      }
+      const uint64_t gen = std::max(g.generation, generation_) + 1;
+      SnapshotModel stamped = model;
+      stamped.generation = gen;
+      std::vector<uint8_t> image;
+      std::string error;
+      if (!build_snapshot(stamped, &image, &error)) {
+        p.status = RequestStatus::kFailed;
+        p.error = "build: " + error;
+        return p;
+      }
+      generation_ = gen;
+      p = publish_image(run_dir_, gen, image.data(), image.size());
+      if (p.ok()) {
+        acked_generation_ = gen;
+        publish_error_.clear();
+        log("published generation %llu (%zu bytes, %llu us)", static_cast<unsigned long long>(gen),
+            image.size(), static_cast<unsigned long long>(p.round_trip_us));
+        if (!ready_) {
+          ready_ = true;
+          log("ready");
+        }
+        need_publish_ = false;
+        next_timer_ = Clock::now() + kCheckInterval;
+        return p;
+      }
+      // Raced with another publisher or a restart: ask again and step above it, once.
+      if (p.status != RequestStatus::kRefused || p.error.find("stale") == std::string::npos) break;
+    }
+    return p;
+  }
+
+  void on_timer() {
+    if (need_publish_) {
+      PublishResult p = publish(model_);
+      if (!p.ok()) {
+        std::string what =
+            p.status == RequestStatus::kUnreachable
+                ? "waiting for the dataplane at " + run_dir_path(run_dir_, proto::kDataplaneSocket)
+                : "publish failed: " + p.error;
+        // Retried every 200 ms: say it once, and again only if the reason changes.
+        if (what != last_publish_complaint_) log("%s", what.c_str());
+        last_publish_complaint_ = what;
+        next_timer_ = Clock::now() + kRetryInterval;
+      } else {
+        last_publish_complaint_.clear();
+      }
+      return;
+    }
+    next_timer_ = Clock::now() + kCheckInterval;
+    GenerationResult g = query_generation(run_dir_);
+    if (g.ok() && g.generation < acked_generation_) {
+      log("dataplane is at generation %llu, behind ours (%llu): republishing",
+          static_cast<unsigned long long>(g.generation),
+          static_cast<unsigned long long>(acked_generation_));
+      need_publish_ = true;
+      on_timer();
+    }
+  }
+
+  const std::string config_path_;
+  const std::string run_dir_;
+  SnapshotModel model_;  // the configuration currently published (or to be published)
+  const std::string control_path_;
+
+  int signal_fd_ = -1;
+  int listen_fd_ = -1;
+  std::vector<int> clients_;
+
+  uint64_t generation_ = 0;        // the last generation we stamped on an image
+  uint64_t acked_generation_ = 0;  // the last generation the dataplane acknowledged
+  bool need_publish_ = false;
+  bool ready_ = false;
+  std::string reload_error_;   // why the last reload was refused; cleared by a good reload
+  std::string publish_error_;  // why the last publish failed; cleared by a good publish
+  std::string last_publish_complaint_;
+  Clock::time_point next_timer_;
+};
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: gtm-control --config FILE [--run-dir DIR]\n"
+               "  --config FILE   YAML configuration (required)\n"
+               "  --run-dir DIR   directory of dataplane.sock and control.sock (default %s)\n"
+               "  --help          this text\n"
+               "Signals: SIGHUP reloads the configuration, SIGTERM exits.\n",
+               proto::kDefaultRunDir);
+}
+
+int control_main(int argc, char** argv) {
+  std::string config_path;
+  std::string run_dir = proto::kDefaultRunDir;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* flag, std::string* out) {
+      std::string prefix = std::string(flag) + "=";
+      if (arg == flag && i + 1 < argc) {
+        *out = argv[++i];
+        return true;
+      }
+      if (arg.compare(0, prefix.size(), prefix) == 0) {
+        *out = arg.substr(prefix.size());
+        return true;
+      }
+      return false;
+    };
+    if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    if (value("--config", &config_path) || value("--run-dir", &run_dir)) continue;
+    std::fprintf(stderr, "gtm-control: unknown or incomplete argument: %s\n", arg.c_str());
+    usage(stderr);
+    return 2;
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "gtm-control: --config is required\n");
+    usage(stderr);
+    return 2;
+  }
+
+  // A bad configuration at start is fatal: there is nothing good to serve.
+  SnapshotModel model;
+  std::string reason;
+  if (!load_and_build(config_path, &model, &reason)) {
+    std::fprintf(stderr, "gtm-control: %s\n", reason.c_str());
+    return 1;
+  }
+  ControlDaemon daemon(config_path, run_dir, std::move(model));
+  if (!daemon.start()) return 1;
+  return daemon.run();
+}
+
+}  // namespace
+}  // namespace gtm::control
+
+int main(int argc, char** argv) {
+  try {
+    return gtm::control::control_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gtm-control: fatal: %s\n", e.what());
+    return 1;
+  }
+}

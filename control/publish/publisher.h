@@ -1,0 +1,64 @@
+// Client side of the local control protocol (dataplane/io/control_protocol.h): hands a snapshot
+// image to gtm-dataplane in a sealed memfd, asks for its active generation, and sends plain
+// request/reply datagrams (used by gtmctl for STATUS and RELOAD).
+//
+// Every call is bounded by a timeout, so a hung peer can never wedge the control loop.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace gtm::control {
+
+inline constexpr int kDefaultReplyTimeoutMs = 2000;
+
+// Why a request did not succeed. kUnreachable (nobody listens on the socket yet) is the case
+// gtm-control retries quietly; kRefused means the peer answered "ERR ...".
+enum class RequestStatus { kOk, kUnreachable, kRefused, kFailed };
+
+struct RequestResult {
+  RequestStatus status = RequestStatus::kFailed;
+  std::string reply;           // the raw reply datagram (kOk and kRefused)
+  std::string error;           // a one-line reason when status != kOk
+  uint64_t round_trip_us = 0;  // from connect to the received reply
+  bool ok() const { return status == RequestStatus::kOk; }
+};
+
+// Sends `request` (plus `fd_to_pass` via SCM_RIGHTS when >= 0) on a fresh SOCK_SEQPACKET connection
+// to `socket_path` and waits up to `timeout_ms` for one reply datagram. A reply starting with "ERR"
+// yields kRefused; any other reply yields kOk.
+RequestResult send_request(const std::string& socket_path, const std::string& request,
+                           int fd_to_pass = -1, int timeout_ms = kDefaultReplyTimeoutMs);
+
+// Creates a sealed memfd holding `image[0, len)`. Returns the fd, or -1 and sets *error.
+int make_sealed_memfd(const uint8_t* image, size_t len, std::string* error);
+
+struct PublishResult {
+  RequestStatus status = RequestStatus::kFailed;
+  uint64_t generation = 0;     // the acknowledged generation (kOk)
+  std::string error;           // reason, e.g. the dataplane's "ERR ..." text without "ERR "
+  uint64_t round_trip_us = 0;  // connect + send + dataplane validation/swap + reply
+  bool ok() const { return status == RequestStatus::kOk; }
+};
+
+// Publishes an image whose header already carries `generation` to <run_dir>/dataplane.sock.
+// Succeeds only on the reply "OK <generation>" with the same generation.
+PublishResult publish_image(const std::string& run_dir, uint64_t generation, const uint8_t* image,
+                            size_t len, int timeout_ms = kDefaultReplyTimeoutMs);
+
+struct GenerationResult {
+  RequestStatus status = RequestStatus::kFailed;
+  uint64_t generation = 0;  // the dataplane's active generation, 0 when none is loaded
+  std::string error;
+  bool ok() const { return status == RequestStatus::kOk; }
+};
+
+// Asks <run_dir>/dataplane.sock for its active generation ("GENERATION").
+GenerationResult query_generation(const std::string& run_dir,
+                                  int timeout_ms = kDefaultReplyTimeoutMs);
+
+// <run_dir>/<name>, without doubling the slash.
+std::string run_dir_path(const std::string& run_dir, const char* name);
+
+}  // namespace gtm::control

@@ -1,0 +1,276 @@
+// Response writing with suffix compression. Every add_* either completes or restores the exact
+// previous state (position, counts, dictionary), so truncation decisions stay with the caller.
+#include "dataplane/dns/response_writer.h"
+
+#include <cassert>
+#include <cstring>
+
+namespace gtm::dns {
+namespace {
+
+constexpr uint16_t kQuestionNameOffset = kHeaderSize;
+constexpr uint16_t kMaxPointerTarget = 0x3FFF;
+constexpr size_t kRRFixedSize = 10;  // TYPE, CLASS, TTL, RDLENGTH
+constexpr size_t kCountOffset[3] = {6, 8, 10};
+constexpr int kMaxFollowHops = 2 * kMaxLabels;
+
+// Length of the canonical (uncompressed) wire name at name[0, avail), or 0 if it is not one.
+size_t wire_name_length(const uint8_t* name, size_t avail) {
+  size_t pos = 0;
+  while (pos < avail) {
+    const uint8_t label_len = name[pos];
+    if (label_len == 0) return pos + 1 <= kMaxNameLen ? pos + 1 : 0;
+    if (label_len > kMaxLabelLen) return 0;
+    pos += 1 + label_len;
+  }
+  return 0;
+}
+
+// Compares name[0, len) (uncompressed) with the name at packet offset `at`, following pointers.
+bool name_equals_at(const uint8_t* buf, size_t written, uint16_t at, const uint8_t* name,
+                    size_t len) {
+  size_t p = at;
+  size_t n = 0;
+  int hops = 0;
+  for (;;) {
+    if (p >= written || n >= len) return false;
+    const uint8_t b = buf[p];
+    if ((b & 0xC0) == 0xC0) {
+      if (p + 2 > written || ++hops > kMaxFollowHops) return false;
+      p = load16(buf + p) & kMaxPointerTarget;
+      continue;
+    }
+    if (b != name[n]) return false;
+    if (b == 0) return true;
+    if (p + 1 + b > written || n + 1 + b > len) return false;
+    for (size_t i = 1; i <= b; ++i) {
+      if (ascii_lower(buf[p + i]) != ascii_lower(name[n + i])) return false;
+    }
+    p += 1 + b;
+    n += 1 + b;
+  }
+}
+
+void assert_section_order(const uint16_t* counts, Section s) {
+  // Sections are emitted in order, so nothing may have been written to a later section yet.
+  for (int later = static_cast<int>(s) + 1; later < 3; ++later) assert(counts[later] == 0);
+  (void)counts;
+  (void)s;
+}
+
+}  // namespace
+
+bool ResponseWriter::begin(uint8_t* buf, size_t limit, const uint8_t* query_pkt,
+                           const ParsedQuery& q, bool with_question) {
+  buf_ = buf;
+  limit_ = limit;
+  pos_ = 0;
+  question_end_ = 0;
+  counts_[0] = counts_[1] = counts_[2] = 0;
+  dict_size_ = 0;
+  dict_size_at_question_ = 0;
+
+  const size_t end = with_question ? q.question_end : kHeaderSize;
+  if ((with_question && q.question_end <= kHeaderSize) || end > limit) {
+    // Leave the writer unusable rather than half-started: every later add_* fails.
+    buf_ = nullptr;
+    limit_ = 0;
+    return false;
+  }
+
+  if (with_question && buf != query_pkt) {
+    std::memmove(buf + kHeaderSize, query_pkt + kHeaderSize, end - kHeaderSize);
+  }
+  // The header is built from `q`, not from query_pkt, because query_pkt may be this very buffer.
+  const uint16_t flags = static_cast<uint16_t>(kFlagQR | ((q.opcode & 0xF) << 11) | kFlagAA |
+                                               (q.flags & (kFlagRD | kFlagCD)));
+  store16(buf, q.id);
+  store16(buf + 2, flags);
+  store16(buf + 4, with_question ? 1 : 0);
+  store16(buf + 6, 0);
+  store16(buf + 8, 0);
+  store16(buf + 10, 0);
+  pos_ = end;
+  question_end_ = end;
+
+  if (with_question) {
+    for (int i = 0; i < q.label_count; ++i) remember(kQuestionNameOffset + q.label_offsets[i]);
+  }
+  dict_size_at_question_ = dict_size_;
+  return true;
+}
+
+void ResponseWriter::remember(uint16_t offset) {
+  if (offset > kMaxPointerTarget || dict_size_ >= kMaxDict) return;
+  dict_[dict_size_++] = offset;
+}
+
+bool ResponseWriter::find_suffix(const uint8_t* name, size_t len, uint16_t* ptr) const {
+  for (int i = 0; i < dict_size_; ++i) {
+    if (name_equals_at(buf_, pos_, dict_[i], name, len)) {
+      *ptr = dict_[i];
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ResponseWriter::write_name(const uint8_t* name, size_t len, bool compress) {
+  if (len == 0 || wire_name_length(name, len) != len) return false;
+  // Find the longest suffix already in the packet; labels before it are written literally.
+  size_t literal = len;
+  uint16_t ptr = 0;
+  bool use_pointer = false;
+  if (compress) {
+    for (size_t off = 0; name[off] != 0; off += 1 + name[off]) {
+      if (find_suffix(name + off, len - off, &ptr)) {
+        literal = off;
+        use_pointer = true;
+        break;
+      }
+    }
+  }
+  const size_t needed = use_pointer ? literal + 2 : len;
+  if (needed > limit_ - pos_) return false;
+
+  const size_t start = pos_;
+  std::memcpy(buf_ + pos_, name, use_pointer ? literal : len);
+  pos_ += use_pointer ? literal : len;
+  if (use_pointer) {
+    store16(buf_ + pos_, static_cast<uint16_t>(0xC000 | ptr));
+    pos_ += 2;
+  }
+  if (compress) {
+    for (size_t off = 0; off < literal && name[off] != 0; off += 1 + name[off]) {
+      if (start + off > kMaxPointerTarget) break;
+      remember(static_cast<uint16_t>(start + off));
+    }
+  }
+  return true;
+}
+
+bool ResponseWriter::add_rr(Section s, const uint8_t* owner, size_t owner_len, uint16_t type,
+                            uint16_t rclass, uint32_t ttl, const uint8_t* rdata, size_t rdata_len,
+                            uint16_t name1_off, uint16_t name2_off) {
+  assert_section_order(counts_, s);
+  const size_t saved_pos = pos_;
+  const int saved_dict = dict_size_;
+  auto fail = [&] {
+    pos_ = saved_pos;
+    dict_size_ = saved_dict;
+    return false;
+  };
+  if (buf_ == nullptr) return false;
+  if (!write_name(owner, owner_len, true)) return fail();
+  if (kRRFixedSize > limit_ - pos_) return fail();
+  const size_t fixed = pos_;
+  store16(buf_ + fixed, type);
+  store16(buf_ + fixed + 2, rclass);
+  store32(buf_ + fixed + 4, ttl);
+  pos_ += kRRFixedSize;
+
+  // Copy RDATA in pieces around the embedded names, compressing each name.
+  uint16_t name_offs[2] = {name1_off, name2_off};
+  if (name_offs[1] < name_offs[0]) {
+    name_offs[0] = name2_off;
+    name_offs[1] = name1_off;
+  }
+  size_t src = 0;
+  for (uint16_t off : name_offs) {
+    if (off == 0xFFFF) continue;
+    if (off < src || off >= rdata_len) return fail();
+    const size_t literal = off - src;
+    if (literal > limit_ - pos_) return fail();
+    std::memcpy(buf_ + pos_, rdata + src, literal);
+    pos_ += literal;
+    const size_t name_len = wire_name_length(rdata + off, rdata_len - off);
+    if (name_len == 0 || !write_name(rdata + off, name_len, true)) return fail();
+    src = off + name_len;
+  }
+  const size_t tail = rdata_len - src;
+  if (tail > limit_ - pos_) return fail();
+  if (tail > 0) std::memcpy(buf_ + pos_, rdata + src, tail);
+  pos_ += tail;
+
+  const size_t rdlength = pos_ - (fixed + kRRFixedSize);
+  if (rdlength > 0xFFFF) return fail();
+  store16(buf_ + fixed + 8, static_cast<uint16_t>(rdlength));
+  const int idx = static_cast<int>(s);
+  ++counts_[idx];
+  store16(buf_ + kCountOffset[idx], counts_[idx]);
+  return true;
+}
+
+bool ResponseWriter::add_rr_qname(Section s, uint16_t type, uint16_t rclass, uint32_t ttl,
+                                  const uint8_t* rdata, size_t rdata_len, uint16_t name1_off,
+                                  uint16_t name2_off) {
+  if (buf_ == nullptr || question_end_ <= kHeaderSize) return false;  // no question to point at
+  // The question name is the first dictionary entry, so compressing it yields exactly 0xC00C
+  // (a root question name is written as its single root octet, which is shorter than a pointer).
+  const size_t qname_len = question_end_ - kHeaderSize - 4;
+  return add_rr(s, buf_ + kQuestionNameOffset, qname_len, type, rclass, ttl, rdata, rdata_len,
+                name1_off, name2_off);
+}
+
+bool ResponseWriter::add_opt(uint16_t payload, uint16_t ext_rcode, bool do_bit,
+                             const EcsOption* ecs, uint8_t scope_prefix) {
+  if (buf_ == nullptr) return false;
+  size_t ecs_addr_len = 0;
+  size_t rdlength = 0;
+  if (ecs != nullptr) {
+    ecs_addr_len = (static_cast<size_t>(ecs->source_prefix) + 7) / 8;
+    if (ecs_addr_len > sizeof(ecs->address)) ecs_addr_len = sizeof(ecs->address);
+    rdlength = 4 + 4 + ecs_addr_len;
+  }
+  const size_t needed = 1 + kRRFixedSize + rdlength;
+  if (needed > limit_ - pos_) return false;
+
+  uint8_t* p = buf_ + pos_;
+  p[0] = 0;  // owner: root
+  store16(p + 1, kTypeOPT);
+  store16(p + 3, payload);
+  // TTL: extended rcode (upper 8 of 12 bits), version 0, flags (only DO is defined).
+  store32(p + 5,
+          (static_cast<uint32_t>((ext_rcode >> 4) & 0xFF) << 24) | (do_bit ? kEdnsFlagDO : 0u));
+  store16(p + 9, static_cast<uint16_t>(rdlength));
+  if (ecs != nullptr) {
+    uint8_t* o = p + 1 + kRRFixedSize;
+    store16(o, kOptEcs);
+    store16(o + 2, static_cast<uint16_t>(4 + ecs_addr_len));
+    store16(o + 4, ecs->family);
+    o[6] = ecs->source_prefix;
+    o[7] = scope_prefix;
+    if (ecs_addr_len > 0) std::memcpy(o + 8, ecs->address, ecs_addr_len);
+  }
+  pos_ += needed;
+  ++counts_[2];
+  store16(buf_ + kCountOffset[2], counts_[2]);
+  return true;
+}
+
+void ResponseWriter::set_rcode(uint16_t rcode) {
+  if (buf_ == nullptr) return;
+  buf_[3] = static_cast<uint8_t>((buf_[3] & 0xF0) | (rcode & 0x0F));
+}
+
+void ResponseWriter::set_flag(uint16_t flag) {
+  if (buf_ == nullptr) return;
+  store16(buf_ + 2, load16(buf_ + 2) | flag);
+}
+
+void ResponseWriter::clear_flag(uint16_t flag) {
+  if (buf_ == nullptr) return;
+  store16(buf_ + 2, static_cast<uint16_t>(load16(buf_ + 2) & ~flag));
+}
+
+void ResponseWriter::reset_to_question() {
+  if (buf_ == nullptr) return;
+  pos_ = question_end_;
+  dict_size_ = dict_size_at_question_;
+  for (int i = 0; i < 3; ++i) {
+    counts_[i] = 0;
+    store16(buf_ + kCountOffset[i], 0);
+  }
+}
+
+}  // namespace gtm::dns

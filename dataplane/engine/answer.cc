@@ -1,0 +1,734 @@
+// The answer engine: parse, find the name, follow CNAMEs, choose GSLB members, write the response.
+//
+// Everything here runs per query: no allocation, no system calls, no locks; names live in stack
+// buffers and the snapshot is indexed directly (SnapshotView validated it at load time). Explain
+// output costs one predictable branch per decision when `explain` is nullptr.
+#include "dataplane/engine/answer.h"
+
+#include <cstring>
+
+#include "dataplane/dns/query_parser.h"
+#include "dataplane/dns/response_writer.h"
+#include "dataplane/dns/wire.h"
+
+namespace gtm::engine {
+namespace {
+
+using dns::ParsedQuery;
+using dns::ResponseWriter;
+using dns::Section;
+using snap::kNone;
+
+// RFC 1034 leaves the chain length open; 8 covers every sane configuration and bounds the work a
+// single query can cause (loops are also detected exactly, see resolve()).
+constexpr int kMaxCnameHops = 8;
+constexpr size_t kTcpLimit = 65535;
+
+// Stands in for the snapshot when answering FORMERR/NOTIMP before one is loaded; never indexed.
+const snap::SnapshotView kEmptyView;
+
+// ---------------------------------------------------------------------------------------------
+// Explain helpers (only ever called when explaining).
+
+struct NameText {
+  char s[dns::kMaxNameLen + 2];
+};
+
+// Presentation form of a wire name; bytes that would be ambiguous in text become '?'.
+NameText name_text(const uint8_t* name, size_t len) {
+  NameText t;
+  size_t o = 0;
+  size_t i = 0;
+  while (i < len && name[i] != 0 && o + 1 < sizeof(t.s)) {
+    const size_t label_len = name[i++];
+    for (size_t k = 0; k < label_len && i < len && o + 2 < sizeof(t.s); ++k, ++i) {
+      const uint8_t ch = name[i];
+      t.s[o++] = (ch > 0x20 && ch < 0x7F && ch != '.') ? static_cast<char>(ch) : '?';
+    }
+    t.s[o++] = '.';
+  }
+  if (o == 0) t.s[o++] = '.';
+  t.s[o] = '\0';
+  return t;
+}
+
+const char* type_text(uint16_t type) {
+  switch (type) {
+    case dns::kTypeA:
+      return "A";
+    case dns::kTypeNS:
+      return "NS";
+    case dns::kTypeCNAME:
+      return "CNAME";
+    case dns::kTypeSOA:
+      return "SOA";
+    case dns::kTypePTR:
+      return "PTR";
+    case dns::kTypeMX:
+      return "MX";
+    case dns::kTypeTXT:
+      return "TXT";
+    case dns::kTypeAAAA:
+      return "AAAA";
+    case dns::kTypeSRV:
+      return "SRV";
+    case dns::kTypeANY:
+      return "ANY";
+    case dns::kTypeCAA:
+      return "CAA";
+    default:
+      return "TYPE";
+  }
+}
+
+const char* rcode_text(uint16_t rcode) {
+  switch (rcode) {
+    case dns::kRcodeNoError:
+      return "NOERROR";
+    case dns::kRcodeFormErr:
+      return "FORMERR";
+    case dns::kRcodeServFail:
+      return "SERVFAIL";
+    case dns::kRcodeNXDomain:
+      return "NXDOMAIN";
+    case dns::kRcodeNotImp:
+      return "NOTIMP";
+    case dns::kRcodeRefused:
+      return "REFUSED";
+    case dns::kRcodeBadVers:
+      return "BADVERS";
+    default:
+      return "RCODE?";
+  }
+}
+
+const char* method_text(uint8_t method) {
+  switch (static_cast<snap::PoolMethod>(method)) {
+    case snap::PoolMethod::kRoundRobin:
+      return "round-robin";
+    case snap::PoolMethod::kRatio:
+      return "ratio";
+    case snap::PoolMethod::kGlobalAvailability:
+      return "global-availability";
+    case snap::PoolMethod::kRandom:
+      return "random";
+    case snap::PoolMethod::kReturnAll:
+      return "return-all";
+    case snap::PoolMethod::kReturnN:
+      return "return-n";
+  }
+  return "unknown";
+}
+
+// Why the builder judged a member unusable, for explain.
+const char* unusable_reason(const snap::Member& m) {
+  if (!m.enabled) return "disabled";
+  if (m.mode == static_cast<uint8_t>(snap::MemberMode::kAlwaysDown)) return "always-down";
+  if (m.health == static_cast<uint8_t>(snap::MemberHealth::kDown)) return "health down";
+  if (m.health == static_cast<uint8_t>(snap::MemberHealth::kUnknown)) return "health unknown";
+  return "not usable";
+}
+
+// Appends to a fixed line buffer, ignoring what does not fit.
+struct LineBuf {
+  char s[Explain::kLineLen];
+  size_t len = 0;
+  void put(const char* text, size_t n) {
+    for (size_t i = 0; i < n && len + 1 < sizeof(s); ++i) s[len++] = text[i];
+    s[len] = '\0';
+  }
+  void put(const char* text) { put(text, strlen(text)); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Per-query state.
+
+// Owner of the records being added: the question name itself (written as a pointer to the
+// question, preserving the client's case) or a canonical name (CNAME targets, glue, apex).
+struct Owner {
+  const uint8_t* name;
+  uint16_t len;
+  bool is_qname;
+};
+
+struct Ctx {
+  Ctx(const snap::SnapshotView& view, const ParsedQuery& query, WorkerState& state, Explain* ex)
+      : s(view), q(query), ws(state), explain(ex) {}
+
+  const snap::SnapshotView& s;
+  const ParsedQuery& q;
+  WorkerState& ws;
+  Explain* explain;
+  ResponseWriter w;
+  uint16_t rcode = dns::kRcodeNoError;
+  bool overflow = false;  // an RR did not fit: the response will be truncated
+  // The ECS SCOPE PREFIX of the response: the one place it is decided. No answer depends on the
+  // client address yet, so every answer is valid for all clients (RFC 7871 section 7.2.1: 0).
+  // Client-dependent selection (geo) narrows it where it chooses.
+  uint8_t ecs_scope = 0;
+};
+
+void add_rdata(Ctx& c, Section sec, const Owner& o, uint16_t type, uint32_t ttl,
+               const snap::Rdata& rd) {
+  if (c.overflow) return;
+  const uint8_t* wire = c.s.blob(rd.wire);
+  const bool ok = o.is_qname ? c.w.add_rr_qname(sec, type, dns::kClassIN, ttl, wire, rd.wire.len,
+                                                rd.name1_off, rd.name2_off)
+                             : c.w.add_rr(sec, o.name, o.len, type, dns::kClassIN, ttl, wire,
+                                          rd.wire.len, rd.name1_off, rd.name2_off);
+  if (GTM_UNLIKELY(!ok)) c.overflow = true;
+}
+
+// The zone SOA in authority: the proof of a negative answer (RFC 2308), TTL = negative TTL.
+void add_negative_soa(Ctx& c, uint32_t zone_idx) {
+  const snap::Zone& z = c.s.zones()[zone_idx];
+  const Owner apex{c.s.blob(z.apex), static_cast<uint16_t>(z.apex.len), false};
+  add_rdata(c, Section::kAuthority, apex, dns::kTypeSOA, z.negative_ttl, c.s.rdatas()[z.soa_rdata]);
+}
+
+const snap::RRset* find_rrset(const snap::SnapshotView& s, const snap::Node& n, uint16_t type) {
+  const snap::RRset* rr = s.rrsets() + n.rrset_first;
+  for (uint32_t i = 0; i < n.rrset_count; ++i) {
+    if (rr[i].type == type) return &rr[i];
+  }
+  return nullptr;
+}
+
+// Copies a wire name from RDATA into `out` in canonical (lowercase) form. Returns its length, or
+// 0 when it is not a well-formed uncompressed name.
+size_t copy_name_lower(const uint8_t* name, size_t max_len, uint8_t* out) {
+  if (max_len > dns::kMaxNameLen) max_len = dns::kMaxNameLen;
+  size_t i = 0;
+  while (i < max_len) {
+    const uint8_t label_len = name[i];
+    out[i++] = label_len;
+    if (label_len == 0) return i;
+    if (label_len > dns::kMaxLabelLen || i + label_len > max_len) return 0;
+    for (size_t k = 0; k < label_len; ++k, ++i) out[i] = dns::ascii_lower(name[i]);
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Name lookup.
+
+enum class Match : uint8_t { kExact, kWildcard, kNxdomain, kOutOfZone };
+
+struct Lookup {
+  Match match;
+  uint32_t node;  // the node answering (exact or wildcard), or the closest encloser (kNxdomain)
+  uint32_t zone;
+};
+
+// Finds the node for a canonical name: the exact node, else the wildcard child of the closest
+// encloser (RFC 4592), else NXDOMAIN in the closest encloser's zone, else not ours at all. Empty
+// non-terminals are nodes, so the closest encloser is simply the longest existing suffix.
+Lookup lookup(const snap::SnapshotView& s, const uint8_t* name, size_t len) {
+  const uint32_t exact = s.find_node(name, len);
+  if (GTM_LIKELY(exact != kNone)) return {Match::kExact, exact, s.nodes()[exact].zone};
+  size_t off = 0;
+  while (off < len && name[off] != 0) {
+    off += name[off] + 1;
+    if (off >= len) break;
+    const size_t ce_len = len - off;
+    const uint32_t ce = s.find_node(name + off, ce_len);
+    if (ce == kNone) continue;
+    // A proper suffix is at least 2 octets shorter, so "*." + suffix fits in a name.
+    uint8_t wildcard[dns::kMaxNameLen];
+    wildcard[0] = 1;
+    wildcard[1] = '*';
+    memcpy(wildcard + 2, name + off, ce_len);
+    const uint32_t wc = s.find_node(wildcard, ce_len + 2);
+    if (wc != kNone) return {Match::kWildcard, wc, s.nodes()[wc].zone};
+    return {Match::kNxdomain, ce, s.nodes()[ce].zone};
+  }
+  return {Match::kOutOfZone, kNone, kNone};
+}
+
+void explain_lookup(Ctx& c, const uint8_t* name, size_t len, const Lookup& lk) {
+  const NameText n = name_text(name, len);
+  if (lk.match == Match::kOutOfZone) {
+    c.explain->add("name %s: not in any zone", n.s);
+    return;
+  }
+  const snap::Zone& z = c.s.zones()[lk.zone];
+  const NameText zone = name_text(c.s.blob(z.apex), z.apex.len);
+  const snap::Node& node = c.s.nodes()[lk.node];
+  const NameText node_name = name_text(c.s.blob(node.name), node.name.len);
+  switch (lk.match) {
+    case Match::kExact:
+      c.explain->add("name %s: zone %s, node found (%u rrsets)", n.s, zone.s, node.rrset_count);
+      break;
+    case Match::kWildcard:
+      c.explain->add("name %s: zone %s, no node, wildcard %s", n.s, zone.s, node_name.s);
+      break;
+    case Match::kNxdomain:
+      c.explain->add("name %s: zone %s, no node and no wildcard under closest encloser %s", n.s,
+                     zone.s, node_name.s);
+      break;
+    case Match::kOutOfZone:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GSLB selection.
+
+// Members chosen for one answer: `count` entries of slots[], starting at `start` and wrapping at
+// `n`. slots[] holds member indexes (a pool's usable list, or its ratio wheel).
+struct GslbPick {
+  const uint32_t* slots = nullptr;
+  uint32_t n = 0;
+  uint32_t start = 0;
+  uint32_t count = 0;
+  uint32_t pool = kNone;
+};
+
+// xorshift64* (Vigna): fast, per worker, good enough to spread load; not for anything secret.
+uint32_t random_below(WorkerState& ws, uint32_t n) {
+  uint64_t x = ws.rng;
+  if (GTM_UNLIKELY(x == 0)) x = 0x9E3779B97F4A7C15ull;  // the all-zero state is a fixed point
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  ws.rng = x;
+  const uint64_t r = (x * 0x2545F4914F6CDD1Dull) >> 32;
+  return static_cast<uint32_t>((r * n) >> 32);  // Lemire's multiply-shift: no division
+}
+
+void explain_pool(Ctx& c, const snap::Pool& pool, const char* verdict) {
+  LineBuf line;
+  char head[Explain::kLineLen];
+  snprintf(head, sizeof(head), "pool %.*s (%s): %u of %u usable%s", static_cast<int>(pool.name.len),
+           reinterpret_cast<const char*>(c.s.blob(pool.name)), method_text(pool.method),
+           pool.usable_count, pool.member_count, verdict);
+  line.put(head);
+  const char* sep = "; not usable: ";
+  for (uint32_t i = 0; i < pool.member_count; ++i) {
+    const snap::Member& m = c.s.members()[pool.member_first + i];
+    if (m.usable) continue;
+    line.put(sep);
+    sep = ", ";
+    line.put(reinterpret_cast<const char*>(c.s.blob(m.name)), m.name.len);
+    line.put(" (");
+    line.put(unusable_reason(m));
+    line.put(")");
+  }
+  c.explain->add("%s", line.s);
+}
+
+// Chooses the members that answer for a service. This is the heart of the traffic manager.
+//
+// Pools are tried in configured order and the first pool with a usable member answers, so every
+// later pool is failover for the ones before it. Which members are usable (mode, health, enabled)
+// and each pool's ratio wheel were computed by the snapshot builder when health last changed, so
+// choosing is index arithmetic: `turn` (the worker's rotation counter, advanced once per
+// selection) picks the round-robin position, the wheel slot for ratio (exact proportions over a
+// cycle of wheel_count selections) and the first of return-n's members. Counters are per worker,
+// so rotation is exact per worker and evenly interleaved across workers.
+//
+// Returns count == 0 when no pool has a usable member; the caller then applies the fallback or
+// the empty action.
+GslbPick select_members(Ctx& c, const snap::Service& svc) {
+  GslbPick p;
+  const uint64_t turn = c.ws.rr_counter++;
+  const snap::Pool* pools = c.s.pools() + svc.pool_first;
+  const uint32_t* slots = c.s.pool_slots();
+  for (uint32_t i = 0; i < svc.pool_count; ++i) {
+    const snap::Pool& pool = pools[i];
+    if (pool.usable_count == 0) {
+      if (GTM_UNLIKELY(c.explain != nullptr)) explain_pool(c, pool, ", skipped");
+      continue;
+    }
+    const uint32_t n = pool.usable_count;
+    p.slots = slots + pool.usable_first;
+    p.n = n;
+    p.count = 1;
+    p.pool = svc.pool_first + i;
+    switch (static_cast<snap::PoolMethod>(pool.method)) {
+      case snap::PoolMethod::kRoundRobin:
+        p.start = static_cast<uint32_t>(turn % n);
+        break;
+      case snap::PoolMethod::kRatio:
+        // The wheel lists each usable member weight times, interleaved smoothly.
+        if (GTM_LIKELY(pool.wheel_count > 0)) {
+          p.slots = slots + pool.wheel_first;
+          p.n = pool.wheel_count;
+        }
+        p.start = static_cast<uint32_t>(turn % p.n);
+        break;
+      case snap::PoolMethod::kGlobalAvailability:
+        p.start = 0;
+        break;
+      case snap::PoolMethod::kRandom:
+        p.start = random_below(c.ws, n);
+        break;
+      case snap::PoolMethod::kReturnAll:
+        p.start = 0;
+        p.count = n;
+        break;
+      case snap::PoolMethod::kReturnN:
+        p.start = static_cast<uint32_t>(turn % n);
+        p.count = pool.return_n == 0 ? 1 : (pool.return_n < n ? pool.return_n : n);
+        break;
+      default:  // a method this build does not know: behave like global availability
+        p.start = 0;
+        break;
+    }
+    if (GTM_UNLIKELY(c.explain != nullptr)) explain_pool(c, pool, ", answers");
+    return p;
+  }
+  return p;
+}
+
+// Answers one GSLB service at `o`. Returns the Rdata index of the first record answered (the
+// target, for CNAME services), or kNone when the empty action was applied instead.
+uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t zone) {
+  ++c.ws.counters.gslb_answers;
+  if (GTM_UNLIKELY(c.explain != nullptr)) {
+    const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
+    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype), svc.pool_count,
+                   svc.ttl);
+  }
+  GslbPick p = select_members(c, svc);
+  if (GTM_LIKELY(p.count > 0)) {
+    if (svc.rtype == dns::kTypeCNAME) p.count = 1;  // a name has at most one CNAME
+    LineBuf chosen;
+    if (GTM_UNLIKELY(c.explain != nullptr)) chosen.put("chosen:");
+    uint32_t first_rdata = kNone;
+    uint32_t idx = p.start;
+    for (uint32_t k = 0; k < p.count; ++k) {
+      const snap::Member& m = c.s.members()[p.slots[idx]];
+      if (++idx == p.n) idx = 0;
+      if (k == 0) first_rdata = m.rdata;
+      add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl, c.s.rdatas()[m.rdata]);
+      if (GTM_UNLIKELY(c.explain != nullptr)) {
+        chosen.put(k == 0 ? " " : ", ");
+        chosen.put(reinterpret_cast<const char*>(c.s.blob(m.name)), m.name.len);
+      }
+    }
+    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("%s", chosen.s);
+    return first_rdata;
+  }
+  if (svc.fallback_rdata != kNone) {
+    ++c.ws.counters.gslb_fallback;
+    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool: fallback answer");
+    add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl, c.s.rdatas()[svc.fallback_rdata]);
+    return svc.fallback_rdata;
+  }
+  ++c.ws.counters.gslb_empty;
+  if (svc.empty_action == static_cast<uint8_t>(snap::EmptyAction::kServfail)) {
+    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool, no fallback: SERVFAIL");
+    // A server failure carries no records, not even a CNAME already added.
+    c.w.reset_to_question();
+    c.overflow = false;
+    c.rcode = dns::kRcodeServFail;
+  } else {
+    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool, no fallback: NODATA");
+    add_negative_soa(c, zone);
+  }
+  return kNone;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers at a node.
+
+// Answers an RRset; returns the first Rdata index answered (kNone if none).
+uint32_t answer_rrset(Ctx& c, const Owner& o, const snap::RRset& rr, uint32_t zone) {
+  if (rr.kind == snap::kRRsetGslb) return answer_gslb(c, o, c.s.services()[rr.rdata_first], zone);
+  const snap::Rdata* rd = c.s.rdatas() + rr.rdata_first;
+  for (uint32_t i = 0; i < rr.rdata_count; ++i)
+    add_rdata(c, Section::kAnswer, o, rr.type, rr.ttl, rd[i]);
+  return rr.rdata_count > 0 ? rr.rdata_first : kNone;
+}
+
+// Glue for an apex NS answer: the static addresses of every name server inside our zones.
+void add_ns_glue(Ctx& c, const snap::RRset& ns) {
+  for (uint32_t i = 0; i < ns.rdata_count; ++i) {
+    const snap::Rdata& rd = c.s.rdatas()[ns.rdata_first + i];
+    uint8_t target[dns::kMaxNameLen];
+    const size_t len = copy_name_lower(c.s.blob(rd.wire), rd.wire.len, target);
+    if (len == 0) continue;
+    const uint32_t node_idx = c.s.find_node(target, len);
+    if (node_idx == kNone) continue;  // out of our zones: the resolver looks it up itself
+    const snap::Node& n = c.s.nodes()[node_idx];
+    const Owner owner{c.s.blob(n.name), static_cast<uint16_t>(n.name.len), false};
+    const snap::RRset* rr = c.s.rrsets() + n.rrset_first;
+    for (uint32_t k = 0; k < n.rrset_count; ++k) {
+      if ((rr[k].type != dns::kTypeA && rr[k].type != dns::kTypeAAAA) ||
+          rr[k].kind != snap::kRRsetStatic) {
+        continue;
+      }
+      for (uint32_t r = 0; r < rr[k].rdata_count; ++r) {
+        add_rdata(c, Section::kAdditional, owner, rr[k].type, rr[k].ttl,
+                  c.s.rdatas()[rr[k].rdata_first + r]);
+      }
+    }
+  }
+}
+
+// Answers the question type at a node that is not (or not to be followed as) a CNAME.
+void answer_at_node(Ctx& c, const Owner& o, uint32_t node_idx) {
+  const snap::Node& n = c.s.nodes()[node_idx];
+  const uint16_t qtype = c.q.qtype;
+  const snap::RRset* rr = nullptr;
+  if (qtype == dns::kTypeANY) {
+    // RFC 8482: one RRset is a complete answer to ANY; the first is as good as any.
+    if (n.rrset_count > 0) rr = c.s.rrsets() + n.rrset_first;
+  } else {
+    rr = find_rrset(c.s, n, qtype);
+  }
+  if (rr == nullptr) {
+    if (qtype == dns::kTypeSOA && (n.flags & snap::kNodeApex)) {
+      const snap::Zone& z = c.s.zones()[n.zone];
+      if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("answer: zone SOA");
+      add_rdata(c, Section::kAnswer, o, dns::kTypeSOA, z.soa_ttl, c.s.rdatas()[z.soa_rdata]);
+      return;
+    }
+    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no %s RRset: NODATA", type_text(qtype));
+    add_negative_soa(c, n.zone);
+    return;
+  }
+  if (GTM_UNLIKELY(c.explain != nullptr) && rr->kind == snap::kRRsetStatic) {
+    c.explain->add("answer: static %s RRset, %u record(s), ttl %u", type_text(rr->type),
+                   rr->rdata_count, rr->ttl);
+  }
+  answer_rrset(c, o, *rr, n.zone);
+  if (qtype == dns::kTypeNS && (n.flags & snap::kNodeApex) && rr->kind == snap::kRRsetStatic) {
+    add_ns_glue(c, *rr);
+  }
+}
+
+// Resolves the question: lookup, CNAME chain (inside our zones), final answer or negative answer.
+// The rcode and the negative SOA come from the last name of the chain (RFC 6604).
+void resolve(Ctx& c) {
+  const ParsedQuery& q = c.q;
+  Lookup lk = lookup(c.s, q.qname_lower, q.qname_len);
+  if (GTM_UNLIKELY(c.explain != nullptr)) explain_lookup(c, q.qname_lower, q.qname_len, lk);
+  if (lk.match == Match::kOutOfZone) {
+    c.rcode = dns::kRcodeRefused;  // not authoritative for it, and no recursion
+    c.w.clear_flag(dns::kFlagAA);
+    return;
+  }
+  Owner owner{q.qname_lower, q.qname_len, true};
+  uint8_t target[dns::kMaxNameLen];
+  uint32_t visited[kMaxCnameHops];
+  int hops = 0;
+  for (;;) {
+    if (lk.match == Match::kOutOfZone) return;  // the chain left our zones: the resolver goes on
+    if (lk.match == Match::kNxdomain) {
+      c.rcode = dns::kRcodeNXDomain;
+      add_negative_soa(c, lk.zone);
+      return;
+    }
+    const snap::Node& n = c.s.nodes()[lk.node];
+    const snap::RRset* cname = nullptr;
+    if ((n.flags & snap::kNodeHasCname) && q.qtype != dns::kTypeCNAME) {
+      cname = find_rrset(c.s, n, dns::kTypeCNAME);
+    }
+    if (cname == nullptr) {
+      answer_at_node(c, owner, lk.node);
+      return;
+    }
+    // Each node is followed at most once, so a loop ends as soon as it closes; a wildcard CNAME
+    // always points at the same target, so revisiting its node is a loop too.
+    bool seen = false;
+    for (int i = 0; i < hops; ++i) seen |= visited[i] == lk.node;
+    if (seen || hops == kMaxCnameHops) {
+      if (GTM_UNLIKELY(c.explain != nullptr)) {
+        if (seen) {
+          c.explain->add("CNAME loop: chain stopped");
+        } else {
+          c.explain->add("CNAME chain longer than %d hops: stopped", kMaxCnameHops);
+        }
+      }
+      return;
+    }
+    visited[hops++] = lk.node;
+    if (GTM_UNLIKELY(c.explain != nullptr) && cname->kind == snap::kRRsetStatic) {
+      c.explain->add("static CNAME, ttl %u", cname->ttl);
+    }
+    const uint32_t rd_idx = answer_rrset(c, owner, *cname, n.zone);
+    if (rd_idx == kNone || c.overflow) return;
+    const snap::Rdata& rd = c.s.rdatas()[rd_idx];
+    const size_t len = copy_name_lower(c.s.blob(rd.wire), rd.wire.len, target);
+    if (len == 0) return;
+    owner = Owner{target, static_cast<uint16_t>(len), false};
+    lk = lookup(c.s, target, len);
+    if (GTM_UNLIKELY(c.explain != nullptr)) {
+      c.explain->add("CNAME hop %d -> %s", hops, name_text(target, len).s);
+      explain_lookup(c, target, len, lk);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response assembly.
+
+size_t response_limit(const ParsedQuery& q, Transport transport, size_t out_cap) {
+  size_t limit = dns::kMinUdpPayload;
+  if (transport == Transport::kTcp) {
+    limit = kTcpLimit;
+  } else if (q.has_edns) {
+    limit = q.udp_payload < dns::kMinUdpPayload ? dns::kMinUdpPayload : q.udp_payload;
+    if (limit > dns::kOurUdpPayload) limit = dns::kOurUdpPayload;
+  }
+  return limit < out_cap ? limit : out_cap;
+}
+
+void count_rcode(WorkerCounters& k, uint16_t rcode) {
+  switch (rcode) {
+    case dns::kRcodeNoError:
+      ++k.rcode_noerror;
+      break;
+    case dns::kRcodeFormErr:
+      ++k.rcode_formerr;
+      break;
+    case dns::kRcodeServFail:
+      ++k.rcode_servfail;
+      break;
+    case dns::kRcodeNXDomain:
+      ++k.rcode_nxdomain;
+      break;
+    case dns::kRcodeNotImp:
+      ++k.rcode_notimp;
+      break;
+    case dns::kRcodeRefused:
+      ++k.rcode_refused;
+      break;
+    case dns::kRcodeBadVers:
+      ++k.rcode_badvers;
+      break;
+    default:
+      break;
+  }
+}
+
+void truncate(Ctx& c) {
+  c.w.reset_to_question();
+  c.w.set_flag(dns::kFlagTC);
+  ++c.ws.counters.truncated;
+}
+
+// Sets the rcode, truncates if something did not fit, adds the OPT last. Returns the length.
+size_t finish(Ctx& c, bool with_opt, bool echo_ecs) {
+  bool truncated = false;
+  if (GTM_UNLIKELY(c.overflow)) {
+    truncate(c);
+    truncated = true;
+  }
+  c.w.set_rcode(c.rcode & 0xF);
+  if (c.q.has_edns && with_opt) {
+    const bool do_bit = (c.q.edns_flags & dns::kEdnsFlagDO) != 0;
+    const dns::EcsOption* ecs = (echo_ecs && c.q.ecs.present) ? &c.q.ecs : nullptr;
+    if (GTM_UNLIKELY(!c.w.add_opt(dns::kOurUdpPayload, c.rcode, do_bit, ecs, c.ecs_scope))) {
+      // The answer fit but left no room for the OPT: the client must still learn our EDNS
+      // parameters, so drop the answer instead.
+      if (!truncated) {
+        truncate(c);
+        truncated = true;
+      }
+      c.w.add_opt(dns::kOurUdpPayload, c.rcode, do_bit, ecs, c.ecs_scope);
+    }
+  }
+  if (GTM_UNLIKELY(c.explain != nullptr)) {
+    c.explain->add("rcode %s, %u answer(s), %u authority, %u additional%s", rcode_text(c.rcode),
+                   c.w.count(Section::kAnswer), c.w.count(Section::kAuthority),
+                   c.w.count(Section::kAdditional), truncated ? ", truncated (TC)" : "");
+  }
+  ++c.ws.counters.responses;
+  count_rcode(c.ws.counters, c.rcode);
+  return c.w.size();
+}
+
+}  // namespace
+
+size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t query_len,
+                    uint8_t* out, size_t out_cap, const ClientAddr& client, Transport transport,
+                    WorkerState& ws, Explain* explain) {
+  (void)client;  // no answer depends on the client address yet (see Ctx::ecs_scope)
+  WorkerCounters& k = ws.counters;
+  ParsedQuery q;
+  const dns::ParseStatus status = dns::parse_query(query, query_len, &q);
+  if (GTM_UNLIKELY(status == dns::ParseStatus::kDrop)) {
+    ++k.malformed_dropped;
+    if (GTM_UNLIKELY(explain != nullptr)) explain->add("dropped: not a query");
+    return 0;
+  }
+  ++k.queries;
+  if (transport == Transport::kTcp) {
+    ++k.tcp_queries;
+  } else {
+    ++k.udp_queries;
+  }
+  const size_t limit = response_limit(q, transport, out_cap);
+
+  if (GTM_UNLIKELY(status != dns::ParseStatus::kOk)) {
+    // FORMERR / NOTIMP need no snapshot. The question is echoed only when it parsed; the parser
+    // keeps has_edns only when the OPT header itself was sound, and never passes half-parsed
+    // options, so the OPT we add is safe.
+    Ctx c(snap != nullptr ? *snap : kEmptyView, q, ws, explain);
+    if (!c.w.begin(out, limit, query, q, q.question_end != 0)) {
+      ++k.malformed_dropped;
+      return 0;
+    }
+    c.w.clear_flag(dns::kFlagAA);
+    const bool formerr = status == dns::ParseStatus::kFormErr;
+    c.rcode = formerr ? dns::kRcodeFormErr : dns::kRcodeNotImp;
+    if (GTM_UNLIKELY(explain != nullptr)) {
+      if (formerr) {
+        explain->add("malformed query: FORMERR");
+      } else {
+        explain->add("opcode %u: NOTIMP", q.opcode);
+      }
+    }
+    return finish(c, true, false);
+  }
+
+  if (GTM_UNLIKELY(snap == nullptr)) {
+    ++k.no_snapshot;
+    if (GTM_UNLIKELY(explain != nullptr)) explain->add("dropped: no snapshot loaded");
+    return 0;
+  }
+  if (q.ecs.present) ++k.ecs_queries;
+
+  Ctx c(*snap, q, ws, explain);
+  if (GTM_UNLIKELY(!c.w.begin(out, limit, query, q, true))) {
+    ++k.malformed_dropped;
+    return 0;
+  }
+  if (GTM_UNLIKELY(explain != nullptr)) {
+    explain->add("query %s %s (type %u), %s, snapshot generation %llu",
+                 name_text(q.qname_lower, q.qname_len).s, type_text(q.qtype), q.qtype,
+                 transport == Transport::kTcp ? "tcp" : "udp",
+                 static_cast<unsigned long long>(snap->generation()));
+  }
+
+  if (GTM_UNLIKELY(q.has_edns && q.edns_version > 0)) {
+    // RFC 6891 section 6.1.3: answer in the version we speak, with nothing else.
+    c.w.clear_flag(dns::kFlagAA);
+    c.rcode = dns::kRcodeBadVers;
+    if (GTM_UNLIKELY(explain != nullptr)) explain->add("EDNS version %u: BADVERS", q.edns_version);
+    return finish(c, true, false);
+  }
+  if (GTM_UNLIKELY(q.qclass != dns::kClassIN)) {
+    c.w.clear_flag(dns::kFlagAA);
+    c.rcode = dns::kRcodeRefused;
+    if (GTM_UNLIKELY(explain != nullptr)) explain->add("class %u: REFUSED", q.qclass);
+    return finish(c, true, true);
+  }
+  if (GTM_UNLIKELY(q.qtype >= 128 && q.qtype <= 254)) {
+    // Meta types: zone transfers are refused by policy, the others are not implemented.
+    c.w.clear_flag(dns::kFlagAA);
+    const bool xfr = q.qtype == dns::kTypeAXFR || q.qtype == dns::kTypeIXFR;
+    c.rcode = xfr ? dns::kRcodeRefused : dns::kRcodeNotImp;
+    if (GTM_UNLIKELY(explain != nullptr)) {
+      explain->add(xfr ? "zone transfer (type %u): REFUSED" : "meta type %u: NOTIMP", q.qtype);
+    }
+    return finish(c, true, true);
+  }
+  resolve(c);
+  return finish(c, true, true);
+}
+
+}  // namespace gtm::engine

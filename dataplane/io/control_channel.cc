@@ -1,0 +1,334 @@
+#include "dataplane/io/control_channel.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "dataplane/io/control_protocol.h"
+#include "dataplane/io/log.h"
+
+namespace gtm::io {
+
+namespace {
+
+// Clients normally connect, ask once and leave; a few may be connected at the same time.
+constexpr size_t kMaxClients = 16;
+constexpr size_t kMaxFds = 8;
+
+std::string join_path(const std::string& dir, const char* name) {
+  if (!dir.empty() && dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+void close_fds(const int* fds, size_t count) {
+  for (size_t i = 0; i < count; ++i) close(fds[i]);
+}
+
+// Parses a non-empty decimal uint64_t that fills the whole string.
+bool parse_u64(const std::string& s, uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+// Relaxed: each counter has a single writer; a status snapshot need not be consistent across
+// counters, only free of torn values.
+uint64_t load_counter(const uint64_t& c) { return __atomic_load_n(&c, __ATOMIC_RELAXED); }
+
+void append_counters(std::string* out, const uint64_t* values) {
+  size_t i = 0;
+  bool first = true;
+#define GTM_APPEND_COUNTER(name, help)                      \
+  *out += first ? "\"" #name "\":" : ",\"" #name "\":";   \
+  *out += std::to_string(values[i++]);                      \
+  first = false;
+  GTM_WORKER_COUNTERS(GTM_APPEND_COUNTER)
+#undef GTM_APPEND_COUNTER
+}
+
+constexpr size_t kCounterCount = 0
+#define GTM_COUNT_COUNTER(name, help) +1
+    GTM_WORKER_COUNTERS(GTM_COUNT_COUNTER)
+#undef GTM_COUNT_COUNTER
+    ;
+
+void read_counters(const engine::WorkerCounters& c, uint64_t* values) {
+  size_t i = 0;
+#define GTM_READ_COUNTER(name, help) values[i++] = load_counter(c.name);
+  GTM_WORKER_COUNTERS(GTM_READ_COUNTER)
+#undef GTM_READ_COUNTER
+}
+
+}  // namespace
+
+ControlChannel::ControlChannel(SnapshotSlot* slot, std::string run_dir, int stop_fd,
+                               std::vector<WorkerStatsSource> workers)
+    : slot_(slot),
+      run_dir_(std::move(run_dir)),
+      socket_path_(join_path(run_dir_, proto::kDataplaneSocket)),
+      stop_fd_(stop_fd),
+      workers_(std::move(workers)),
+      buffer_(proto::kMaxMessage) {}
+
+ControlChannel::~ControlChannel() {
+  join();
+  for (int fd : clients_) close(fd);
+  if (listen_fd_ >= 0) {
+    close(listen_fd_);
+    unlink(socket_path_.c_str());
+  }
+}
+
+bool ControlChannel::open(std::string* error) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path_.size() >= sizeof(addr.sun_path)) {
+    *error = "control socket path too long: " + socket_path_;
+    return false;
+  }
+  std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+
+  struct stat st;
+  if (lstat(socket_path_.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      *error = socket_path_ + " exists and is not a socket";
+      return false;
+    }
+    // A socket file outlives a crashed process; one that still accepts belongs to a live one.
+    int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    bool live = probe >= 0 &&
+                connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+    if (probe >= 0) close(probe);
+    if (live) {
+      *error = "another gtm-dataplane is serving " + socket_path_;
+      return false;
+    }
+    if (unlink(socket_path_.c_str()) != 0) {
+      *error = "cannot remove stale " + socket_path_ + ": " + std::strerror(errno);
+      return false;
+    }
+    log_line("removed stale control socket %s", socket_path_.c_str());
+  }
+
+  listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listen_fd_ < 0) {
+    *error = std::string("control socket: ") + std::strerror(errno);
+    return false;
+  }
+  if (bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    *error = "bind " + socket_path_ + ": " + std::strerror(errno);
+    close(listen_fd_);
+    listen_fd_ = -1;
+    return false;
+  }
+  // Before listen(), so nobody connects while the mode is still the umask's.
+  if (chmod(socket_path_.c_str(), 0660) != 0 || listen(listen_fd_, 16) != 0) {
+    *error = socket_path_ + ": " + std::strerror(errno);
+    return false;  // the destructor removes the file
+  }
+  return true;
+}
+
+bool ControlChannel::start(std::string* /*error*/) {
+  thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "gtm-control-ch");
+  return true;
+}
+
+void ControlChannel::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void ControlChannel::run() {
+  std::vector<pollfd> pfds;
+  for (;;) {
+    pfds.clear();
+    pfds.push_back({stop_fd_, POLLIN, 0});
+    pfds.push_back({listen_fd_, POLLIN, 0});
+    for (int fd : clients_) pfds.push_back({fd, POLLIN, 0});
+    int n = poll(pfds.data(), pfds.size(), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_line("control: poll: %s", std::strerror(errno));
+      return;
+    }
+    if (pfds[0].revents != 0) return;
+    std::vector<int> still_open;
+    for (size_t i = 2; i < pfds.size(); ++i) {
+      bool keep = true;
+      if (pfds[i].revents != 0) serve_client(pfds[i].fd, &keep);
+      if (keep) {
+        still_open.push_back(pfds[i].fd);
+      } else {
+        close(pfds[i].fd);
+      }
+    }
+    clients_.swap(still_open);
+    if (pfds[1].revents & POLLIN) {
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd >= 0) {
+        if (clients_.size() >= kMaxClients) {
+          log_line("control: too many clients, dropping one connection");
+          close(fd);
+        } else {
+          clients_.push_back(fd);
+        }
+      }
+    }
+  }
+}
+
+void ControlChannel::serve_client(int fd, bool* keep) {
+  iovec iov{buffer_.data(), buffer_.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+
+  int fds[kMaxFds];
+  size_t fd_count = 0;
+  if (n >= 0) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count && fd_count < kMaxFds; ++i) {
+        std::memcpy(&fds[fd_count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      }
+    }
+  }
+  if (n <= 0) {  // peer closed (or failed): nothing to answer
+    close_fds(fds, fd_count);
+    *keep = false;
+    return;
+  }
+  std::string reply;
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    close_fds(fds, fd_count);
+    reply = (msg.msg_flags & MSG_TRUNC) ? "ERR request too long" : "ERR too many descriptors";
+  } else {
+    reply = handle(buffer_.data(), static_cast<size_t>(n), fds, fd_count);
+  }
+  if (reply.size() > proto::kMaxMessage) reply = "ERR reply too long";
+  // One datagram; a client that does not read its reply loses it rather than stall the channel.
+  if (send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) *keep = false;
+}
+
+std::string ControlChannel::handle(const char* request, size_t len, const int* fds,
+                                   size_t fd_count) {
+  std::string text(request, len);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  size_t space = text.find(' ');
+  std::string verb = text.substr(0, space);
+  std::string args = space == std::string::npos ? "" : text.substr(space + 1);
+
+  if (verb == "PUBLISH") return publish(args, fds, fd_count);
+  close_fds(fds, fd_count);  // only PUBLISH takes a descriptor
+  if (verb == "GENERATION" && args.empty()) {
+    return "OK " + std::to_string(slot_->active_generation());
+  }
+  if (verb == "STATUS" && args.empty()) return status_json();
+  std::string shown = text.substr(0, 64);
+  for (char& c : shown) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return "ERR unknown request '" + shown + "'";
+}
+
+std::string ControlChannel::publish(const std::string& args, const int* fds, size_t fd_count) {
+  struct FdCloser {
+    const int* fds;
+    size_t count;
+    ~FdCloser() { close_fds(fds, count); }
+  } closer{fds, fd_count};
+
+  uint64_t announced = 0;
+  if (!parse_u64(args, &announced)) return "ERR usage: PUBLISH <generation> with one fd";
+  if (fd_count != 1) {
+    return "ERR PUBLISH needs exactly one file descriptor, got " + std::to_string(fd_count);
+  }
+  // The image is validated once and then read without checks, so its bytes must not change
+  // after validation: only a memfd sealed against writes and shrinking is accepted.
+  int seals = fcntl(fds[0], F_GET_SEALS);
+  if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) != (F_SEAL_WRITE | F_SEAL_SHRINK)) {
+    log_line("refused generation %llu: image fd is not a sealed memfd",
+             static_cast<unsigned long long>(announced));
+    return "ERR image must be a memfd sealed with F_SEAL_WRITE and F_SEAL_SHRINK";
+  }
+  std::string error;
+  snap::LoadedSnapshot* loaded = snap::LoadedSnapshot::from_fd(fds[0], &error);
+  if (loaded == nullptr) {
+    log_line("refused generation %llu: invalid image: %s",
+             static_cast<unsigned long long>(announced), error.c_str());
+    return "ERR invalid snapshot: " + error;
+  }
+  const uint64_t generation = loaded->view().generation();
+  const uint64_t active = slot_->active_generation();
+  std::string refusal;
+  if (generation != announced) {
+    refusal = "generation mismatch: announced " + std::to_string(announced) + ", image has " +
+              std::to_string(generation);
+  } else if (generation <= active) {
+    refusal = "stale generation " + std::to_string(generation) + " (active " +
+              std::to_string(active) + ")";
+  }
+  if (!refusal.empty()) {
+    delete loaded;
+    log_line("refused generation %llu: %s", static_cast<unsigned long long>(announced),
+             refusal.c_str());
+    return "ERR " + refusal;
+  }
+
+  // This thread is the only writer, so `loaded` stays alive after publish() until the next one.
+  slot_->publish(loaded);
+  log_line("published generation %llu (%zu bytes, previous %llu)",
+           static_cast<unsigned long long>(generation), loaded->size(),
+           static_cast<unsigned long long>(active));
+  // The swap has happened; failing to save only costs the image at the next start.
+  const std::string path = join_path(run_dir_, proto::kLastGoodSnapshot);
+  if (!snap::write_snapshot_file(path, loaded->data(), loaded->size(), &error)) {
+    log_line("could not save generation %llu as %s: %s",
+             static_cast<unsigned long long>(generation), path.c_str(), error.c_str());
+  }
+  return "OK " + std::to_string(generation);
+}
+
+std::string ControlChannel::status_json() const {
+  uint64_t totals[kCounterCount] = {};
+  uint64_t values[kCounterCount];
+  std::string out = "{\"generation\":" + std::to_string(slot_->active_generation());
+  out += ",\"workers\":[";
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    read_counters(workers_[w].state->counters, values);
+    for (size_t i = 0; i < kCounterCount; ++i) totals[i] += values[i];
+    out += w == 0 ? "{" : ",{";
+    out += "\"worker\":" + std::to_string(w) + ",\"transport\":\"" + workers_[w].transport + "\",";
+    append_counters(&out, values);
+    out += "}";
+  }
+  out += "],\"totals\":{";
+  append_counters(&out, totals);
+  out += "}}";
+  return out;
+}
+
+}  // namespace gtm::io

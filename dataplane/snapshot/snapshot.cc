@@ -1,0 +1,689 @@
+#include "dataplane/snapshot/snapshot.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#include "dataplane/dns/wire.h"
+
+namespace gtm::snap {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers shared by validation and lookup.
+
+bool fail(std::string* error, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+bool fail(std::string* error, const char* fmt, ...) {
+  if (error != nullptr) {
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    *error = buf;
+  }
+  return false;
+}
+
+// [first, first + count) lies inside [0, total), computed without overflow.
+bool range_ok(uint64_t first, uint64_t count, uint64_t total) {
+  return first <= total && count <= total - first;
+}
+
+// Length of the uncompressed wire name at p[0, avail), root label included; 0 if it is malformed
+// (label > 63, longer than 255 octets, or not terminated inside avail).
+size_t wire_name_length(const uint8_t* p, size_t avail) {
+  size_t pos = 0;
+  while (pos < avail) {
+    uint8_t label = p[pos];
+    if (label == 0) return pos + 1;
+    if (label > dns::kMaxLabelLen) return 0;
+    pos += 1 + static_cast<size_t>(label);
+    if (pos >= dns::kMaxNameLen) return 0;  // even a root label after this would exceed 255
+  }
+  return 0;
+}
+
+bool has_uppercase(const uint8_t* p, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    if (p[i] >= 'A' && p[i] <= 'Z') return true;
+  }
+  return false;
+}
+
+// Whether `name` equals `apex` or lies below it (label-aligned suffix). Both are well-formed.
+bool name_within(const uint8_t* name, size_t len, const uint8_t* apex, size_t apex_len) {
+  if (apex_len > len) return false;
+  size_t suffix = len - apex_len;
+  size_t pos = 0;
+  while (pos < suffix) pos += 1 + static_cast<size_t>(name[pos]);
+  return pos == suffix && std::memcmp(name + suffix, apex, apex_len) == 0;
+}
+
+// Linear probing over the name index; bounded by the bucket count so even a table with no empty
+// bucket cannot loop forever.
+inline uint32_t probe_index(const uint32_t* index, uint32_t mask, const Node* nodes,
+                            const uint8_t* blob, const uint8_t* name, size_t len, uint32_t hash) {
+  uint32_t bucket = hash & mask;
+  for (uint64_t probes = 0; probes <= mask; ++probes) {
+    uint32_t v = index[bucket];
+    if (v == 0) return kNone;
+    const Node& n = nodes[v - 1];
+    if (n.name.len == len && std::memcmp(blob + n.name.off, name, len) == 0) return v - 1;
+    bucket = (bucket + 1) & mask;
+  }
+  return kNone;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header and section table.
+
+struct SectionSpec {
+  uint32_t id;
+  const char* name;
+  uint32_t elem_size;  // 0: any (reserved sections)
+  bool required;
+};
+
+constexpr SectionSpec kSectionSpecs[] = {
+    {kSecBlob, "blob", 1, true},
+    {kSecZones, "zones", sizeof(Zone), true},
+    {kSecNodes, "nodes", sizeof(Node), true},
+    {kSecNameIndex, "name_index", sizeof(uint32_t), true},
+    {kSecRRsets, "rrsets", sizeof(RRset), true},
+    {kSecRdatas, "rdatas", sizeof(Rdata), true},
+    {kSecServices, "services", sizeof(Service), true},
+    {kSecPools, "pools", sizeof(Pool), true},
+    {kSecMembers, "members", sizeof(Member), true},
+    {kSecPoolSlots, "pool_slots", sizeof(uint32_t), true},
+    {kSecLpm4, "lpm4", 0, false},
+    {kSecLpm6, "lpm6", 0, false},
+};
+
+const SectionSpec* find_spec(uint32_t id) {
+  for (const SectionSpec& s : kSectionSpecs) {
+    if (s.id == id) return &s;
+  }
+  return nullptr;
+}
+
+bool check_header(const uint8_t* data, size_t len, std::string* error) {
+  if (data == nullptr || len < sizeof(Header)) {
+    return fail(error, "image too short (%zu bytes, header is %zu)", len, sizeof(Header));
+  }
+  if (reinterpret_cast<uintptr_t>(data) % alignof(Header) != 0) {
+    return fail(error, "image not 8-byte aligned in memory");
+  }
+  const Header& h = *reinterpret_cast<const Header*>(data);
+  if (std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) return fail(error, "bad magic");
+  if (h.format_version != kFormatVersion) {
+    return fail(error, "unsupported format version %u", h.format_version);
+  }
+  if (h.header_size != sizeof(Header)) return fail(error, "bad header_size %u", h.header_size);
+  if (h.total_size != len) {
+    return fail(error, "total_size %llu does not match image length %zu",
+                static_cast<unsigned long long>(h.total_size), len);
+  }
+  if (h.section_count > kMaxSections) return fail(error, "too many sections (%u)", h.section_count);
+  if (h.reserved0 != 0) return fail(error, "header reserved0 not zero");
+  static constexpr SectionEntry kZeroEntry = {};
+  for (uint32_t i = h.section_count; i < kMaxSections; ++i) {
+    if (std::memcmp(&h.sections[i], &kZeroEntry, sizeof(kZeroEntry)) != 0) {
+      return fail(error, "section entry %u: unused but not zero", i);
+    }
+  }
+  return true;
+}
+
+// Validates the section table; on success `found[id]` points at each present entry.
+bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxSections],
+                    std::string* error) {
+  for (uint32_t i = 0; i < kMaxSections; ++i) found[i] = nullptr;
+  for (uint32_t i = 0; i < h.section_count; ++i) {
+    const SectionEntry& e = h.sections[i];
+    const SectionSpec* spec = find_spec(e.id);
+    if (spec == nullptr) return fail(error, "section entry %u: unknown id %u", i, e.id);
+    if (found[e.id] != nullptr) return fail(error, "section %s: duplicate", spec->name);
+    if (spec->elem_size != 0 ? e.elem_size != spec->elem_size : e.elem_size == 0) {
+      return fail(error, "section %s: elem_size %u, expected %u", spec->name, e.elem_size,
+                  spec->elem_size);
+    }
+    if (e.offset % 8 != 0) return fail(error, "section %s: offset not 8-byte aligned", spec->name);
+    if (e.offset < h.header_size) return fail(error, "section %s: overlaps the header", spec->name);
+    if (!range_ok(e.offset, e.size, len)) {
+      return fail(error, "section %s: out of bounds", spec->name);
+    }
+    if (e.size % e.elem_size != 0) {
+      return fail(error, "section %s: size not a multiple of elem_size", spec->name);
+    }
+    if (e.size / e.elem_size > UINT32_MAX) {
+      return fail(error, "section %s: too many elements", spec->name);
+    }
+    found[e.id] = &e;
+  }
+  for (const SectionSpec& s : kSectionSpecs) {
+    if (s.required && found[s.id] == nullptr) return fail(error, "section %s: missing", s.name);
+  }
+  // Non-empty sections must not share bytes: each byte has one meaning.
+  const SectionEntry* sorted[kMaxSections];
+  uint32_t n = 0;
+  for (uint32_t id = 0; id < kMaxSections; ++id) {
+    if (found[id] != nullptr && found[id]->size != 0) sorted[n++] = found[id];
+  }
+  for (uint32_t i = 1; i < n; ++i) {  // insertion sort: stable, at most 16 entries
+    for (uint32_t j = i; j > 0 && sorted[j - 1]->offset > sorted[j]->offset; --j) {
+      std::swap(sorted[j - 1], sorted[j]);
+    }
+  }
+  for (uint32_t i = 1; i < n; ++i) {
+    if (sorted[i - 1]->offset + sorted[i - 1]->size > sorted[i]->offset) {
+      return fail(error, "sections %s and %s overlap", find_spec(sorted[i - 1]->id)->name,
+                  find_spec(sorted[i]->id)->name);
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross references.
+
+struct Tables {
+  const uint8_t* blob = nullptr;
+  uint32_t blob_size = 0;
+  const Zone* zones = nullptr;
+  uint32_t zone_count = 0;
+  const Node* nodes = nullptr;
+  uint32_t node_count = 0;
+  const uint32_t* name_index = nullptr;
+  uint32_t bucket_count = 0;
+  const RRset* rrsets = nullptr;
+  uint32_t rrset_count = 0;
+  const Rdata* rdatas = nullptr;
+  uint32_t rdata_count = 0;
+  const Service* services = nullptr;
+  uint32_t service_count = 0;
+  const Pool* pools = nullptr;
+  uint32_t pool_count = 0;
+  const Member* members = nullptr;
+  uint32_t member_count = 0;
+  const uint32_t* pool_slots = nullptr;
+  uint32_t pool_slot_count = 0;
+
+  bool blob_ok(BlobRef r) const { return range_ok(r.off, r.len, blob_size); }
+  const uint8_t* at(BlobRef r) const { return blob + r.off; }
+  bool same_bytes(BlobRef a, BlobRef b) const {
+    return a.len == b.len && std::memcmp(at(a), at(b), a.len) == 0;
+  }
+  // Why `r` is not a canonical wire name, or nullptr if it is one.
+  const char* name_problem(BlobRef r) const {
+    if (!blob_ok(r)) return "out of bounds";
+    if (r.len == 0 || wire_name_length(at(r), r.len) != r.len) return "malformed wire name";
+    if (has_uppercase(at(r), r.len)) return "not lowercase";
+    return nullptr;
+  }
+};
+
+template <typename T>
+const T* section_array(const uint8_t* data, const SectionEntry* e, uint32_t* count) {
+  *count = static_cast<uint32_t>(e->size / sizeof(T));
+  return reinterpret_cast<const T*>(data + e->offset);
+}
+
+bool check_rdatas(const Tables& t, std::string* error) {
+  for (uint32_t i = 0; i < t.rdata_count; ++i) {
+    const Rdata& r = t.rdatas[i];
+    if (!t.blob_ok(r.wire)) return fail(error, "rdata %u: wire out of bounds", i);
+    if (r.wire.len > 0xFFFF) return fail(error, "rdata %u: wire longer than 65535 octets", i);
+    if (r.name1_off == kNoNameInRdata && r.name2_off != kNoNameInRdata) {
+      return fail(error, "rdata %u: name2_off set without name1_off", i);
+    }
+    for (uint16_t off : {r.name1_off, r.name2_off}) {
+      if (off == kNoNameInRdata) continue;
+      if (off >= r.wire.len || wire_name_length(t.at(r.wire) + off, r.wire.len - off) == 0) {
+        return fail(error, "rdata %u: name offset %u is not a well-formed name inside the wire", i,
+                    off);
+      }
+    }
+  }
+  return true;
+}
+
+bool soa_well_formed(const Tables& t, const Rdata& r) {
+  if (r.name1_off != 0 || r.name2_off == kNoNameInRdata) return false;
+  const uint8_t* w = t.at(r.wire);
+  size_t mname = wire_name_length(w, r.wire.len);
+  if (mname == 0 || r.name2_off != mname) return false;
+  size_t rname = wire_name_length(w + mname, r.wire.len - mname);
+  return rname != 0 && mname + rname + 20 == r.wire.len;
+}
+
+// Zone fields that need only counts; cross checks against nodes come in check_zone_nodes.
+bool check_zones(const Tables& t, std::string* error) {
+  for (uint32_t z = 0; z < t.zone_count; ++z) {
+    const Zone& zone = t.zones[z];
+    if (const char* p = t.name_problem(zone.apex)) return fail(error, "zone %u: apex: %s", z, p);
+    if (zone.apex_node >= t.node_count) return fail(error, "zone %u: apex_node out of bounds", z);
+    if (zone.soa_rdata >= t.rdata_count) return fail(error, "zone %u: soa_rdata out of bounds", z);
+    if (!soa_well_formed(t, t.rdatas[zone.soa_rdata])) {
+      return fail(error, "zone %u: soa_rdata is not a well-formed SOA", z);
+    }
+    if (zone.ns_rrset != kNone && zone.ns_rrset >= t.rrset_count) {
+      return fail(error, "zone %u: ns_rrset out of bounds", z);
+    }
+  }
+  return true;
+}
+
+bool check_rrsets(const Tables& t, std::string* error) {
+  for (uint32_t i = 0; i < t.rrset_count; ++i) {
+    const RRset& rs = t.rrsets[i];
+    if (rs.kind == kRRsetStatic) {
+      if (rs.rdata_count == 0) return fail(error, "rrset %u: static rrset without rdata", i);
+      if (!range_ok(rs.rdata_first, rs.rdata_count, t.rdata_count)) {
+        return fail(error, "rrset %u: rdata range out of bounds", i);
+      }
+    } else if (rs.kind == kRRsetGslb) {
+      if (rs.rdata_first >= t.service_count) {
+        return fail(error, "rrset %u: service index out of bounds", i);
+      }
+      if (rs.rdata_count != 0) return fail(error, "rrset %u: GSLB rrset with rdata_count", i);
+      if (t.services[rs.rdata_first].rtype != rs.type) {
+        return fail(error, "rrset %u: type differs from its service's rtype", i);
+      }
+    } else {
+      return fail(error, "rrset %u: unknown kind %u", i, rs.kind);
+    }
+  }
+  return true;
+}
+
+bool check_nodes(const Tables& t, std::string* error) {
+  constexpr uint16_t kKnownFlags = kNodeApex | kNodeWildcard | kNodeHasCname;
+  for (uint32_t n = 0; n < t.node_count; ++n) {
+    const Node& node = t.nodes[n];
+    if (const char* p = t.name_problem(node.name)) return fail(error, "node %u: name: %s", n, p);
+    if (node.zone >= t.zone_count) return fail(error, "node %u: zone out of bounds", n);
+    const Zone& zone = t.zones[node.zone];
+    if (!name_within(t.at(node.name), node.name.len, t.at(zone.apex), zone.apex.len)) {
+      return fail(error, "node %u: name outside its zone", n);
+    }
+    if (!range_ok(node.rrset_first, node.rrset_count, t.rrset_count)) {
+      return fail(error, "node %u: rrset range out of bounds", n);
+    }
+    if ((node.flags & ~kKnownFlags) != 0) return fail(error, "node %u: unknown flags", n);
+    bool is_apex = zone.apex_node == n;
+    if (((node.flags & kNodeApex) != 0) != is_apex) {
+      return fail(error, "node %u: apex flag inconsistent with its zone", n);
+    }
+    const uint8_t* name = t.at(node.name);
+    bool wildcard = name[0] == 1 && name[1] == '*';
+    if (((node.flags & kNodeWildcard) != 0) != wildcard) {
+      return fail(error, "node %u: wildcard flag inconsistent with its name", n);
+    }
+    bool has_cname = false;
+    for (uint32_t k = 0; k < node.rrset_count; ++k) {
+      uint32_t r = node.rrset_first + k;
+      const RRset& rs = t.rrsets[r];
+      if (k > 0 && rs.type <= t.rrsets[r - 1].type) {
+        return fail(error, "node %u: rrsets not sorted by type", n);
+      }
+      if (rs.type == dns::kTypeCNAME) has_cname = true;
+      if (rs.kind == kRRsetGslb) {
+        const Service& svc = t.services[rs.rdata_first];
+        if (svc.node != n) {
+          return fail(error, "node %u: rrset %u: its service belongs to another node", n, r);
+        }
+        if (!t.same_bytes(svc.name, node.name)) {
+          return fail(error, "node %u: rrset %u: its service's name differs from the node's", n, r);
+        }
+      }
+    }
+    if (((node.flags & kNodeHasCname) != 0) != has_cname) {
+      return fail(error, "node %u: cname flag inconsistent with its rrsets", n);
+    }
+    if (has_cname && node.rrset_count != 1) {
+      return fail(error, "node %u: CNAME alongside other data", n);
+    }
+    if (has_cname && is_apex) return fail(error, "node %u: CNAME at a zone apex", n);
+  }
+  return true;
+}
+
+bool check_zone_nodes(const Tables& t, std::string* error) {
+  for (uint32_t z = 0; z < t.zone_count; ++z) {
+    const Zone& zone = t.zones[z];
+    const Node& apex = t.nodes[zone.apex_node];
+    if (apex.zone != z) return fail(error, "zone %u: apex node belongs to another zone", z);
+    if (!t.same_bytes(apex.name, zone.apex)) {
+      return fail(error, "zone %u: apex node name differs from the apex", z);
+    }
+    if (zone.ns_rrset != kNone) {
+      const RRset& ns = t.rrsets[zone.ns_rrset];
+      bool at_apex = zone.ns_rrset >= apex.rrset_first &&
+                     zone.ns_rrset - apex.rrset_first < apex.rrset_count;
+      if (!at_apex || ns.type != dns::kTypeNS || ns.kind != kRRsetStatic) {
+        return fail(error, "zone %u: ns_rrset is not the apex node's static NS rrset", z);
+      }
+    }
+  }
+  return true;
+}
+
+bool check_members(const Tables& t, std::string* error) {
+  for (uint32_t m = 0; m < t.member_count; ++m) {
+    const Member& mem = t.members[m];
+    if (!t.blob_ok(mem.name)) return fail(error, "member %u: name out of bounds", m);
+    if (mem.rdata >= t.rdata_count) return fail(error, "member %u: rdata out of bounds", m);
+    if (mem.weight == 0) return fail(error, "member %u: zero weight", m);
+    if (mem.mode > static_cast<uint8_t>(MemberMode::kAlwaysDown)) {
+      return fail(error, "member %u: mode %u out of range", m, mem.mode);
+    }
+    if (mem.health > static_cast<uint8_t>(MemberHealth::kDown)) {
+      return fail(error, "member %u: health %u out of range", m, mem.health);
+    }
+    if (mem.enabled > 1) return fail(error, "member %u: enabled %u out of range", m, mem.enabled);
+    if (mem.usable > 1) return fail(error, "member %u: usable %u out of range", m, mem.usable);
+  }
+  return true;
+}
+
+// Slots [first, first + count) of pool_slots must name usable members of the pool.
+bool check_slots(const Tables& t, uint32_t p, const char* what, uint32_t first, uint32_t count,
+                 std::string* error) {
+  const Pool& pool = t.pools[p];
+  for (uint32_t k = 0; k < count; ++k) {
+    uint32_t m = t.pool_slots[first + k];
+    if (m >= t.member_count || m < pool.member_first || m - pool.member_first >= pool.member_count) {
+      return fail(error, "pool %u: %s slot %u: member index outside the pool", p, what, k);
+    }
+    if (t.members[m].usable == 0) {
+      return fail(error, "pool %u: %s slot %u: member not usable", p, what, k);
+    }
+  }
+  return true;
+}
+
+bool check_pools(const Tables& t, std::string* error) {
+  for (uint32_t p = 0; p < t.pool_count; ++p) {
+    const Pool& pool = t.pools[p];
+    if (!t.blob_ok(pool.name)) return fail(error, "pool %u: name out of bounds", p);
+    if (pool.method > static_cast<uint8_t>(PoolMethod::kReturnN)) {
+      return fail(error, "pool %u: method %u out of range", p, pool.method);
+    }
+    if (pool.method == static_cast<uint8_t>(PoolMethod::kReturnN) && pool.return_n == 0) {
+      return fail(error, "pool %u: return_n is zero", p);
+    }
+    if (!range_ok(pool.member_first, pool.member_count, t.member_count)) {
+      return fail(error, "pool %u: member range out of bounds", p);
+    }
+    if (!range_ok(pool.usable_first, pool.usable_count, t.pool_slot_count)) {
+      return fail(error, "pool %u: usable range out of bounds", p);
+    }
+    if (!range_ok(pool.wheel_first, pool.wheel_count, t.pool_slot_count)) {
+      return fail(error, "pool %u: wheel range out of bounds", p);
+    }
+    if (pool.usable_count > pool.member_count) {
+      return fail(error, "pool %u: more usable members than members", p);
+    }
+    if (pool.method == static_cast<uint8_t>(PoolMethod::kRatio) &&
+        (pool.usable_count == 0) != (pool.wheel_count == 0)) {
+      return fail(error, "pool %u: ratio wheel empty while members are usable", p);
+    }
+    if (!check_slots(t, p, "usable", pool.usable_first, pool.usable_count, error)) return false;
+    if (!check_slots(t, p, "wheel", pool.wheel_first, pool.wheel_count, error)) return false;
+  }
+  return true;
+}
+
+// An answer RDATA of a GSLB service must have the service type's shape.
+bool rdata_fits_rtype(const Tables& t, uint32_t rdata, uint16_t rtype) {
+  const Rdata& r = t.rdatas[rdata];
+  switch (rtype) {
+    case dns::kTypeA:
+      return r.wire.len == 4;
+    case dns::kTypeAAAA:
+      return r.wire.len == 16;
+    case dns::kTypeCNAME:
+      return r.name1_off == 0 && r.name2_off == kNoNameInRdata &&
+             wire_name_length(t.at(r.wire), r.wire.len) == r.wire.len;
+    default:
+      return false;
+  }
+}
+
+bool check_services(const Tables& t, std::string* error) {
+  for (uint32_t s = 0; s < t.service_count; ++s) {
+    const Service& svc = t.services[s];
+    if (const char* p = t.name_problem(svc.name)) {
+      return fail(error, "service %u: name: %s", s, p);
+    }
+    if (svc.node >= t.node_count) return fail(error, "service %u: node out of bounds", s);
+    if (svc.rtype != dns::kTypeA && svc.rtype != dns::kTypeAAAA && svc.rtype != dns::kTypeCNAME) {
+      return fail(error, "service %u: unsupported rtype %u", s, svc.rtype);
+    }
+    if (svc.empty_action > static_cast<uint8_t>(EmptyAction::kServfail)) {
+      return fail(error, "service %u: empty_action %u out of range", s, svc.empty_action);
+    }
+    if (!range_ok(svc.pool_first, svc.pool_count, t.pool_count)) {
+      return fail(error, "service %u: pool range out of bounds", s);
+    }
+    if (svc.fallback_rdata != kNone) {
+      if (svc.fallback_rdata >= t.rdata_count) {
+        return fail(error, "service %u: fallback_rdata out of bounds", s);
+      }
+      if (!rdata_fits_rtype(t, svc.fallback_rdata, svc.rtype)) {
+        return fail(error, "service %u: fallback_rdata does not fit rtype %u", s, svc.rtype);
+      }
+    }
+    for (uint32_t k = 0; k < svc.pool_count; ++k) {
+      const Pool& pool = t.pools[svc.pool_first + k];
+      for (uint32_t j = 0; j < pool.member_count; ++j) {
+        if (!rdata_fits_rtype(t, t.members[pool.member_first + j].rdata, svc.rtype)) {
+          return fail(error, "service %u: pool %u: member %u: rdata does not fit rtype %u", s,
+                      svc.pool_first + k, pool.member_first + j, svc.rtype);
+        }
+      }
+    }
+  }
+  return true;
+}
+
+bool check_name_index(const Tables& t, std::string* error) {
+  uint32_t empty = 0;
+  for (uint32_t b = 0; b < t.bucket_count; ++b) {
+    uint32_t v = t.name_index[b];
+    if (v == 0) {
+      ++empty;
+    } else if (v > t.node_count) {
+      return fail(error, "name index: bucket %u: node index out of bounds", b);
+    }
+  }
+  // Lookups stop at an empty bucket; without one, a miss would scan the whole table.
+  if (empty == 0) return fail(error, "name index: no empty bucket");
+  uint32_t mask = t.bucket_count - 1;
+  for (uint32_t n = 0; n < t.node_count; ++n) {
+    const Node& node = t.nodes[n];
+    const uint8_t* name = t.at(node.name);
+    uint32_t found = probe_index(t.name_index, mask, t.nodes, t.blob, name, node.name.len,
+                                 name_hash(name, node.name.len));
+    if (found != n) return fail(error, "name index: node %u not findable", n);
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error) {
+  *this = SnapshotView();
+  if (!check_header(data, len, error)) return false;
+  const Header& h = *reinterpret_cast<const Header*>(data);
+  const SectionEntry* found[kMaxSections];
+  if (!check_sections(h, len, found, error)) return false;
+  if (image_checksum(data + h.header_size, len - h.header_size) != h.checksum) {
+    return fail(error, "checksum mismatch");
+  }
+
+  Tables t;
+  if (found[kSecBlob]->size > UINT32_MAX) return fail(error, "section blob: larger than 4 GiB");
+  t.blob = section_array<uint8_t>(data, found[kSecBlob], &t.blob_size);
+  t.zones = section_array<Zone>(data, found[kSecZones], &t.zone_count);
+  t.nodes = section_array<Node>(data, found[kSecNodes], &t.node_count);
+  t.name_index = section_array<uint32_t>(data, found[kSecNameIndex], &t.bucket_count);
+  t.rrsets = section_array<RRset>(data, found[kSecRRsets], &t.rrset_count);
+  t.rdatas = section_array<Rdata>(data, found[kSecRdatas], &t.rdata_count);
+  t.services = section_array<Service>(data, found[kSecServices], &t.service_count);
+  t.pools = section_array<Pool>(data, found[kSecPools], &t.pool_count);
+  t.members = section_array<Member>(data, found[kSecMembers], &t.member_count);
+  t.pool_slots = section_array<uint32_t>(data, found[kSecPoolSlots], &t.pool_slot_count);
+  if (t.bucket_count == 0 || (t.bucket_count & (t.bucket_count - 1)) != 0) {
+    return fail(error, "name index: bucket count %u is not a power of two", t.bucket_count);
+  }
+
+  // Order matters: each step relies only on indexes the previous steps proved in bounds.
+  if (!check_rdatas(t, error) || !check_zones(t, error) || !check_members(t, error) ||
+      !check_pools(t, error) || !check_services(t, error) || !check_rrsets(t, error) ||
+      !check_nodes(t, error) || !check_zone_nodes(t, error) || !check_name_index(t, error)) {
+    return false;
+  }
+
+  header_ = &h;
+  blob_ = t.blob;
+  blob_size_ = t.blob_size;
+  zones_ = t.zones;
+  zone_count_ = t.zone_count;
+  nodes_ = t.nodes;
+  node_count_ = t.node_count;
+  name_index_ = t.name_index;
+  name_index_mask_ = t.bucket_count - 1;
+  rrsets_ = t.rrsets;
+  rrset_count_ = t.rrset_count;
+  rdatas_ = t.rdatas;
+  rdata_count_ = t.rdata_count;
+  services_ = t.services;
+  service_count_ = t.service_count;
+  pools_ = t.pools;
+  pool_count_ = t.pool_count;
+  members_ = t.members;
+  member_count_ = t.member_count;
+  pool_slots_ = t.pool_slots;
+  pool_slot_count_ = t.pool_slot_count;
+  return true;
+}
+
+uint32_t SnapshotView::find_node(const uint8_t* name, size_t len, uint32_t hash) const {
+  if (GTM_UNLIKELY(name_index_ == nullptr)) return kNone;  // never validated
+  return probe_index(name_index_, name_index_mask_, nodes_, blob_, name, len, hash);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and saving.
+
+LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    fail(error, "fstat: %s", std::strerror(errno));
+    return nullptr;
+  }
+  if (st.st_size <= 0) {
+    fail(error, "snapshot is empty");
+    return nullptr;
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    fail(error, "mmap: %s", std::strerror(errno));
+    return nullptr;
+  }
+  auto* loaded = new (std::nothrow) LoadedSnapshot();
+  if (loaded == nullptr) {
+    munmap(map, size);
+    fail(error, "out of memory");
+    return nullptr;
+  }
+  loaded->data_ = static_cast<const uint8_t*>(map);
+  loaded->size_ = size;
+  if (!loaded->view_.validate(loaded->data_, size, error)) {
+    delete loaded;  // unmaps
+    return nullptr;
+  }
+  return loaded;
+}
+
+LoadedSnapshot* LoadedSnapshot::from_file(const std::string& path, std::string* error) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fail(error, "open %s: %s", path.c_str(), std::strerror(errno));
+    return nullptr;
+  }
+  LoadedSnapshot* loaded = from_fd(fd, error);
+  close(fd);  // the mapping stays valid after close
+  if (loaded == nullptr && error != nullptr) *error = path + ": " + *error;
+  return loaded;
+}
+
+LoadedSnapshot::~LoadedSnapshot() {
+  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+namespace {
+
+bool write_all(int fd, const uint8_t* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
+                         std::string* error) {
+  // The temp file lives in the target's directory so rename() is atomic (same filesystem).
+  std::string tmp = path + ".tmp.XXXXXX";
+  int fd = mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return fail(error, "create temp for %s: %s", path.c_str(), std::strerror(errno));
+  bool ok = fchmod(fd, 0644) == 0 && write_all(fd, data, len) && fsync(fd) == 0;
+  int saved_errno = errno;
+  if (close(fd) != 0 && ok) {
+    ok = false;
+    saved_errno = errno;
+  }
+  if (!ok) {
+    unlink(tmp.c_str());
+    return fail(error, "write %s: %s", tmp.c_str(), std::strerror(saved_errno));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    saved_errno = errno;
+    unlink(tmp.c_str());
+    return fail(error, "rename %s: %s", path.c_str(), std::strerror(saved_errno));
+  }
+  // Make the rename itself durable.
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return fail(error, "open dir %s: %s", dir.c_str(), std::strerror(errno));
+  bool synced = fsync(dfd) == 0;
+  saved_errno = errno;
+  close(dfd);
+  if (!synced) return fail(error, "fsync dir %s: %s", dir.c_str(), std::strerror(saved_errno));
+  return true;
+}
+
+}  // namespace gtm::snap
