@@ -595,7 +595,8 @@ int cmd_query(const std::string& run_dir, const std::vector<std::string>& args) 
                            : o.snapshot_file;
     loaded.reset(snap::LoadedSnapshot::from_file(path, &error));
     if (!loaded) {
-      std::fprintf(stderr, "gtmctl: %s: %s\n", path.c_str(), error.c_str());
+      if (error.find(path) == std::string::npos) error = path + ": " + error;
+      std::fprintf(stderr, "gtmctl: %s\n", error.c_str());
       return 1;
     }
     view = &loaded->view();

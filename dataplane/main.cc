@@ -106,8 +106,7 @@ int parse_args(int argc, char** argv, Options* opt) {
     } else if (arg == "--workers") {
       if (!need_value()) return 1;
       if (!parse_uint(value, 1024, &n) || n == 0) {
-        std::fprintf(stderr, "gtm-dataplane: --workers must be 1..1024, got '%s'\n",
-                     value.c_str());
+        std::fprintf(stderr, "gtm-dataplane: --workers must be 1..1024, got '%s'\n", value.c_str());
         return 1;
       }
       opt->workers = static_cast<uint32_t>(n);

@@ -29,7 +29,9 @@ struct BuildError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-[[noreturn]] void fail(const std::string& msg) { throw BuildError(msg); }
+[[noreturn]] void fail(const std::string& msg) {
+  throw BuildError(msg);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Wire-name helpers.
@@ -94,21 +96,34 @@ WireName parent(const WireName& name) {
   return WireName(name.begin() + 1 + name[0], name.end());
 }
 
-bool is_wildcard(const WireName& name) { return name.size() >= 2 && name[0] == 1 && name[1] == '*'; }
+bool is_wildcard(const WireName& name) {
+  return name.size() >= 2 && name[0] == 1 && name[1] == '*';
+}
 
 std::string type_text(uint16_t type) {
   switch (type) {
-    case dns::kTypeA: return "A";
-    case dns::kTypeNS: return "NS";
-    case dns::kTypeCNAME: return "CNAME";
-    case dns::kTypeSOA: return "SOA";
-    case dns::kTypePTR: return "PTR";
-    case dns::kTypeMX: return "MX";
-    case dns::kTypeTXT: return "TXT";
-    case dns::kTypeAAAA: return "AAAA";
-    case dns::kTypeSRV: return "SRV";
-    case dns::kTypeCAA: return "CAA";
-    default: return "TYPE" + std::to_string(type);
+    case dns::kTypeA:
+      return "A";
+    case dns::kTypeNS:
+      return "NS";
+    case dns::kTypeCNAME:
+      return "CNAME";
+    case dns::kTypeSOA:
+      return "SOA";
+    case dns::kTypePTR:
+      return "PTR";
+    case dns::kTypeMX:
+      return "MX";
+    case dns::kTypeTXT:
+      return "TXT";
+    case dns::kTypeAAAA:
+      return "AAAA";
+    case dns::kTypeSRV:
+      return "SRV";
+    case dns::kTypeCAA:
+      return "CAA";
+    default:
+      return "TYPE" + std::to_string(type);
   }
 }
 
@@ -131,14 +146,20 @@ std::pair<uint16_t, uint16_t> name_offsets(uint16_t type, const WireRdata& rdata
 // Whether RDATA has the shape its type requires (only types whose shape the format relies on).
 bool rdata_shape_ok(uint16_t type, const WireRdata& r) {
   switch (type) {
-    case dns::kTypeA: return r.size() == 4;
-    case dns::kTypeAAAA: return r.size() == 16;
+    case dns::kTypeA:
+      return r.size() == 4;
+    case dns::kTypeAAAA:
+      return r.size() == 16;
     case dns::kTypeNS:
     case dns::kTypeCNAME:
-    case dns::kTypePTR: return is_exact_name(r);
-    case dns::kTypeMX: return r.size() > 2 && is_exact_name(r, 2);
-    case dns::kTypeSRV: return r.size() > 6 && is_exact_name(r, 6);
-    default: return true;
+    case dns::kTypePTR:
+      return is_exact_name(r);
+    case dns::kTypeMX:
+      return r.size() > 2 && is_exact_name(r, 2);
+    case dns::kTypeSRV:
+      return r.size() > 6 && is_exact_name(r, 6);
+    default:
+      return true;
   }
 }
 
@@ -149,7 +170,9 @@ bool soa_shape_ok(const WireRdata& r) {
   return rname != 0 && mname + rname + 20 == r.size();
 }
 
-uint32_t soa_minimum(const WireRdata& r) { return dns::load32(r.data() + r.size() - 4); }
+uint32_t soa_minimum(const WireRdata& r) {
+  return dns::load32(r.data() + r.size() - 4);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The smooth weighted wheel.
@@ -284,13 +307,13 @@ class Builder {
       const ServiceModel& svc = model_.services[s];
       check_canonical(svc.name, "service #" + std::to_string(s));
       std::string where = "service " + text(svc.name) + " " + type_text(svc.rtype);
-      if (svc.rtype != dns::kTypeA && svc.rtype != dns::kTypeAAAA &&
-          svc.rtype != dns::kTypeCNAME) {
+      if (svc.rtype != dns::kTypeA && svc.rtype != dns::kTypeAAAA && svc.rtype != dns::kTypeCNAME) {
         fail(where + ": a service answers only A, AAAA or CNAME");
       }
       uint32_t z = deepest_zone(svc.name);
       if (z == kNone) fail(where + ": not inside any zone");
-      if (static_cast<uint8_t>(svc.empty_action) > static_cast<uint8_t>(snap::EmptyAction::kServfail)) {
+      if (static_cast<uint8_t>(svc.empty_action) >
+          static_cast<uint8_t>(snap::EmptyAction::kServfail)) {
         fail(where + ": unknown empty action");
       }
       if (svc.fallback) check_member_rdata(svc.rtype, *svc.fallback, where + ": fallback");
@@ -364,7 +387,7 @@ class Builder {
     for (const auto& [name, node] : nodes_) owners.emplace_back(name, node.zone);
     for (const auto& [name, zone] : owners) {
       const WireName& apex = model_.zones[zone].apex;
-      for (WireName up = name; up != apex; ) {
+      for (WireName up = name; up != apex;) {
         up = parent(up);
         nodes_[up].zone = zone;  // the deepest zone: no other apex lies between name and apex
       }
@@ -544,10 +567,10 @@ class Builder {
     h.format_version = snap::kFormatVersion;
     h.header_size = sizeof(snap::Header);
     h.generation = model_.generation;
-    h.created_unix_ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    h.created_unix_ms =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
     std::vector<uint8_t> image(sizeof(snap::Header), 0);
     add_section(image, h, snap::kSecBlob, blob_);
     add_section(image, h, snap::kSecZones, zones_);

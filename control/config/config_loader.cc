@@ -5,6 +5,7 @@
 #include <ldns/ldns.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -244,6 +246,7 @@ class MapReader {
 };
 
 const std::string& scalar(const YAML::Node& v, const std::string& what) {
+  if (v.IsNull()) fail(v.Mark(), what + " has no value");
   if (!v.IsScalar()) fail(v.Mark(), what + " must be a single value, not a list or map");
   return v.Scalar();
 }
@@ -312,7 +315,9 @@ Address to_address(const YAML::Node& v, const std::string& what) {
   const std::string& s = scalar(v, what);
   Address a;
   uint8_t buf[16];
-  if (s.find(':') == std::string::npos) {
+  if (s.find('\0') != std::string::npos) {
+    // inet_pton would stop at the NUL and accept a prefix.
+  } else if (s.find(':') == std::string::npos) {
     if (inet_pton(AF_INET, s.c_str(), buf) == 1) {
       a.family = 4;
       a.bytes.assign(buf, buf + 4);
@@ -756,6 +761,45 @@ SnapshotModel load_model(const YAML::Node& root) {
   return model;
 }
 
+// Records where each document starts; the events themselves are not needed.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  YAML::Mark last_start;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { last_start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// Rejects input with more than one document. YAML::LoadAll is not used: yaml-cpp 0.7 loops forever
+// (allocating a null document per turn) on a stray ',' where a node should start (upstream issue
+// jbeder/yaml-cpp#1040), so the parser is driven here for at most three documents, and a third
+// document starting where the second did is that stuck state, reported as a syntax error.
+void check_single_document(const std::string& yaml) {
+  std::istringstream stream(yaml);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  if (!parser.HandleNextDocument(starts)) return;
+  if (!parser.HandleNextDocument(starts)) return;
+  const YAML::Mark second = starts.last_start;
+  if (parser.HandleNextDocument(starts) && starts.last_start.pos == second.pos) {
+    const bool printable = second.pos >= 0 && static_cast<size_t>(second.pos) < yaml.size() &&
+                           static_cast<unsigned char>(yaml[second.pos]) >= 0x20;
+    fail(second, printable ? "syntax error: unexpected " + quoted(yaml.substr(second.pos, 1))
+                           : std::string("syntax error"));
+  }
+  fail(second, "only one YAML document is allowed in a configuration file");
+}
+
 void set_error(ConfigError* err, const std::string& file, const YAML::Mark& mark,
                std::string message) {
   err->file = file;
@@ -780,18 +824,11 @@ bool name_from_text(const std::string& text, const WireName& origin, WireName* o
 bool load_config_string(const std::string& yaml, const std::string& name_for_errors,
                         LoadedConfig* out, ConfigError* err) {
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
-    if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
-      set_error(err, name_for_errors, YAML::Mark::null_mark(), "configuration is empty");
-      return false;
-    }
-    if (docs.size() > 1) {
-      set_error(err, name_for_errors, docs[1].Mark(),
-                "only one YAML document is allowed in a configuration file");
-      return false;
-    }
+    const YAML::Node root = YAML::Load(yaml);
+    check_single_document(yaml);
+    if (root.IsNull()) fail(root.Mark(), "configuration is empty");
     LoadedConfig loaded;
-    loaded.model = load_model(docs[0]);
+    loaded.model = load_model(root);
     loaded.path = name_for_errors;
     *out = std::move(loaded);
     return true;

@@ -47,14 +47,16 @@ bool parse_u64(const std::string& s, uint64_t* out) {
 
 // Relaxed: each counter has a single writer; a status snapshot need not be consistent across
 // counters, only free of torn values.
-uint64_t load_counter(const uint64_t& c) { return __atomic_load_n(&c, __ATOMIC_RELAXED); }
+uint64_t load_counter(const uint64_t& c) {
+  return __atomic_load_n(&c, __ATOMIC_RELAXED);
+}
 
 void append_counters(std::string* out, const uint64_t* values) {
   size_t i = 0;
   bool first = true;
-#define GTM_APPEND_COUNTER(name, help)                      \
-  *out += first ? "\"" #name "\":" : ",\"" #name "\":";   \
-  *out += std::to_string(values[i++]);                      \
+#define GTM_APPEND_COUNTER(name, help)                  \
+  *out += first ? "\"" #name "\":" : ",\"" #name "\":"; \
+  *out += std::to_string(values[i++]);                  \
   first = false;
   GTM_WORKER_COUNTERS(GTM_APPEND_COUNTER)
 #undef GTM_APPEND_COUNTER
@@ -110,8 +112,8 @@ bool ControlChannel::open(std::string* error) {
     }
     // A socket file outlives a crashed process; one that still accepts belongs to a live one.
     int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    bool live = probe >= 0 &&
-                connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+    bool live =
+        probe >= 0 && connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
     if (probe >= 0) close(probe);
     if (live) {
       *error = "another gtm-dataplane is serving " + socket_path_;

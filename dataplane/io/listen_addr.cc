@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -46,19 +47,24 @@ bool ListenAddr::is_wildcard() const {
   return IN6_IS_ADDR_UNSPECIFIED(&a);
 }
 
-std::string ListenAddr::text() const { return sockaddr_text(reinterpret_cast<const sockaddr*>(&addr)); }
+std::string ListenAddr::text() const {
+  return sockaddr_text(reinterpret_cast<const sockaddr*>(&addr));
+}
 
 std::string sockaddr_text(const sockaddr* sa) {
   char host[INET6_ADDRSTRLEN] = "?";
+  char text[INET6_ADDRSTRLEN + 8];
   if (sa->sa_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(sa);
     inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-    return std::string(host) + ":" + std::to_string(ntohs(v4->sin_port));
+    std::snprintf(text, sizeof(text), "%s:%u", host, ntohs(v4->sin_port));
+    return text;
   }
   if (sa->sa_family == AF_INET6) {
     const auto* v6 = reinterpret_cast<const sockaddr_in6*>(sa);
     inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(v6->sin6_port));
+    std::snprintf(text, sizeof(text), "[%s]:%u", host, ntohs(v6->sin6_port));
+    return text;
   }
   return "?";
 }

@@ -19,7 +19,7 @@ void log_line(const char* fmt, ...) {
   va_end(ap);
   if (n < 0) n = 0;
   len += static_cast<size_t>(n) < sizeof(line) - len - 1 ? static_cast<size_t>(n)
-                                                          : sizeof(line) - len - 2;
+                                                         : sizeof(line) - len - 2;
   line[len++] = '\n';
   // A short write to stderr is not worth retrying: the log is best effort.
   ssize_t ignored = write(STDERR_FILENO, line, len);

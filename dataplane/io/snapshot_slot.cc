@@ -50,11 +50,17 @@ void SnapshotSlot::unregister_reader(uint32_t thread_id) {
   rte_rcu_qsbr_thread_unregister(qsbr_, thread_id);
 }
 
-void SnapshotSlot::online(uint32_t thread_id) { rte_rcu_qsbr_thread_online(qsbr_, thread_id); }
+void SnapshotSlot::online(uint32_t thread_id) {
+  rte_rcu_qsbr_thread_online(qsbr_, thread_id);
+}
 
-void SnapshotSlot::offline(uint32_t thread_id) { rte_rcu_qsbr_thread_offline(qsbr_, thread_id); }
+void SnapshotSlot::offline(uint32_t thread_id) {
+  rte_rcu_qsbr_thread_offline(qsbr_, thread_id);
+}
 
-void SnapshotSlot::quiescent(uint32_t thread_id) { rte_rcu_qsbr_quiescent(qsbr_, thread_id); }
+void SnapshotSlot::quiescent(uint32_t thread_id) {
+  rte_rcu_qsbr_quiescent(qsbr_, thread_id);
+}
 
 void SnapshotSlot::publish(snap::LoadedSnapshot* next) {
   std::lock_guard<std::mutex> lock(writer_mu_);

@@ -46,12 +46,12 @@ uint64_t now_ms() {
 struct TcpServer::Conn {
   int fd = -1;
   uint32_t index = 0;
-  uint32_t uses = 0;       // bumped at every accept into this slot (stale-event check)
-  uint32_t interest = 0;   // events currently registered with epoll
+  uint32_t uses = 0;      // bumped at every accept into this slot (stale-event check)
+  uint32_t interest = 0;  // events currently registered with epoll
   bool peer_closed = false;
   engine::ClientAddr client;
   uint64_t last_active_ms = 0;
-  uint8_t* in = nullptr;   // kInCap bytes: received, not yet answered
+  uint8_t* in = nullptr;  // kInCap bytes: received, not yet answered
   size_t in_len = 0;
   uint8_t* out = nullptr;  // kOutCap bytes: [out_start, out_end) still to be written
   size_t out_start = 0;
@@ -186,8 +186,8 @@ void TcpServer::accept_all(int listen_fd, uint64_t now) {
   for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
-    int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len,
-                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd =
+        accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {

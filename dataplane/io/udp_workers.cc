@@ -32,7 +32,7 @@ constexpr int kMaxSockets = 64;
 uint64_t seed_for_worker(uint32_t index) {
   std::random_device rd;
   uint64_t seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  seed ^= (index + 1) * 0x9E3779B97F4A7C15ull;  // distinct even if random_device were weak
+  seed ^= (index + 1) * 0x9E3779B97F4A7C15ull;      // distinct even if random_device were weak
   return seed != 0 ? seed : 0x2545F4914F6CDD1Dull;  // xorshift must not start at 0
 }
 
@@ -75,7 +75,8 @@ void to_client_addr(const sockaddr_storage& ss, engine::ClientAddr* out) {
 // Copies the query's destination address (wildcard sockets only) into a control message for the
 // reply, so it leaves from the address the client sent to. Returns the control length, 0 if none.
 size_t reply_source_ctrl(const msghdr& rx, uint8_t* ctrl) {
-  for (cmsghdr* c = CMSG_FIRSTHDR(&rx); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&rx), c)) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&rx); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&rx), c)) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       in_pktinfo in;
       std::memcpy(&in, CMSG_DATA(c), sizeof(in));

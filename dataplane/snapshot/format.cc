@@ -14,7 +14,8 @@ namespace gtm::snap {
 //       h = (h ^ b) * p            (mod 2^64)
 //
 // This is FNV-1a with a 64-bit "symbol" per step: 8x fewer multiplies than bytewise FNV-1a. Every
-// step is a bijection of h for a fixed input, so any single changed word or byte changes the result.
+// step is a bijection of h for a fixed input, so any single changed word or byte changes the
+// result.
 uint64_t image_checksum(const uint8_t* data, size_t len) {
   constexpr uint64_t kOffsetBasis = 0xcbf29ce484222325ull;
   constexpr uint64_t kPrime = 0x100000001b3ull;

@@ -368,8 +368,8 @@ bool check_zone_nodes(const Tables& t, std::string* error) {
     }
     if (zone.ns_rrset != kNone) {
       const RRset& ns = t.rrsets[zone.ns_rrset];
-      bool at_apex = zone.ns_rrset >= apex.rrset_first &&
-                     zone.ns_rrset - apex.rrset_first < apex.rrset_count;
+      bool at_apex =
+          zone.ns_rrset >= apex.rrset_first && zone.ns_rrset - apex.rrset_first < apex.rrset_count;
       if (!at_apex || ns.type != dns::kTypeNS || ns.kind != kRRsetStatic) {
         return fail(error, "zone %u: ns_rrset is not the apex node's static NS rrset", z);
       }
@@ -402,7 +402,8 @@ bool check_slots(const Tables& t, uint32_t p, const char* what, uint32_t first, 
   const Pool& pool = t.pools[p];
   for (uint32_t k = 0; k < count; ++k) {
     uint32_t m = t.pool_slots[first + k];
-    if (m >= t.member_count || m < pool.member_first || m - pool.member_first >= pool.member_count) {
+    if (m >= t.member_count || m < pool.member_first ||
+        m - pool.member_first >= pool.member_count) {
       return fail(error, "pool %u: %s slot %u: member index outside the pool", p, what, k);
     }
     if (t.members[m].usable == 0) {

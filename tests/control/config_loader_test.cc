@@ -499,7 +499,7 @@ TEST(ConfigLoader, ErrorToString) {
 
 TEST(ConfigErrors, UnknownKeyInRecord) {
   EXPECT_CONFIG_ERROR(kZone +
-                          "      - name: www\n"  // 7: the '-' is column 7, the key column 9
+                          "      - name: www\n"  // line 7; the next key starts in column 9
                           "        tll: 60\n",
                       8, 9, "unknown key 'tll' in record");
   EXPECT_CONFIG_ERROR(kZone + "      - {name: www, tll: 60, type: A, data: 10.0.0.1}\n", 7, 21,
@@ -627,6 +627,8 @@ TEST(ConfigErrors, AddressesAndFamilies) {
                       "'fallback' has two IPv4 addresses");
   EXPECT_CONFIG_ERROR(WithService(head + pools + "    fallback: [10.0.0.9, '::1', '::2']\n"), 11,
                       15, "at most one IPv4 and one IPv6");
+  EXPECT_CONFIG_ERROR(WithService(head + pools + "    fallback: \"10.0.0.1\\0junk\"\n"), 11, 15,
+                      "'fallback' must be an IPv4 or IPv6 address");
   EXPECT_CONFIG_ERROR(WithService(head + pools + "    fallback: nowhere\n"), 11, 15,
                       "'fallback' must be an IPv4 or IPv6 address");
   EXPECT_CONFIG_ERROR(WithService(head + "    type: A\n" + pools + "    fallback: '::1'\n"), 12, 15,
@@ -704,7 +706,15 @@ TEST(ConfigErrors, YamlSyntaxError) {
 TEST(ConfigErrors, EmptyAndMultiDocument) {
   EXPECT_CONFIG_ERROR("", 1, 1, "configuration is empty");
   EXPECT_CONFIG_ERROR("# only a comment\n", 1, 1, "configuration is empty");
-  EXPECT_CONFIG_ERROR(kZone + "---\n" + kZone, 8, 1, "only one YAML document");
+  EXPECT_CONFIG_ERROR(kZone + "---\n" + kZone, 7, 1, "only one YAML document");
+}
+
+TEST(ConfigErrors, StrayCommaDoesNotHangTheParser) {
+  // yaml-cpp 0.7's LoadAll loops forever on these; the loader must answer with an error.
+  EXPECT_CONFIG_ERROR(",", 1, 1, "syntax error: unexpected ','");
+  EXPECT_CONFIG_ERROR(", d\nzones: []\n", 1, 1, "syntax error: unexpected ','");
+  EXPECT_CONFIG_ERROR("&x ,\n", 1, 4, "syntax error: unexpected ','");
+  EXPECT_CONFIG_ERROR(kZone + "---\n,\n", 7, 1, "only one YAML document");
 }
 
 TEST(ConfigErrors, MissingFileAndDirectory) {
@@ -765,6 +775,16 @@ TEST(ConfigRobustness, TruncationsAndMutationsOfTheDemo) {
     check(text);
   }
   EXPECT_GT(loaded, 0u);  // some mutations land in comments and still load
+}
+
+TEST(ConfigRobustness, DeepNestingAndOddNodes) {
+  // yaml-cpp bounds its recursion; the loader must turn that into an ordinary error.
+  EXPECT_FALSE(LoadError("zones: " + std::string(100000, '[')).message.empty());
+  EXPECT_FALSE(
+      LoadError("zones: " + std::string(5000, '[') + std::string(5000, ']')).message.empty());
+  EXPECT_CONFIG_ERROR("zones:\n  - &z {name: e., soa: *z}\n", 2, 9, "unknown key 'name' in soa");
+  EXPECT_CONFIG_ERROR("? [a, b]\n: 1\n", 1, 3, "keys in top-level map must be plain strings");
+  EXPECT_CONFIG_ERROR("zones:\n  - name: !!binary aGVsbG8=\n", 2, 11, "must be absolute");
 }
 
 }  // namespace

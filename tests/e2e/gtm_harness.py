@@ -184,7 +184,8 @@ class GtmEnv:
                 shutil.copyfile(self.config, self.config_path)
                 self.control = Daemon(
                     "gtm-control",
-                    [binary("gtm-control"), "--config", self.config_path, "--run-dir", self.run_dir],
+                    [binary("gtm-control"), "--config", self.config_path,
+                     "--run-dir", self.run_dir],
                     os.path.join(self.run_dir, "control.log"), "gtm-control: ready")
                 self.control.start()
         except BaseException:
@@ -194,23 +195,40 @@ class GtmEnv:
         return self
 
     def close(self):
+        """Stops the daemons (control first) and removes the run directory. Returns a list of
+        problems: daemons that did not exit with status 0 on SIGTERM, with their output."""
+        problems = []
         for d in (self.control, self.dataplane):
-            if d is not None:
-                try:
-                    d.stop()
-                except Exception as e:  # keep cleaning up
-                    sys.stderr.write(f"stopping {d.name}: {e}\n")
+            if d is None or d.proc is None:
+                continue
+            try:
+                status = d.stop()
+                if status != 0:
+                    problems.append(f"{d.name} exited with status {status} (expected 0 after SIGTERM)\n"
+                                    f"{d.describe()}")
+            except Exception as e:  # keep cleaning up
+                problems.append(f"stopping {d.name}: {e}")
         if self in _live_envs:
             _live_envs.remove(self)
         if self.run_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir = None
+        return problems
+
+    def close_checked(self):
+        """close(), failing if a daemon did not shut down cleanly (e.g. a sanitizer report)."""
+        problems = self.close()
+        if problems:
+            raise AssertionError("\n".join(problems))
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        self.close()
+        if exc[0] is None:
+            self.close_checked()
+        else:
+            self.close()
         return False
 
     def describe(self):
@@ -277,8 +295,9 @@ def make_query(name, rdtype="A", use_edns=None, payload=1232, options=None, rd=T
     """A query message. use_edns=None: no OPT unless options are given."""
     if use_edns is None:
         use_edns = 0 if options else False
-    msg = dns.message.make_query(name, rdtype, use_edns=use_edns, payload=payload,
-                                 options=options or [])
+    msg = dns.message.make_query(name, rdtype)
+    # Set EDNS after make_query: its want_dnssec step resets a non-zero EDNS version to 0.
+    msg.use_edns(use_edns, payload=payload, options=options or [])
     if not rd:
         msg.flags &= ~dns.flags.RD
     if want_id is not None:
@@ -427,9 +446,10 @@ class DigResult:
                 for k, v in re.findall(r"(QUERY|ANSWER|AUTHORITY|ADDITIONAL): (\d+)", m.group(2)):
                     self.counts[k] = int(v)
                 continue
-            # dig: "; EDNS: version: 0, flags:; udp: 1232"; kdig: ";; Version: 0; flags: ; UDP size: 1232 B; ..."
-            m = re.match(r";+ ?(?:EDNS: version|Version): (\d+)[,;] flags:([^;]*);\s*(?:udp|UDP size): (\d+)",
-                         line)
+            # dig: "; EDNS: version: 0, flags:; udp: 1232"
+            # kdig: ";; Version: 0; flags: ; UDP size: 1232 B; ext-rcode: NOERROR"
+            m = re.match(r";+ ?(?:EDNS: version|Version): (\d+)[,;] flags:([^;]*);\s*"
+                         r"(?:udp|UDP size): (\d+)", line)
             if m:
                 self.edns = {"version": int(m.group(1)), "flags": m.group(2).split(),
                              "udp": int(m.group(3))}
@@ -511,17 +531,22 @@ def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
     runner = unittest.TextTestRunner(verbosity=2, resultclass=_DumpingResult, stream=sys.stdout)
     result = runner.run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
+    # Subtest failures count once, for their test; errors in setUpClass/tearDownClass are not
+    # test cases but still count as a failure of the run.
+    failed_cases, other = set(), 0
+    for t, _ in result.failures + result.errors:
+        if isinstance(t, unittest.TestCase):
+            failed_cases.add(id(getattr(t, "test_case", t)))
+        else:
+            other += 1
+    failed_cases |= {id(t) for t in result.unexpectedSuccesses}
+    passed = result.testsRun - len(failed_cases) - len(result.skipped)
+    failed = len(failed_cases) + other
     print(f"{passed} passed, {failed} failed")
     sys.exit(0 if result.wasSuccessful() else 1)
 
 
 @contextlib.contextmanager
 def env(config=None, **kw):
-    e = GtmEnv(config, **kw)
-    e.start()
-    try:
+    with GtmEnv(config, **kw) as e:
         yield e
-    finally:
-        e.close()

@@ -41,7 +41,7 @@ zones:
     records:
       - {name: "*", type: CNAME, data: www.example.com.}
 services:
-  - name: lb.example.com.
+  - name: app.gslb.example.com.
     ttl: 30
     pools:
       - name: a
@@ -75,7 +75,7 @@ services:
     when_empty: servfail
     pools:
       - {name: r, members: [{address: 192.0.2.50, mode: always-down}]}
-  - name: app.example.com.
+  - name: cname.gslb.example.com.
     type: CNAME
     ttl: 60
     pools:

@@ -38,7 +38,9 @@ def seeds():
     ecs = dns.edns.ECSOption("203.0.113.0", 20)
     yield "cookie_ecs.bin", query("cname.gslb.example.com", "A", 0x000A, use_edns=0,
                                   options=[server_cookie, ecs])
-    yield "edns_v1.bin", query("example.com", "A", 0x000B, use_edns=1)
+    v1 = query("example.com", "A", 0x000B, use_edns=False)
+    v1.use_edns(edns=1, payload=1232)
+    yield "edns_v1.bin", v1
     notify = query("example.com", "SOA", 0x000C, use_edns=False)
     notify.set_opcode(dns.opcode.NOTIFY)
     yield "notify.bin", notify

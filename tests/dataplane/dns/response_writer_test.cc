@@ -116,6 +116,14 @@ bool reparses_strictly(const uint8_t* data, size_t len) {
   return parse_query(copy.data(), copy.size(), &q) == ParseStatus::kOk;
 }
 
+// prefix + i + suffix, built without operator+ chains (GCC 12 -O3 reports a bogus -Wrestrict).
+std::string numbered(const std::string& prefix, int i, const std::string& suffix) {
+  std::string s = prefix;
+  s.append(std::to_string(i));
+  s.append(suffix);
+  return s;
+}
+
 const uint8_t kAddr1[] = {192, 0, 2, 1};
 const uint8_t kAddr2[] = {192, 0, 2, 2};
 
@@ -452,6 +460,26 @@ TEST_F(ResponseWriterTest, RRThatDoesNotFitLeavesStateUntouched) {
   EXPECT_EQ(owner(d, LDNS_SECTION_ANSWER, 1), "fresh.name.test.");
 }
 
+// Failed adds must not consume dictionary slots: after many failures, new names still compress.
+TEST_F(ResponseWriterTest, FailedAddsDoNotFillTheDictionary) {
+  start("q.example", kTypeA, 120);
+  const Bytes big(100, 0xAB);
+  for (int i = 0; i < 100; ++i) {
+    // Owner fits (written and remembered) but the RDATA does not.
+    ASSERT_FALSE(add(Section::kAnswer, numbered("n", i, ".fail.test"), kTypeTXT, big));
+  }
+  ASSERT_TRUE(add(Section::kAnswer, "zone.ok", kTypeA, Bytes(kAddr1, kAddr1 + 4)));
+  const size_t zone = w_.size() - (9 + 10 + 4);
+  const size_t at = w_.size();
+  // "ok" (zone + 5) is only reachable through a dictionary entry made after the failures; stale
+  // entries from them would sit at other offsets (and could point into non-name bytes).
+  ASSERT_TRUE(add(Section::kAnswer, "b.ok", kTypeA, Bytes(kAddr2, kAddr2 + 4)));
+  EXPECT_EQ(load16(buf_.data() + at + 2), 0xC000 | (zone + 5));
+  Decoded d(buf_.data(), w_.size());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(owner(d, LDNS_SECTION_ANSWER, 1), "b.ok.");
+}
+
 TEST_F(ResponseWriterTest, AddOptThatDoesNotFitFails) {
   start("www.example.com", kTypeA, 33 + 10);  // header+question = 33; OPT needs 11
   const size_t before = w_.size();
@@ -684,6 +712,23 @@ TEST_F(ResponseWriterTest, ResetToQuestionDropsRRsAndTheirDictionaryEntries) {
   EXPECT_EQ(ldns_pkt_ancount(d.pkt()), 2);
   EXPECT_EQ(owner(d, LDNS_SECTION_ANSWER, 0), "a.zone.test.");
   EXPECT_TRUE(reparses_strictly(buf_.data(), w_.size()));
+}
+
+// reset_to_question must also free the dictionary slots of the dropped RRs.
+TEST_F(ResponseWriterTest, ResetFreesDictionarySlots) {
+  start("q.example", kTypeA, 65535);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(add(Section::kAnswer, numbered("n", i, numbered(".t", i, "")), kTypeA,
+                    Bytes(kAddr1, kAddr1 + 4)));
+  }
+  w_.reset_to_question();
+  ASSERT_TRUE(add(Section::kAnswer, "zone.ok", kTypeA, Bytes(kAddr1, kAddr1 + 4)));
+  const size_t zone = w_.size() - (9 + 10 + 4);
+  const size_t at = w_.size();
+  // "ok" (zone + 5) is only reachable through a dictionary entry made after the failures; stale
+  // entries from them would sit at other offsets (and could point into non-name bytes).
+  ASSERT_TRUE(add(Section::kAnswer, "b.ok", kTypeA, Bytes(kAddr2, kAddr2 + 4)));
+  EXPECT_EQ(load16(buf_.data() + at + 2), 0xC000 | (zone + 5));
 }
 
 TEST_F(ResponseWriterTest, SectionCountsTrackEachSection) {

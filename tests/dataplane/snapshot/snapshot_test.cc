@@ -51,7 +51,9 @@ WireName wn(std::string_view text) {
   return out;
 }
 
-WireRdata v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return {a, b, c, d}; }
+WireRdata v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  return {a, b, c, d};
+}
 WireRdata v6(uint8_t last) {
   WireRdata r(16, 0);
   r[0] = 0x20;
@@ -127,8 +129,8 @@ ServiceModel service(std::string_view name, uint16_t rtype, std::vector<PoolMode
 ZoneModel zone(std::string_view apex, uint32_t soa_ttl, uint32_t minimum) {
   ZoneModel z;
   z.apex = wn(apex);
-  z.soa_rdata = soa(std::string("ns1.") + std::string(apex), std::string("hostmaster.") + std::string(apex),
-                    minimum);
+  z.soa_rdata = soa(std::string("ns1.") + std::string(apex),
+                    std::string("hostmaster.") + std::string(apex), minimum);
   z.soa_ttl = soa_ttl;
   return z;
 }
@@ -155,21 +157,21 @@ SnapshotModel demo_model() {
   sub.records = {rec("host.deep.sub.example.", dns::kTypeAAAA, 300, v6(7))};
   m.zones = {ex, sub};
 
-  ServiceModel www_a = service("www.example.", dns::kTypeA,
-                               {pool("site-a", PoolMethod::kRatio,
-                                     {member("a1", v4(192, 0, 2, 10), 3),
-                                      member("a2", v4(192, 0, 2, 11), 1)}),
-                                pool("site-b", PoolMethod::kRoundRobin,
-                                     {member("b1", v4(198, 51, 100, 10)),
-                                      member("b2", v4(198, 51, 100, 11))})});
+  ServiceModel www_a =
+      service("www.example.", dns::kTypeA,
+              {pool("site-a", PoolMethod::kRatio,
+                    {member("a1", v4(192, 0, 2, 10), 3), member("a2", v4(192, 0, 2, 11), 1)}),
+               pool("site-b", PoolMethod::kRoundRobin,
+                    {member("b1", v4(198, 51, 100, 10)), member("b2", v4(198, 51, 100, 11))})});
   www_a.fallback = v4(203, 0, 113, 1);
-  ServiceModel www_aaaa = service("www.example.", dns::kTypeAAAA,
-                                  {pool("site-a", PoolMethod::kRatio, {member("a1-v6", v6(0x10))})});
-  ServiceModel app = service(
-      "app.example.", dns::kTypeCNAME,
-      {pool("targets", PoolMethod::kGlobalAvailability,
-            {member("www", wn("www.example.")),
-             member("backup", wn("app.backup.example.net."), 1, MemberMode::kAlwaysUp)})});
+  ServiceModel www_aaaa =
+      service("www.example.", dns::kTypeAAAA,
+              {pool("site-a", PoolMethod::kRatio, {member("a1-v6", v6(0x10))})});
+  ServiceModel app =
+      service("app.example.", dns::kTypeCNAME,
+              {pool("targets", PoolMethod::kGlobalAvailability,
+                    {member("www", wn("www.example.")),
+                     member("backup", wn("app.backup.example.net."), 1, MemberMode::kAlwaysUp)})});
   m.services = {www_a, www_aaaa, app};
   return m;
 }
@@ -205,9 +207,10 @@ TEST(SnapshotRoundTrip, EveryNameFindableIncludingEmptyNonTerminals) {
   const SnapshotView& v = b->view;
   EXPECT_EQ(v.generation(), 42u);
   const std::vector<std::string> names = {
-      "example.",      "ns1.example.",  "mail.example.",          "a.b.c.example.",
-      "b.c.example.",  "c.example.",    "*.apps.example.",        "apps.example.",
-      "docs.example.", "www.example.",  "app.example.",           "sub.example.",
+      "example.",          "ns1.example.",          "mail.example.",
+      "a.b.c.example.",    "b.c.example.",          "c.example.",
+      "*.apps.example.",   "apps.example.",         "docs.example.",
+      "www.example.",      "app.example.",          "sub.example.",
       "deep.sub.example.", "host.deep.sub.example."};
   EXPECT_EQ(v.node_count(), names.size());
   for (const std::string& name : names) {
@@ -222,8 +225,8 @@ TEST(SnapshotRoundTrip, EveryNameFindableIncludingEmptyNonTerminals) {
 
 TEST(SnapshotRoundTrip, AbsentNamesNotFound) {
   auto b = build(demo_model());
-  for (const char* name : {".", "ns2.example.", "x.www.example.", "foo.apps.example.", "example.com.",
-                           "d.example.", "xample.", "ample.", "sub.example.com."}) {
+  for (const char* name : {".", "ns2.example.", "x.www.example.", "foo.apps.example.",
+                           "example.com.", "d.example.", "xample.", "ample.", "sub.example.com."}) {
     EXPECT_EQ(find(b->view, name), kNone) << name;
   }
   // Case matters: lookups take canonical (lowercase) names only.
@@ -514,7 +517,8 @@ TEST(SnapshotUsable, UsableListFollowsModeHealthEnabled) {
       expected.push_back(c.usable);
       EXPECT_EQ(control::member_usable(members.back(), unknown_is_up), c.usable);
     }
-    m.services = {service("w.example.", dns::kTypeA, {pool("p", PoolMethod::kRoundRobin, members)})};
+    m.services = {
+        service("w.example.", dns::kTypeA, {pool("p", PoolMethod::kRoundRobin, members)})};
     auto b = build(m);
     const Pool& p = b->view.pools()[0];
     std::vector<uint32_t> want;
@@ -541,9 +545,9 @@ std::vector<uint8_t> small_image() {
                rec("ns.ex.", dns::kTypeA, 300, v4(192, 0, 2, 1)),
                rec("ns.ex.", dns::kTypeTXT, 300, txt("x"))};
   m.zones = {z};
-  ServiceModel s = service(
-      "w.ex.", dns::kTypeA,
-      {pool("p", PoolMethod::kRatio, {member("a", v4(10, 0, 0, 1), 2), member("b", v4(10, 0, 0, 2))})});
+  ServiceModel s = service("w.ex.", dns::kTypeA,
+                           {pool("p", PoolMethod::kRatio,
+                                 {member("a", v4(10, 0, 0, 1), 2), member("b", v4(10, 0, 0, 2))})});
   m.services = {s};
   std::vector<uint8_t> image;
   std::string error;
@@ -629,12 +633,15 @@ using Image = std::vector<uint8_t>;
 
 TEST(SnapshotCorruption, HeaderFields) {
   EXPECT_EQ(corrupted_error([](Image& im) { im[0] = 'X'; }), "bad magic");
-  EXPECT_EQ(corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 2; }),
-            "unsupported format version 2");
-  EXPECT_EQ(corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->header_size = 8; }),
-            "bad header_size 8");
-  EXPECT_EQ(corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->section_count = 17; }),
-            "too many sections (17)");
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 2; }),
+      "unsupported format version 2");
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->header_size = 8; }),
+      "bad header_size 8");
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->section_count = 17; }),
+      "too many sections (17)");
   EXPECT_EQ(corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->reserved0 = 1; }),
             "header reserved0 not zero");
   EXPECT_EQ(corrupted_error([](Image& im) {
@@ -691,9 +698,8 @@ TEST(SnapshotCorruption, SectionTable) {
             "section entry 8: unknown id 99");
   EXPECT_EQ(corrupted_error([](Image& im) { section(im, kSecMembers)->id = kSecLpm4; }),
             "section members: missing");
-  EXPECT_EQ(corrupted_error([](Image& im) {
-              section(im, kSecNodes)->offset = section(im, kSecZones)->offset;
-            }),
+  EXPECT_EQ(corrupted_error(
+                [](Image& im) { section(im, kSecNodes)->offset = section(im, kSecZones)->offset; }),
             "sections zones and nodes overlap");
   EXPECT_EQ(corrupted_error([](Image& im) { section(im, kSecNameIndex)->size = 12; }),
             "name index: bucket count 3 is not a power of two");
@@ -774,9 +780,8 @@ TEST(SnapshotCorruption, NodeReferences) {
               nodes(im)[ns].flags |= kNodeHasCname;
             }),
             "node 2: CNAME alongside other data");
-  EXPECT_EQ(corrupted_error([&](Image& im) {
-              table<uint8_t>(im, kSecBlob)[nodes(im)[ns].name.off + 1] = 'N';
-            }),
+  EXPECT_EQ(corrupted_error(
+                [&](Image& im) { table<uint8_t>(im, kSecBlob)[nodes(im)[ns].name.off + 1] = 'N'; }),
             "node 2: name: not lowercase");
   EXPECT_EQ(corrupted_error([&](Image& im) { nodes(im)[ns].name.len -= 1; }),
             "node 2: name: malformed wire name");
@@ -805,12 +810,12 @@ TEST(SnapshotCorruption, RRsetReferences) {
   ASSERT_NE(gslb, kNone);
   ASSERT_NE(stat, kNone);
   std::string g = "rrset " + std::to_string(gslb), s = "rrset " + std::to_string(stat);
-  EXPECT_EQ(corrupted_error([&](Image& im) { table<RRset>(im, kSecRRsets)[stat].rdata_first = 900; }),
-            s + ": rdata range out of bounds");
-  EXPECT_EQ(corrupted_error([&](Image& im) {
-              table<RRset>(im, kSecRRsets)[stat].rdata_count = ~0u;
-            }),
-            s + ": rdata range out of bounds");
+  EXPECT_EQ(
+      corrupted_error([&](Image& im) { table<RRset>(im, kSecRRsets)[stat].rdata_first = 900; }),
+      s + ": rdata range out of bounds");
+  EXPECT_EQ(
+      corrupted_error([&](Image& im) { table<RRset>(im, kSecRRsets)[stat].rdata_count = ~0u; }),
+      s + ": rdata range out of bounds");
   EXPECT_EQ(corrupted_error([&](Image& im) { table<RRset>(im, kSecRRsets)[stat].rdata_count = 0; }),
             s + ": static rrset without rdata");
   EXPECT_EQ(corrupted_error([&](Image& im) { table<RRset>(im, kSecRRsets)[stat].kind = 7; }),
@@ -863,12 +868,15 @@ TEST(SnapshotCorruption, ServicePoolMemberReferences) {
             "service 0: unsupported rtype 15");
   EXPECT_EQ(corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].pool_count = 2; }),
             "service 0: pool range out of bounds");
-  EXPECT_EQ(corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].empty_action = 2; }),
-            "service 0: empty_action 2 out of range");
-  EXPECT_EQ(corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].fallback_rdata = 99; }),
-            "service 0: fallback_rdata out of bounds");
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].empty_action = 2; }),
+      "service 0: empty_action 2 out of range");
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].fallback_rdata = 99; }),
+      "service 0: fallback_rdata out of bounds");
   EXPECT_EQ(corrupted_error([](Image& im) {
-              table<Service>(im, kSecServices)[0].fallback_rdata = table<Zone>(im, kSecZones)[0].soa_rdata;
+              table<Service>(im, kSecServices)[0].fallback_rdata =
+                  table<Zone>(im, kSecZones)[0].soa_rdata;
             }),
             "service 0: fallback_rdata does not fit rtype 1");
   EXPECT_EQ(corrupted_error([](Image& im) {
@@ -921,8 +929,9 @@ TEST(SnapshotCorruption, NameIndex) {
   ASSERT_EQ(section(base, kSecNameIndex)->size, 8 * sizeof(uint32_t));  // 3 nodes -> 8 buckets
   uint32_t empty_bucket = 0;
   while (base_index[empty_bucket] != 0) ++empty_bucket;
-  EXPECT_EQ(corrupted_error([&](Image& im) { table<uint32_t>(im, kSecNameIndex)[empty_bucket] = 4; }),
-            "name index: bucket " + std::to_string(empty_bucket) + ": node index out of bounds");
+  EXPECT_EQ(
+      corrupted_error([&](Image& im) { table<uint32_t>(im, kSecNameIndex)[empty_bucket] = 4; }),
+      "name index: bucket " + std::to_string(empty_bucket) + ": node index out of bounds");
   std::string error = corrupted_error([](Image& im) {
     uint32_t* index = table<uint32_t>(im, kSecNameIndex);
     for (uint32_t b = 0; b < 8; ++b) {
@@ -947,8 +956,8 @@ TEST(SnapshotCorruption, NameIndex) {
   EXPECT_NE(error.find(" not findable"), std::string::npos) << error;
 }
 
-// Random multi-byte damage with a recomputed checksum: validate may accept or reject, but must never
-// crash or read out of bounds (ASan run), and an accepted image must answer lookups safely.
+// Random multi-byte damage with a recomputed checksum: validate may accept or reject, but must
+// never crash or read out of bounds (ASan run), and an accepted image must answer lookups safely.
 TEST(SnapshotCorruption, ResealedRandomDamageNeverCrashes) {
   Image base = small_image();
   uint64_t rng = 0x12345678;
@@ -978,7 +987,8 @@ TEST(SnapshotCorruption, ResealedRandomDamageNeverCrashes) {
       EXPECT_FALSE(error.empty());
     }
   }
-  // Some damage lands in bytes with no meaning (e.g. a member's explain name): not everything fails.
+  // Some damage lands in bytes with no meaning (e.g. a member's explain name): not everything
+  // fails.
   EXPECT_GT(accepted, 0);
   EXPECT_LT(accepted, 20000);
 }
