@@ -196,7 +196,18 @@ ParseStatus parse_body(const uint8_t* pkt, size_t len, ParsedQuery* out) {
 }  // namespace
 
 ParseStatus parse_query(const uint8_t* pkt, size_t len, ParsedQuery* out) {
-  *out = ParsedQuery{};
+  // Field by field: assigning ParsedQuery{} would zero its ~400 bytes of name buffers on every
+  // query, which were a measurable share of the per-query cost; they are valid only up to
+  // qname_len / label_count anyway.
+  out->id = 0;
+  out->flags = 0;
+  out->opcode = 0;
+  out->qname_len = 0;
+  out->label_count = 0;
+  out->qtype = 0;
+  out->qclass = 0;
+  out->question_end = 0;
+  clear_edns(out);
   if (len < kHeaderSize) return ParseStatus::kDrop;
   // A DNS message never exceeds 65535 octets; anything longer cannot be a query we answer.
   if (len > 0xFFFF) return ParseStatus::kDrop;

@@ -27,10 +27,10 @@ struct ParsedQuery {
   // The question. qname_lower is the canonical (lowercase) uncompressed wire form; the original
   // bytes (case preserved) stay in the packet at offset 12 (a question name is never compressed:
   // pointers must point backwards and only the header precedes it).
-  uint8_t qname_lower[kMaxNameLen] = {};
+  uint8_t qname_lower[kMaxNameLen];  // not zeroed: ~400 bytes per query; valid up to qname_len
   uint16_t qname_len = 0;          // wire length including the root label
   uint8_t label_count = 0;         // labels excluding the root
-  uint8_t label_offsets[kMaxLabels] = {};  // offset of each label's length byte within qname
+  uint8_t label_offsets[kMaxLabels];  // valid up to label_count; offset of each label's length byte within qname
   uint16_t qtype = 0;
   uint16_t qclass = 0;
   uint16_t question_end = 0;       // packet offset just past the question (12 + qname_len + 4)

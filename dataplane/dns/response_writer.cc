@@ -153,16 +153,49 @@ bool ResponseWriter::add_rr(Section s, const uint8_t* owner, size_t owner_len, u
                             uint16_t rclass, uint32_t ttl, const uint8_t* rdata, size_t rdata_len,
                             uint16_t name1_off, uint16_t name2_off) {
   assert_section_order(counts_, s);
+  if (buf_ == nullptr) return false;
   const size_t saved_pos = pos_;
   const int saved_dict = dict_size_;
-  auto fail = [&] {
+  if (!write_name(owner, owner_len, true) ||
+      !write_rr_tail(s, type, rclass, ttl, rdata, rdata_len, name1_off, name2_off)) {
     pos_ = saved_pos;
     dict_size_ = saved_dict;
     return false;
-  };
-  if (buf_ == nullptr) return false;
-  if (!write_name(owner, owner_len, true)) return fail();
-  if (kRRFixedSize > limit_ - pos_) return fail();
+  }
+  return true;
+}
+
+bool ResponseWriter::add_rr_qname(Section s, uint16_t type, uint16_t rclass, uint32_t ttl,
+                                  const uint8_t* rdata, size_t rdata_len, uint16_t name1_off,
+                                  uint16_t name2_off) {
+  assert_section_order(counts_, s);
+  if (buf_ == nullptr || question_end_ <= kHeaderSize) return false;  // no question to point at
+  const size_t saved_pos = pos_;
+  const int saved_dict = dict_size_;
+  // The question name sits at offset 12, so the owner is the pointer 0xC00C, written directly: the
+  // common answer needs no dictionary search. A root question name is its single root octet,
+  // which is shorter than a pointer.
+  const bool root = question_end_ - kHeaderSize - 4 == 1;
+  const size_t owner_len = root ? 1 : 2;
+  if (owner_len > limit_ - pos_) return false;
+  if (root) {
+    buf_[pos_] = 0;
+  } else {
+    store16(buf_ + pos_, static_cast<uint16_t>(0xC000 | kQuestionNameOffset));
+  }
+  pos_ += owner_len;
+  if (!write_rr_tail(s, type, rclass, ttl, rdata, rdata_len, name1_off, name2_off)) {
+    pos_ = saved_pos;
+    dict_size_ = saved_dict;
+    return false;
+  }
+  return true;
+}
+
+bool ResponseWriter::write_rr_tail(Section s, uint16_t type, uint16_t rclass, uint32_t ttl,
+                                   const uint8_t* rdata, size_t rdata_len, uint16_t name1_off,
+                                   uint16_t name2_off) {
+  if (kRRFixedSize > limit_ - pos_) return false;
   const size_t fixed = pos_;
   store16(buf_ + fixed, type);
   store16(buf_ + fixed + 2, rclass);
@@ -178,38 +211,27 @@ bool ResponseWriter::add_rr(Section s, const uint8_t* owner, size_t owner_len, u
   size_t src = 0;
   for (uint16_t off : name_offs) {
     if (off == 0xFFFF) continue;
-    if (off < src || off >= rdata_len) return fail();
+    if (off < src || off >= rdata_len) return false;
     const size_t literal = off - src;
-    if (literal > limit_ - pos_) return fail();
+    if (literal > limit_ - pos_) return false;
     std::memcpy(buf_ + pos_, rdata + src, literal);
     pos_ += literal;
     const size_t name_len = wire_name_length(rdata + off, rdata_len - off);
-    if (name_len == 0 || !write_name(rdata + off, name_len, true)) return fail();
+    if (name_len == 0 || !write_name(rdata + off, name_len, true)) return false;
     src = off + name_len;
   }
   const size_t tail = rdata_len - src;
-  if (tail > limit_ - pos_) return fail();
+  if (tail > limit_ - pos_) return false;
   if (tail > 0) std::memcpy(buf_ + pos_, rdata + src, tail);
   pos_ += tail;
 
   const size_t rdlength = pos_ - (fixed + kRRFixedSize);
-  if (rdlength > 0xFFFF) return fail();
+  if (rdlength > 0xFFFF) return false;
   store16(buf_ + fixed + 8, static_cast<uint16_t>(rdlength));
   const int idx = static_cast<int>(s);
   ++counts_[idx];
   store16(buf_ + kCountOffset[idx], counts_[idx]);
   return true;
-}
-
-bool ResponseWriter::add_rr_qname(Section s, uint16_t type, uint16_t rclass, uint32_t ttl,
-                                  const uint8_t* rdata, size_t rdata_len, uint16_t name1_off,
-                                  uint16_t name2_off) {
-  if (buf_ == nullptr || question_end_ <= kHeaderSize) return false;  // no question to point at
-  // The question name is the first dictionary entry, so compressing it yields exactly 0xC00C
-  // (a root question name is written as its single root octet, which is shorter than a pointer).
-  const size_t qname_len = question_end_ - kHeaderSize - 4;
-  return add_rr(s, buf_ + kQuestionNameOffset, qname_len, type, rclass, ttl, rdata, rdata_len,
-                name1_off, name2_off);
 }
 
 bool ResponseWriter::add_opt(uint16_t payload, uint16_t ext_rcode, bool do_bit,

@@ -65,6 +65,10 @@ class ResponseWriter {
   // offset < 0x4000. Names are compared case-insensitively by following the packet bytes.
   static constexpr int kMaxDict = 64;
   bool write_name(const uint8_t* name, size_t len, bool compress);
+  // Fixed fields, RDATA (with its compressible names) and the section count, after the owner.
+  // On failure the caller restores pos_ and the dictionary.
+  bool write_rr_tail(Section s, uint16_t type, uint16_t rclass, uint32_t ttl, const uint8_t* rdata,
+                     size_t rdata_len, uint16_t name1_off, uint16_t name2_off);
   bool find_suffix(const uint8_t* name, size_t len, uint16_t* ptr) const;
   void remember(uint16_t offset);
 
