@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
 #include "dataplane/snapshot/format.h"
 
@@ -17,6 +18,7 @@ namespace gtm::control {
 
 namespace {
 
+using dns::wire_name_length;
 using snap::kNone;
 
 // A ratio pool's wheel never holds more slots than this (weights are scaled down beyond it).
@@ -45,19 +47,6 @@ struct WireNameLess {
 
 // ---------------------------------------------------------------------------------------------
 // Wire-name helpers.
-
-// Length of the uncompressed wire name at p[0, avail) including the root label; 0 if malformed.
-size_t wire_name_length(const uint8_t* p, size_t avail) {
-  size_t pos = 0;
-  while (pos < avail) {
-    uint8_t label = p[pos];
-    if (label == 0) return pos + 1;
-    if (label > dns::kMaxLabelLen) return 0;
-    pos += 1 + static_cast<size_t>(label);
-    if (pos >= dns::kMaxNameLen) return 0;
-  }
-  return 0;
-}
 
 bool is_exact_name(const std::vector<uint8_t>& bytes, size_t from = 0) {
   return from < bytes.size() &&
@@ -111,30 +100,8 @@ bool is_wildcard(const WireName& name) {
 }
 
 std::string type_text(uint16_t type) {
-  switch (type) {
-    case dns::kTypeA:
-      return "A";
-    case dns::kTypeNS:
-      return "NS";
-    case dns::kTypeCNAME:
-      return "CNAME";
-    case dns::kTypeSOA:
-      return "SOA";
-    case dns::kTypePTR:
-      return "PTR";
-    case dns::kTypeMX:
-      return "MX";
-    case dns::kTypeTXT:
-      return "TXT";
-    case dns::kTypeAAAA:
-      return "AAAA";
-    case dns::kTypeSRV:
-      return "SRV";
-    case dns::kTypeCAA:
-      return "CAA";
-    default:
-      return "TYPE" + std::to_string(type);
-  }
+  const char* name = dns::rr_type_name(type);
+  return name != nullptr ? name : "TYPE" + std::to_string(type);
 }
 
 // Offsets of the compressible names inside an RDATA of `type` (RFC 3597 section 4).

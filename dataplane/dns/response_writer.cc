@@ -2,6 +2,8 @@
 // previous state (position, counts, dictionary), so truncation decisions stay with the caller.
 #include "dataplane/dns/response_writer.h"
 
+#include "dataplane/dns/name.h"
+
 #include <cassert>
 #include <cstring>
 
@@ -13,18 +15,6 @@ constexpr uint16_t kMaxPointerTarget = 0x3FFF;
 constexpr size_t kRRFixedSize = 10;  // TYPE, CLASS, TTL, RDLENGTH
 constexpr size_t kCountOffset[3] = {6, 8, 10};
 constexpr int kMaxFollowHops = 2 * kMaxLabels;
-
-// Length of the canonical (uncompressed) wire name at name[0, avail), or 0 if it is not one.
-size_t wire_name_length(const uint8_t* name, size_t avail) {
-  size_t pos = 0;
-  while (pos < avail) {
-    const uint8_t label_len = name[pos];
-    if (label_len == 0) return pos + 1 <= kMaxNameLen ? pos + 1 : 0;
-    if (label_len > kMaxLabelLen) return 0;
-    pos += 1 + label_len;
-  }
-  return 0;
-}
 
 // Compares name[0, len) (uncompressed) with the name at packet offset `at`, following pointers.
 bool name_equals_at(const uint8_t* buf, size_t written, uint16_t at, const uint8_t* name,

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "dataplane/dns/name.h"
 #include "dataplane/dns/query_parser.h"
 #include "dataplane/dns/response_writer.h"
 #include "dataplane/dns/wire.h"
@@ -53,32 +54,8 @@ NameText name_text(const uint8_t* name, size_t len) {
 }
 
 const char* type_text(uint16_t type) {
-  switch (type) {
-    case dns::kTypeA:
-      return "A";
-    case dns::kTypeNS:
-      return "NS";
-    case dns::kTypeCNAME:
-      return "CNAME";
-    case dns::kTypeSOA:
-      return "SOA";
-    case dns::kTypePTR:
-      return "PTR";
-    case dns::kTypeMX:
-      return "MX";
-    case dns::kTypeTXT:
-      return "TXT";
-    case dns::kTypeAAAA:
-      return "AAAA";
-    case dns::kTypeSRV:
-      return "SRV";
-    case dns::kTypeANY:
-      return "ANY";
-    case dns::kTypeCAA:
-      return "CAA";
-    default:
-      return "TYPE";
-  }
+  const char* name = dns::rr_type_name(type);
+  return name != nullptr ? name : "TYPE";
 }
 
 const char* rcode_text(uint16_t rcode) {

@@ -1,5 +1,7 @@
 #include "dataplane/snapshot/snapshot.h"
 
+#include "dataplane/dns/name.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,6 +19,8 @@
 namespace gtm::snap {
 
 namespace {
+
+using dns::wire_name_length;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers shared by validation and lookup.
@@ -37,20 +41,6 @@ bool fail(std::string* error, const char* fmt, ...) {
 // [first, first + count) lies inside [0, total), computed without overflow.
 bool range_ok(uint64_t first, uint64_t count, uint64_t total) {
   return first <= total && count <= total - first;
-}
-
-// Length of the uncompressed wire name at p[0, avail), root label included; 0 if it is malformed
-// (label > 63, longer than 255 octets, or not terminated inside avail).
-size_t wire_name_length(const uint8_t* p, size_t avail) {
-  size_t pos = 0;
-  while (pos < avail) {
-    uint8_t label = p[pos];
-    if (label == 0) return pos + 1;
-    if (label > dns::kMaxLabelLen) return 0;
-    pos += 1 + static_cast<size_t>(label);
-    if (pos >= dns::kMaxNameLen) return 0;  // even a root label after this would exceed 255
-  }
-  return 0;
 }
 
 bool has_uppercase(const uint8_t* p, size_t len) {
@@ -638,6 +628,7 @@ LoadedSnapshot::~LoadedSnapshot() {
 }
 
 namespace {
+
 
 bool write_all(int fd, const uint8_t* data, size_t len) {
   while (len > 0) {

@@ -213,7 +213,7 @@ TEST(SnapshotBuilderErrors, RecordPlacementAndTypes) {
             "zone example.: record www.example. TYPE0: not a data type");
   EXPECT_EQ(
       build_error(with_zones({zone("example.", {rec("www.example.", dns::kTypeANY, v4(1))})})),
-      "zone example.: record www.example. TYPE255: not a data type");
+      "zone example.: record www.example. ANY: not a data type");
   EXPECT_EQ(
       build_error(with_zones({zone("example.", {rec("www.example.", dns::kTypeA, {1, 2, 3})})})),
       "zone example.: record www.example. A: malformed rdata");
