@@ -16,9 +16,23 @@ constexpr uint8_t kPointerTag = 0xC0;
 
 enum class Result : uint8_t { kOk, kFormErr };
 
+// ASCII-lowercases 8 bytes at once: a byte gets 0x20 added iff it is in 'A'..'Z'. Length octets of a
+// wire name (0..63) are never in that range, so a whole name can be lowercased without walking its
+// labels.
+inline uint64_t lower8(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  const uint64_t low7 = w & ~kHigh;
+  const uint64_t ge_a = low7 + (0x80 - 'A') * kOnes;      // high bit set where byte >= 'A'
+  const uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * kOnes;  // high bit set where byte > 'Z'
+  const uint64_t upper = ge_a & ~gt_z & ~w & kHigh;        // and the byte itself is < 0x80
+  return w | (upper >> 2);
+}
+
 // Parses the (uncompressed) question name at pkt[12], filling the qname fields of `out`.
 // Returns the offset just past the name, or 0 if the name is not a valid uncompressed name.
 size_t parse_question_name(const uint8_t* pkt, size_t len, ParsedQuery* out) {
+  // First the label structure (one step per label), then one lowercasing copy of the whole name.
   size_t pos = kHeaderSize;
   size_t name_len = 0;
   uint8_t labels = 0;
@@ -31,13 +45,19 @@ size_t parse_question_name(const uint8_t* pkt, size_t len, ParsedQuery* out) {
     if (name_len + 1 + label_len + 1 > kMaxNameLen) return 0;
     if (pos + 1 + label_len > len) return 0;
     out->label_offsets[labels++] = static_cast<uint8_t>(name_len);
-    out->qname_lower[name_len++] = label_len;
-    for (size_t i = 0; i < label_len; ++i) {
-      out->qname_lower[name_len++] = ascii_lower(pkt[pos + 1 + i]);
-    }
+    name_len += 1 + label_len;
     pos += 1 + label_len;
   }
-  out->qname_lower[name_len++] = 0;
+  ++name_len;  // the root label
+  const uint8_t* src = pkt + kHeaderSize;
+  size_t i = 0;
+  for (; i + 8 <= name_len; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, src + i, 8);
+    w = lower8(w);
+    std::memcpy(out->qname_lower + i, &w, 8);
+  }
+  for (; i < name_len; ++i) out->qname_lower[i] = ascii_lower(src[i]);
   out->qname_len = static_cast<uint16_t>(name_len);
   out->label_count = labels;
   return pos + 1;

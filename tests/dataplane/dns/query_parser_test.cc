@@ -151,6 +151,30 @@ TEST(QueryParser, OnlyAsciiLettersAreLowercased) {
   EXPECT_EQ(std::memcmp(q.qname_lower, expected, sizeof(expected)), 0);
 }
 
+TEST(QueryParser, EveryByteValueLowercasedExactlyAtEveryPosition) {
+  // The parser lowercases 8 bytes at a time; check every byte value at every offset of a word, with
+  // each neighbour value, against the byte-at-a-time rule.
+  for (int value = 0; value < 256; ++value) {
+    for (int at = 0; at < 8; ++at) {
+      for (int neighbour : {0x00, 0x40, 0x41, 0x5A, 0x5B, 0x7F, 0x80, 0xC1, 0xDA, 0xFF}) {
+        Bytes label(40, static_cast<uint8_t>(neighbour));
+        label[at] = static_cast<uint8_t>(value);
+        label[at + 17] = static_cast<uint8_t>(value);
+        Packet p;
+        p.header(1, 0, 1, 0, 0, 0).u8(static_cast<uint8_t>(label.size())).raw(label).u8(0);
+        p.u16(kTypeA).u16(kClassIN);
+        ParsedQuery q;
+        ASSERT_EQ(parse(p, &q), ParseStatus::kOk);
+        ASSERT_EQ(q.qname_len, label.size() + 2);
+        for (size_t i = 0; i < label.size(); ++i) {
+          ASSERT_EQ(q.qname_lower[1 + i], ascii_lower(label[i]))
+              << "value " << value << " at " << i << " neighbour " << neighbour;
+        }
+      }
+    }
+  }
+}
+
 TEST(QueryParser, RootQuestion) {
   Packet p = simple_query(".", kTypeNS);
   ParsedQuery q;
