@@ -48,6 +48,9 @@ void usage(FILE* out) {
                "  query NAME TYPE [--client IP] [--ecs PREFIX] [--tcp]\n"
                "        [--snapshot FILE | --config FILE]\n"
                "                             answer a query offline and explain the decision\n"
+               "  member enable|disable|drain SERVICE POOL MEMBER\n"
+               "  pool enable|disable SERVICE POOL\n"
+               "                             operator overrides, kept across reloads and restarts\n"
                "  --run-dir DIR              daemons' run directory (default %s)\n",
                proto::kDefaultRunDir);
 }
@@ -314,6 +317,16 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
       if (!last_error.empty() && last_error != "-") {
         std::printf("control: last error: %s\n", last_error.c_str());
       }
+      if (const Json* admin = cs.get("admin"); admin != nullptr && admin->kind == Json::kArray) {
+        for (const Json& o : admin->items) {
+          const Json* member = o.get("member");
+          std::printf("control: override: %s pool %s%s%s %s\n",
+                      json_scalar(o.get("service")).c_str(), json_scalar(o.get("pool")).c_str(),
+                      member != nullptr ? " member " : "",
+                      member != nullptr ? json_scalar(member).c_str() : "",
+                      json_scalar(o.get("state")).c_str());
+        }
+      }
     } else {
       std::printf("control: %s\n", ctl.reply.c_str());
     }
@@ -327,13 +340,10 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
 
 // ---- reload ----
 
-int cmd_reload(const std::string& run_dir, const std::vector<std::string>& args) {
-  if (!args.empty()) {
-    std::fprintf(stderr, "gtmctl reload: unexpected argument %s\n", args[0].c_str());
-    return 2;
-  }
+// Sends one request to gtm-control and prints its reply; exit code 0 on OK, 1 otherwise.
+int control_request(const std::string& run_dir, const std::string& request) {
   const std::string path = control::run_dir_path(run_dir, proto::kControlSocket);
-  RequestResult r = control::send_request(path, "RELOAD", -1, kReloadTimeoutMs);
+  RequestResult r = control::send_request(path, request, -1, kReloadTimeoutMs);
   if (r.status == RequestStatus::kOk) {
     std::printf("%s\n", r.reply.c_str());
     return 0;
@@ -345,6 +355,30 @@ int cmd_reload(const std::string& run_dir, const std::vector<std::string>& args)
                  r.error.c_str());
   }
   return 1;
+}
+
+int cmd_reload(const std::string& run_dir, const std::vector<std::string>& args) {
+  if (!args.empty()) {
+    std::fprintf(stderr, "gtmctl reload: unexpected argument %s\n", args[0].c_str());
+    return 2;
+  }
+  return control_request(run_dir, "RELOAD");
+}
+
+// `member ACTION SERVICE POOL MEMBER` and `pool ACTION SERVICE POOL`: gtm-control validates the
+// names and the action and answers with the generation that carries the change.
+int cmd_override(const std::string& run_dir, const std::string& kind,
+                 const std::vector<std::string>& args) {
+  const size_t want = kind == "MEMBER" ? 4 : 3;
+  if (args.size() != want) {
+    std::fprintf(stderr, "usage: gtmctl %s\n",
+                 kind == "MEMBER" ? "member enable|disable|drain SERVICE POOL MEMBER"
+                                  : "pool enable|disable SERVICE POOL");
+    return 2;
+  }
+  std::string request = kind;
+  for (const std::string& a : args) request += " " + a;
+  return control_request(run_dir, request);
 }
 
 // ---- compile / check ----
@@ -661,6 +695,8 @@ int gtmctl_main(int argc, char** argv) {
   if (command == "compile") return cmd_compile(args);
   if (command == "check") return cmd_check(args);
   if (command == "query") return cmd_query(run_dir, args);
+  if (command == "member") return cmd_override(run_dir, "MEMBER", args);
+  if (command == "pool") return cmd_override(run_dir, "POOL", args);
   if (command.empty()) {
     usage(stderr);
   } else {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "control/admin_state.h"
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
 #include "control/publish/publisher.h"
@@ -101,7 +102,8 @@ class ControlDaemon {
       : config_path_(std::move(config_path)),
         run_dir_(std::move(run_dir)),
         model_(std::move(model)),
-        control_path_(run_dir_path(run_dir_, proto::kControlSocket)) {}
+        control_path_(run_dir_path(run_dir_, proto::kControlSocket)),
+        admin_path_(run_dir_path(run_dir_, proto::kAdminState)) {}
 
   ~ControlDaemon() {
     for (int fd : clients_) close(fd);
@@ -112,7 +114,13 @@ class ControlDaemon {
     if (signal_fd_ >= 0) close(signal_fd_);
   }
 
-  bool start() { return open_signals() && open_control_socket(); }
+  bool start() {
+    if (!open_signals() || !open_control_socket()) return false;
+    std::string error;
+    if (!admin_.load(admin_path_, &error)) log("admin overrides: %s", error.c_str());
+    if (!admin_.empty()) log("admin overrides in force: %s", admin_.to_json().c_str());
+    return true;
+  }
 
   // Runs until SIGTERM/SIGINT. Returns the process exit code.
   int run() {
@@ -234,6 +242,8 @@ class ControlDaemon {
       reply = reload();
     } else if (request == "STATUS") {
       reply = status_json();
+    } else if (request.rfind("MEMBER ", 0) == 0 || request.rfind("POOL ", 0) == 0) {
+      reply = admin_command(request);
     } else {
       reply = "ERR unknown request";
     }
@@ -247,7 +257,21 @@ class ControlDaemon {
     return "{\"config\":\"" + json_escape(config_path_) +
            "\",\"generation\":" + std::to_string(generation_) +
            ",\"acked_generation\":" + std::to_string(acked_generation_) + ",\"last_error\":\"" +
-           json_escape(publish_error_.empty() ? reload_error_ : publish_error_) + "\"}";
+           json_escape(publish_error_.empty() ? reload_error_ : publish_error_) +
+           "\",\"admin\":" + admin_.to_json() + "}";
+  }
+
+  // An operator's enable/disable/drain: recorded, saved, and published at once. Returns the reply.
+  std::string admin_command(const std::string& request) {
+    std::string error;
+    if (!admin_.apply_command(request, model_, &error)) return "ERR " + error;
+    log("admin: %s", request.c_str());
+    if (!admin_.save(admin_path_, &error)) log("admin overrides not saved: %s", error.c_str());
+    PublishResult p = publish(model_);
+    if (p.ok()) return "OK " + std::to_string(p.generation);
+    need_publish_ = true;
+    next_timer_ = Clock::now() + kRetryInterval;
+    return "ERR " + publish_error_ + " (recorded; published when the dataplane takes it)";
   }
 
   // Re-reads the configuration and publishes it. Returns the RELOAD reply.
@@ -302,7 +326,8 @@ class ControlDaemon {
         return p;
       }
       const uint64_t gen = std::max(g.generation, generation_) + 1;
-      SnapshotModel stamped = model;
+      // Operator overrides go on top of the configuration in every image, reloads included.
+      SnapshotModel stamped = admin_.applied_to(model);
       stamped.generation = gen;
       std::vector<uint8_t> image;
       std::string error;
@@ -364,6 +389,8 @@ class ControlDaemon {
   const std::string run_dir_;
   SnapshotModel model_;  // the configuration currently published (or to be published)
   const std::string control_path_;
+  const std::string admin_path_;
+  AdminOverrides admin_;
 
   int signal_fd_ = -1;
   int listen_fd_ = -1;

@@ -17,7 +17,11 @@
 // <run-dir>/control.sock (gtm-control):
 //   "RELOAD" -> re-reads the configuration; "OK <generation>" once the dataplane acknowledged the
 //       new image, or "ERR <file>:<line>:<column>: <reason>" (the old image keeps serving).
-//   "STATUS" -> JSON: {"config":PATH,"generation":G,"acked_generation":G,"last_error":"..."}
+//   "STATUS" -> JSON: {"config":PATH,"generation":G,"acked_generation":G,"last_error":"...",
+//       "admin":[{"service":S,"pool":P,"member":M,"state":"disabled|draining"},...]}
+//   "MEMBER enable|disable|drain <service> <pool> <member>", "POOL enable|disable <service> <pool>"
+//       -> operator overrides (control/admin_state.h), saved in <run-dir>/admin.state and applied to
+//       every image: "OK <generation>" once published, or "ERR <reason>".
 #pragma once
 
 #include <cstddef>
@@ -27,6 +31,7 @@ namespace gtm::proto {
 inline constexpr const char* kDataplaneSocket = "dataplane.sock";
 inline constexpr const char* kControlSocket = "control.sock";
 inline constexpr const char* kLastGoodSnapshot = "snapshot.bin";
+inline constexpr const char* kAdminState = "admin.state";
 inline constexpr const char* kDefaultRunDir = "/run/gtm";
 inline constexpr size_t kMaxMessage = 65536;
 
