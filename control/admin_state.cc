@@ -1,5 +1,7 @@
 #include "control/admin_state.h"
 
+#include "control/json_text.h"
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -33,22 +35,7 @@ const char* state_name(AdminState s) {
   return "enabled";
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
+std::string json_string(const std::string& s) { return "\"" + json_escape(s) + "\""; }
 
 // Whether the model has the named service / pool / member (member empty: the pool only). A
 // service configured for A and AAAA is two ServiceModels; finding it in either is enough.

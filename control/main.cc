@@ -26,6 +26,7 @@
 #include "control/admin_state.h"
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
+#include "control/json_text.h"
 #include "control/publish/publisher.h"
 #include "dataplane/io/control_protocol.h"
 
@@ -46,23 +47,6 @@ void log(const char* fmt, ...) {
   vsnprintf(line, sizeof(line), fmt, ap);
   va_end(ap);
   std::fprintf(stderr, "gtm-control: %s\n", line);
-}
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
 }
 
 bool make_dirs(const std::string& path) {
