@@ -8,6 +8,7 @@
 // generation.
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -25,6 +26,8 @@
 
 #include "control/admin_state.h"
 #include "control/compiler/snapshot_builder.h"
+#include "control/events/state_events.h"
+#include "control/events/webhook.h"
 #include "control/config/config_loader.h"
 #include "control/json_text.h"
 #include "control/publish/publisher.h"
@@ -63,7 +66,7 @@ bool make_dirs(const std::string& path) {
 
 // Loads and compiles a configuration. On failure *reason is "file:line:col: message" for
 // configuration errors and "file: message" for what only the compiler can see.
-bool load_and_build(const std::string& path, SnapshotModel* model, std::string* reason) {
+bool load_and_build(const std::string& path, LoadedConfig* config, std::string* reason) {
   LoadedConfig loaded;
   ConfigError err;
   if (!load_config_file(path, &loaded, &err)) {
@@ -76,16 +79,35 @@ bool load_and_build(const std::string& path, SnapshotModel* model, std::string* 
     *reason = path + ": " + error;
     return false;
   }
-  *model = std::move(loaded.model);
+  *config = std::move(loaded);
   return true;
+}
+
+// The signals the event loop reads from its signalfd.
+sigset_t control_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
+// Blocks them in this thread before any other thread exists (the webhook sender's): threads
+// inherit the mask, so the signals can only ever be read from the signalfd, never delivered to a
+// thread whose default action would kill the process.
+bool block_control_signals() {
+  const sigset_t set = control_signals();
+  signal(SIGPIPE, SIG_IGN);
+  return pthread_sigmask(SIG_BLOCK, &set, nullptr) == 0;
 }
 
 class ControlDaemon {
  public:
-  ControlDaemon(std::string config_path, std::string run_dir, SnapshotModel model)
+  ControlDaemon(std::string config_path, std::string run_dir, LoadedConfig config)
       : config_path_(std::move(config_path)),
         run_dir_(std::move(run_dir)),
-        model_(std::move(model)),
+        model_(std::move(config.model)),
         control_path_(run_dir_path(run_dir_, proto::kControlSocket)),
         admin_path_(run_dir_path(run_dir_, proto::kAdminState)) {}
 
@@ -98,8 +120,9 @@ class ControlDaemon {
     if (signal_fd_ >= 0) close(signal_fd_);
   }
 
-  bool start() {
+  bool start(std::vector<WebhookConfig> webhooks) {
     if (!open_signals() || !open_control_socket()) return false;
+    webhooks_.set_hooks(std::move(webhooks));
     std::string error;
     if (!admin_.load(admin_path_, &error)) log("admin overrides: %s", error.c_str());
     if (!admin_.empty()) log("admin overrides in force: %s", admin_.to_json().c_str());
@@ -139,13 +162,7 @@ class ControlDaemon {
 
  private:
   bool open_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return false;
-    signal(SIGPIPE, SIG_IGN);
+    const sigset_t set = control_signals();
     signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd_ < 0) log("signalfd: %s", std::strerror(errno));
     return signal_fd_ >= 0;
@@ -238,11 +255,17 @@ class ControlDaemon {
   }
 
   std::string status_json() const {
+    const WebhookSender::Stats hooks = webhooks_.stats();
     return "{\"config\":\"" + json_escape(config_path_) +
            "\",\"generation\":" + std::to_string(generation_) +
            ",\"acked_generation\":" + std::to_string(acked_generation_) + ",\"last_error\":\"" +
            json_escape(publish_error_.empty() ? reload_error_ : publish_error_) +
-           "\",\"admin\":" + admin_.to_json() + "}";
+           "\",\"last_publish_us\":" + std::to_string(last_publish_us_) +
+           ",\"events\":" + std::to_string(events_) +
+           ",\"webhooks_delivered\":" + std::to_string(hooks.delivered) +
+           ",\"webhooks_failed\":" + std::to_string(hooks.failed) +
+           ",\"webhooks_dropped\":" + std::to_string(hooks.dropped) +
+           ",\"admin\":" + admin_.to_json() + "}";
   }
 
   // An operator's enable/disable/drain: recorded, saved, and published at once. Returns the reply.
@@ -250,6 +273,7 @@ class ControlDaemon {
     std::string error;
     if (!admin_.apply_command(request, model_, &error)) return "ERR " + error;
     log("admin: %s", request.c_str());
+    change_reason_ = "admin: " + request;
     if (!admin_.save(admin_path_, &error)) log("admin overrides not saved: %s", error.c_str());
     PublishResult p = publish(model_);
     if (p.ok()) return "OK " + std::to_string(p.generation);
@@ -260,7 +284,7 @@ class ControlDaemon {
 
   // Re-reads the configuration and publishes it. Returns the RELOAD reply.
   std::string reload() {
-    SnapshotModel candidate;
+    LoadedConfig candidate;
     std::string reason;
     if (!load_and_build(config_path_, &candidate, &reason)) {
       reload_error_ = reason;
@@ -268,15 +292,17 @@ class ControlDaemon {
       return "ERR " + reason;
     }
     reload_error_.clear();
-    PublishResult p = publish(candidate);
+    webhooks_.set_hooks(candidate.webhooks);
+    change_reason_ = "reload";
+    PublishResult p = publish(candidate.model);
     if (p.ok()) {
-      model_ = std::move(candidate);
+      model_ = std::move(candidate.model);
       return "OK " + std::to_string(p.generation);
     }
     if (p.status == RequestStatus::kUnreachable) {
       // The configuration is valid: it becomes current and goes out as soon as the dataplane
       // is back, exactly as at start-up.
-      model_ = std::move(candidate);
+      model_ = std::move(candidate.model);
       need_publish_ = true;
       next_timer_ = Clock::now() + kRetryInterval;
       log("reload: dataplane unreachable (%s); will publish when it is back", p.error.c_str());
@@ -327,6 +353,8 @@ class ControlDaemon {
         publish_error_.clear();
         log("published generation %llu (%zu bytes, %llu us)", static_cast<unsigned long long>(gen),
             image.size(), static_cast<unsigned long long>(p.round_trip_us));
+        last_publish_us_ = p.round_trip_us;
+        announce_changes(stamped, gen);
         if (!ready_) {
           ready_ = true;
           log("ready");
@@ -339,6 +367,25 @@ class ControlDaemon {
       if (p.status != RequestStatus::kRefused || p.error.find("stale") == std::string::npos) break;
     }
     return p;
+  }
+
+  // Logs and sends the member/pool/service state changes this image brings, relative to the
+  // last acknowledged one (the first image has nothing to compare with).
+  void announce_changes(SnapshotModel& now_published, uint64_t generation) {
+    if (has_published_) {
+      const uint64_t time_ms = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count());
+      for (const StateEvent& e : diff_states(published_, now_published)) {
+        ++events_;
+        log("event: %s", event_text(e, change_reason_).c_str());
+        webhooks_.post(event_json(e, change_reason_, generation, time_ms));
+      }
+    }
+    published_ = std::move(now_published);
+    has_published_ = true;
+    change_reason_.clear();
   }
 
   void on_timer() {
@@ -375,6 +422,12 @@ class ControlDaemon {
   const std::string control_path_;
   const std::string admin_path_;
   AdminOverrides admin_;
+  WebhookSender webhooks_;
+  SnapshotModel published_;      // the last acknowledged model, overrides applied
+  bool has_published_ = false;
+  std::string change_reason_;    // why the next image differs: "reload", "admin: ...", ...
+  uint64_t events_ = 0;
+  uint64_t last_publish_us_ = 0;
 
   int signal_fd_ = -1;
   int listen_fd_ = -1;
@@ -433,14 +486,19 @@ int control_main(int argc, char** argv) {
   }
 
   // A bad configuration at start is fatal: there is nothing good to serve.
-  SnapshotModel model;
+  if (!block_control_signals()) {
+    std::fprintf(stderr, "gtm-control: cannot block signals: %s\n", std::strerror(errno));
+    return 1;
+  }
+  LoadedConfig config;
   std::string reason;
-  if (!load_and_build(config_path, &model, &reason)) {
+  if (!load_and_build(config_path, &config, &reason)) {
     std::fprintf(stderr, "gtm-control: %s\n", reason.c_str());
     return 1;
   }
-  ControlDaemon daemon(config_path, run_dir, std::move(model));
-  if (!daemon.start()) return 1;
+  std::vector<WebhookConfig> webhooks = config.webhooks;
+  ControlDaemon daemon(config_path, run_dir, std::move(config));
+  if (!daemon.start(std::move(webhooks))) return 1;
   return daemon.run();
 }
 

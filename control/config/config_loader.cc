@@ -741,8 +741,29 @@ void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<Wire
   if (has_family(6) || fallback6) emit(dns::kTypeAAAA, 6, std::move(fallback6));
 }
 
-SnapshotModel load_model(const YAML::Node& root) {
-  const MapReader top(root, "top-level map", {"options", "zones", "services"});
+std::vector<WebhookConfig> load_alerts(const Entry& alerts) {
+  std::vector<WebhookConfig> hooks;
+  const MapReader a(alerts.value, "alerts", {"webhooks"});
+  if (const Entry* list = a.find("webhooks")) {
+    for (const YAML::Node& item : to_list(*list, false)) {
+      const MapReader h(item, "webhook", {"url", "timeout_ms", "retries"});
+      const Entry& url = h.require("url");
+      WebhookConfig w;
+      w.url = scalar(url.value, url.what());
+      if (w.url.rfind("http://", 0) != 0 && w.url.rfind("https://", 0) != 0) {
+        fail(url.value.Mark(), url.what() + " must start with http:// or https://");
+      }
+      w.timeout_ms = optional_uint(h, "timeout_ms", 10, 60000, w.timeout_ms);
+      w.retries = optional_uint(h, "retries", 0, 10, w.retries);
+      hooks.push_back(std::move(w));
+    }
+  }
+  return hooks;
+}
+
+SnapshotModel load_model(const YAML::Node& root, std::vector<WebhookConfig>* webhooks) {
+  const MapReader top(root, "top-level map", {"options", "zones", "services", "alerts"});
+  if (const Entry* alerts = top.find("alerts")) *webhooks = load_alerts(*alerts);
   SnapshotModel model;
   if (const Entry* options = top.find("options")) {
     const MapReader o(options->value, "options", {"unknown_health"});
@@ -828,7 +849,7 @@ bool load_config_string(const std::string& yaml, const std::string& name_for_err
     check_single_document(yaml);
     if (root.IsNull()) fail(root.Mark(), "configuration is empty");
     LoadedConfig loaded;
-    loaded.model = load_model(root);
+    loaded.model = load_model(root, &loaded.webhooks);
     loaded.path = name_for_errors;
     *out = std::move(loaded);
     return true;

@@ -6,7 +6,9 @@
 // model (e.g. CNAME next to other data) are left to build_snapshot, which the caller runs next.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "control/compiler/model.h"
 
@@ -22,8 +24,16 @@ struct ConfigError {
   std::string to_string() const;
 };
 
+// Where gtm-control POSTs state-change events (control/events/webhook.h).
+struct WebhookConfig {
+  std::string url;            // http:// or https://
+  uint32_t timeout_ms = 2000; // per attempt
+  uint32_t retries = 3;       // further attempts after a failure, with doubling back-off
+};
+
 struct LoadedConfig {
   SnapshotModel model;  // generation left 0: the publisher assigns it
+  std::vector<WebhookConfig> webhooks;  // `alerts: webhooks:`; control-only, not in the snapshot
   std::string path;
 };
 

@@ -789,3 +789,35 @@ TEST(ConfigRobustness, DeepNestingAndOddNodes) {
 
 }  // namespace
 }  // namespace gtm::control
+
+namespace gtm::control {
+namespace {
+
+TEST(ConfigLoaderAlerts, WebhooksWithDefaultsAndOverrides) {
+  const LoadedConfig cfg = Load(kZone +
+                                "alerts:\n"
+                                "  webhooks:\n"
+                                "    - {url: \"http://127.0.0.1:9/a\"}\n"
+                                "    - {url: \"https://hooks.example/b\", timeout_ms: 500, "
+                                "retries: 0}\n");
+  ASSERT_EQ(cfg.webhooks.size(), 2u);
+  EXPECT_EQ(cfg.webhooks[0].url, "http://127.0.0.1:9/a");
+  EXPECT_EQ(cfg.webhooks[0].timeout_ms, 2000u);
+  EXPECT_EQ(cfg.webhooks[0].retries, 3u);
+  EXPECT_EQ(cfg.webhooks[1].timeout_ms, 500u);
+  EXPECT_EQ(cfg.webhooks[1].retries, 0u);
+  EXPECT_TRUE(Load(kZone).webhooks.empty());
+}
+
+TEST(ConfigLoaderAlerts, WebhookErrorsArePlaced) {
+  EXPECT_CONFIG_ERROR(kZone + "alerts:\n  webhooks:\n    - {url: \"ftp://x/\"}\n", 9, 13,
+                      "must start with http:// or https://");
+  EXPECT_CONFIG_ERROR(kZone + "alerts:\n  webhooks:\n    - {url: \"http://x/\", retry: 1}\n", 9,
+                      26, "unknown key 'retry' in webhook");
+  EXPECT_CONFIG_ERROR(kZone + "alerts:\n  webhooks:\n    - {url: \"http://x/\", retries: 11}\n",
+                      9, 35, "'retries' must be an integer in 0..10");
+  EXPECT_CONFIG_ERROR(kZone + "alerts:\n  hooks: []\n", 8, 3, "unknown key 'hooks' in alerts");
+}
+
+}  // namespace
+}  // namespace gtm::control

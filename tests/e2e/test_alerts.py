@@ -1,0 +1,164 @@
+"""State-change events end to end: a change that takes members, pools or services in or out of the
+answers is logged by gtm-control and POSTed as JSON to the configured webhooks, with retries; a dead
+webhook never holds up control. The receiver is a real HTTP server on a loopback port.
+"""
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gtm_harness  # noqa: E402
+from gtm_harness import answer_values, binary  # noqa: E402
+
+DEMO = os.path.join(gtm_harness.SOURCE_DIR, "examples", "demo.yaml")
+SERVICE = "www.gtm.example."
+
+
+class Receiver:
+    """Collects POSTed JSON bodies; answers 500 to the first `fail_first` requests."""
+
+    def __init__(self, fail_first=0):
+        self.bodies = []
+        self.requests = 0
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    receiver.requests += 1
+                    fail = receiver.requests <= receiver.fail_first
+                    if not fail:
+                        receiver.bodies.append(json.loads(body))
+                self.send_response(500 if fail else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(list(self.bodies)):
+                    return list(self.bodies)
+            time.sleep(0.05)
+        with self.lock:
+            raise AssertionError(f"webhook bodies so far: {self.bodies}")
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def config_with_webhook(url, retries=2):
+    with open(DEMO) as f:
+        text = f.read()
+    text += ("\nalerts:\n  webhooks:\n"
+             f"    - {{url: \"{url}\", timeout_ms: 1000, retries: {retries}}}\n")
+    fd, path = tempfile.mkstemp(prefix="gtm-alerts-", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+class AlertsTest(unittest.TestCase):
+    def start(self, url, retries=2):
+        self.config = config_with_webhook(url, retries)
+        self.env = gtm_harness.GtmEnv(self.config).start()
+
+    def tearDown(self):
+        problems = self.env.close()
+        os.unlink(self.config)
+        self.assertEqual(problems, [], "daemons did not stop cleanly")
+
+    def gtmctl(self, *args, expect_rc=0):
+        p = subprocess.run([binary("gtmctl"), "--run-dir", self.env.run_dir, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(p.returncode, expect_rc, p.stdout)
+        return p.stdout
+
+    def control_status(self):
+        reply = self.env._seqpacket("control.sock", "STATUS")
+        return json.loads(reply if isinstance(reply, str) else reply.decode())
+
+    def test_member_pool_service_events_with_retry(self):
+        rx = Receiver(fail_first=1)  # the first POST fails: the retry must deliver it
+        try:
+            self.start(f"http://127.0.0.1:{rx.port}/hook")
+            self.gtmctl("member", "disable", SERVICE, "site-a", "a1")
+            bodies = rx.wait_for(lambda b: len(b) >= 1)
+            self.assertEqual(bodies[0]["event"], "member")
+            self.assertEqual((bodies[0]["service"], bodies[0]["type"], bodies[0]["pool"],
+                              bodies[0]["member"]), (SERVICE, "A", "site-a", "a1"))
+            self.assertEqual((bodies[0]["from"], bodies[0]["to"]), ("up", "down"))
+            self.assertIn("MEMBER disable", bodies[0]["reason"])
+            self.assertGreaterEqual(rx.requests, 2)
+
+            # Both pools of the A service down: member, pool and service events, in that order.
+            self.gtmctl("pool", "disable", SERVICE, "site-a")
+            self.gtmctl("pool", "disable", SERVICE, "site-b")
+            bodies = rx.wait_for(lambda b: any(e["event"] == "service" and e["type"] == "A"
+                                               for e in b))
+            kinds = [(e["event"], e.get("pool"), e.get("member"), e["type"]) for e in bodies]
+            self.assertIn(("pool", "site-a", None, "A"), kinds)
+            self.assertIn(("pool", "site-b", None, "A"), kinds)
+            self.assertLess(kinds.index(("pool", "site-b", None, "A")),
+                            kinds.index(("service", None, None, "A")))
+            # Every pool down: the fallback answers.
+            self.assertEqual(set(answer_values(self.env.ask(SERVICE, "A"), "A")), {"203.0.113.1"})
+
+            status = self.control_status()
+            self.assertGreaterEqual(status["webhooks_delivered"], len(bodies))
+            self.assertEqual(status["events"], len(bodies))
+            self.assertGreater(status["last_publish_us"], 0)
+            with open(os.path.join(self.env.run_dir, "control.log")) as f:
+                log = f.read()
+            self.assertIn("event: member www.gtm.example. A site-a a1: up -> down", log)
+        finally:
+            rx.close()
+
+    def test_dead_webhook_does_not_block_control(self):
+        # Nothing listens on this port: every attempt fails quickly, and control goes on.
+        rx = Receiver()
+        port = rx.port
+        rx.close()
+        self.start(f"http://127.0.0.1:{port}/hook", retries=1)
+        started = time.monotonic()
+        self.gtmctl("member", "disable", SERVICE, "site-a", "a1")
+        self.gtmctl("member", "disable", SERVICE, "site-a", "a2")
+        self.assertLess(time.monotonic() - started, 5.0)
+        # Site-a has no usable member left: site-b answers.
+        for _ in range(4):
+            self.assertLessEqual(set(answer_values(self.env.ask(SERVICE, "A"), "A")),
+                                 {"198.51.100.10", "198.51.100.11"})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.control_status()["webhooks_failed"] < 3:
+            time.sleep(0.1)
+        self.assertGreaterEqual(self.control_status()["webhooks_failed"], 3)
+
+    def test_bad_webhook_url_is_a_config_error(self):
+        self.config = config_with_webhook("ftp://127.0.0.1/hook")
+        p = subprocess.run([binary("gtmctl"), "check", self.config], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stdout, r":\d+:\d+: 'url' must start with http:// or https://")
+        self.env = gtm_harness.GtmEnv(DEMO, with_control=False)  # nothing to stop
+
+
+if __name__ == "__main__":
+    gtm_harness.main()
