@@ -28,6 +28,8 @@
 #include "control/compiler/snapshot_builder.h"
 #include "control/events/state_events.h"
 #include "control/events/webhook.h"
+#include "control/monitor/health_tracker.h"
+#include "control/monitor/prober.h"
 #include "control/config/config_loader.h"
 #include "control/json_text.h"
 #include "control/publish/publisher.h"
@@ -109,7 +111,8 @@ class ControlDaemon {
         run_dir_(std::move(run_dir)),
         model_(std::move(config.model)),
         control_path_(run_dir_path(run_dir_, proto::kControlSocket)),
-        admin_path_(run_dir_path(run_dir_, proto::kAdminState)) {}
+        admin_path_(run_dir_path(run_dir_, proto::kAdminState)),
+        monitors_(std::move(config.monitors)) {}
 
   ~ControlDaemon() {
     for (int fd : clients_) close(fd);
@@ -123,6 +126,12 @@ class ControlDaemon {
   bool start(std::vector<WebhookConfig> webhooks) {
     if (!open_signals() || !open_control_socket()) return false;
     webhooks_.set_hooks(std::move(webhooks));
+    if (prober_.fd() < 0) {
+      log("epoll_create1: %s", std::strerror(errno));
+      return false;
+    }
+    health_.configure(model_, monitors_, &prober_, Clock::now());
+    if (health_.target_count() > 0) log("probing %zu target(s)", health_.target_count());
     std::string error;
     if (!admin_.load(admin_path_, &error)) log("admin overrides: %s", error.c_str());
     if (!admin_.empty()) log("admin overrides in force: %s", admin_.to_json().c_str());
@@ -139,8 +148,10 @@ class ControlDaemon {
       std::vector<pollfd> fds;
       fds.push_back({signal_fd_, POLLIN, 0});
       fds.push_back({listen_fd_, POLLIN, 0});
+      fds.push_back({prober_.fd(), POLLIN, 0});
       for (int c : clients_) fds.push_back({c, POLLIN, 0});
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_timer_ - Clock::now());
+      const auto wake = std::min(next_timer_, prober_.next_deadline());
+      auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now());
       int timeout = static_cast<int>(std::max<int64_t>(0, wait.count()));
       int n = poll(fds.data(), fds.size(), timeout);
       if (n < 0) {
@@ -148,12 +159,13 @@ class ControlDaemon {
         log("poll: %s", std::strerror(errno));
         return 1;
       }
+      run_probes();
       if (n == 0) continue;
       if (fds[0].revents & POLLIN) {
         if (!handle_signal()) return 0;
       }
-      for (size_t i = 2; i < fds.size(); ++i) {
-        if (fds[i].revents != 0) handle_client(clients_[i - 2]);
+      for (size_t i = 3; i < fds.size(); ++i) {
+        if (fds[i].revents != 0) handle_client(clients_[i - 3]);
       }
       std::erase(clients_, -1);
       if (fds[1].revents & POLLIN) accept_clients();
@@ -261,6 +273,8 @@ class ControlDaemon {
            ",\"acked_generation\":" + std::to_string(acked_generation_) + ",\"last_error\":\"" +
            json_escape(publish_error_.empty() ? reload_error_ : publish_error_) +
            "\",\"last_publish_us\":" + std::to_string(last_publish_us_) +
+           ",\"last_health_publish_us\":" + std::to_string(last_health_publish_us_) +
+           ",\"probe_targets\":" + std::to_string(health_.target_count()) +
            ",\"events\":" + std::to_string(events_) +
            ",\"webhooks_delivered\":" + std::to_string(hooks.delivered) +
            ",\"webhooks_failed\":" + std::to_string(hooks.failed) +
@@ -293,6 +307,8 @@ class ControlDaemon {
     }
     reload_error_.clear();
     webhooks_.set_hooks(candidate.webhooks);
+    monitors_ = std::move(candidate.monitors);
+    health_.configure(candidate.model, monitors_, &prober_, Clock::now());
     change_reason_ = "reload";
     PublishResult p = publish(candidate.model);
     if (p.ok()) {
@@ -336,8 +352,9 @@ class ControlDaemon {
         return p;
       }
       const uint64_t gen = std::max(g.generation, generation_) + 1;
-      // Operator overrides go on top of the configuration in every image, reloads included.
+      // Probe results and operator overrides go on top of the configuration in every image.
       SnapshotModel stamped = admin_.applied_to(model);
+      health_.annotate(&stamped);
       stamped.generation = gen;
       std::vector<uint8_t> image;
       std::string error;
@@ -354,6 +371,14 @@ class ControlDaemon {
         log("published generation %llu (%zu bytes, %llu us)", static_cast<unsigned long long>(gen),
             image.size(), static_cast<unsigned long long>(p.round_trip_us));
         last_publish_us_ = p.round_trip_us;
+        if (health_change_pending_) {
+          // From the probe verdict that decided a change to the dataplane's acknowledgement.
+          last_health_publish_us_ = static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
+                                                                    health_changed_at_)
+                  .count());
+          health_change_pending_ = false;
+        }
         announce_changes(stamped, gen);
         if (!ready_) {
           ready_ = true;
@@ -367,6 +392,20 @@ class ControlDaemon {
       if (p.status != RequestStatus::kRefused || p.error.find("stale") == std::string::npos) break;
     }
     return p;
+  }
+
+  // Advances the probes; when a member's health changed, publishes at once. All verdicts of one
+  // wake-up go into one image, so a burst of changes costs one publish.
+  void run_probes() {
+    probe_results_.clear();
+    prober_.run(Clock::now(), &probe_results_);
+    std::string reason;
+    if (probe_results_.empty() || !health_.apply(probe_results_, &reason)) return;
+    log("health: %s", reason.c_str());
+    change_reason_ = "health: " + reason;
+    health_changed_at_ = Clock::now();
+    health_change_pending_ = true;
+    publish(model_);
   }
 
   // Logs and sends the member/pool/service state changes this image brings, relative to the
@@ -422,6 +461,13 @@ class ControlDaemon {
   const std::string control_path_;
   const std::string admin_path_;
   AdminOverrides admin_;
+  std::vector<MonitorSpec> monitors_;
+  Prober prober_;
+  HealthTracker health_;
+  std::vector<ProbeResult> probe_results_;
+  Clock::time_point health_changed_at_;
+  bool health_change_pending_ = false;
+  uint64_t last_health_publish_us_ = 0;
   WebhookSender webhooks_;
   SnapshotModel published_;      // the last acknowledged model, overrides applied
   bool has_published_ = false;

@@ -38,6 +38,9 @@ struct MemberModel {
   snap::MemberMode mode = snap::MemberMode::kAuto;
   snap::MemberHealth health = snap::MemberHealth::kUnknown;
   bool enabled = true;
+  // Control only (the builder ignores it): the monitors whose results set `health` when mode is
+  // kAuto; the member is up while all of them say up.
+  std::vector<std::string> monitors;
 };
 
 struct PoolModel {

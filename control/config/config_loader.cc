@@ -541,8 +541,24 @@ struct ParsedPool {
 };
 
 // `family` is 0 for "either" (an address service without a type), 4, 6, or -1 for CNAME.
-ParsedMember load_member(const YAML::Node& node, int family, const WireName& zone_apex) {
-  const MapReader m(node, "member", {"name", "address", "target", "weight", "mode", "enabled"});
+// `monitors: [name, ...]` of a pool or member: every name must be a configured monitor.
+std::vector<std::string> load_monitor_refs(const Entry& e, const std::vector<MonitorSpec>& known) {
+  std::vector<std::string> names;
+  for (const YAML::Node& item : to_list(e, false)) {
+    const std::string& name = scalar(item, "monitor name");
+    bool found = false;
+    for (const MonitorSpec& m : known) found |= m.name == name;
+    if (!found) fail(item.Mark(), "unknown monitor " + quoted(name));
+    names.push_back(name);
+  }
+  return names;
+}
+
+ParsedMember load_member(const YAML::Node& node, int family, const WireName& zone_apex,
+                         const std::vector<MonitorSpec>& monitors,
+                         const std::vector<std::string>& pool_monitors) {
+  const MapReader m(node, "member",
+                    {"name", "address", "target", "weight", "mode", "enabled", "monitors"});
   ParsedMember pm;
   const bool is_cname = family < 0;
   const char* value_key = is_cname ? "target" : "address";
@@ -579,11 +595,22 @@ ParsedMember load_member(const YAML::Node& node, int family, const WireName& zon
                                             {"always-down", snap::MemberMode::kAlwaysDown}});
   }
   if (const Entry* enabled = m.find("enabled")) pm.model.enabled = to_bool(*enabled);
+  pm.model.monitors = pool_monitors;
+  if (const Entry* refs = m.find_key("monitors")) {
+    pm.model.monitors = refs->value.IsNull() ? std::vector<std::string>{}
+                                             : load_monitor_refs(*refs, monitors);
+  }
+  if (is_cname && !pm.model.monitors.empty()) {
+    fail(node.Mark(), "monitors probe addresses; CNAME members have none");
+  }
   return pm;
 }
 
-ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_apex) {
-  const MapReader m(node, "pool", {"name", "method", "count", "members"});
+ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_apex,
+                     const std::vector<MonitorSpec>& monitors) {
+  const MapReader m(node, "pool", {"name", "method", "count", "members", "monitors"});
+  std::vector<std::string> pool_monitors;
+  if (const Entry* refs = m.find("monitors")) pool_monitors = load_monitor_refs(*refs, monitors);
   ParsedPool p;
   const Entry& name = m.require("name");
   p.pool.name = scalar(name.value, name.what());
@@ -605,7 +632,7 @@ ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_ap
     fail(count->key_node.Mark(), "'count' is only valid with method return-n");
   }
   for (const YAML::Node& item : to_list(m.require("members"), true)) {
-    ParsedMember member = load_member(item, family, zone_apex);
+    ParsedMember member = load_member(item, family, zone_apex, monitors, pool_monitors);
     for (const ParsedMember& other : p.members) {
       if (other.model.name == member.model.name) {
         fail(item.Mark(),
@@ -627,7 +654,8 @@ const ZoneModel* zone_of(const WireName& name, const std::vector<ZoneModel>& zon
   return best;
 }
 
-void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<WireName>* seen_names) {
+void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<WireName>* seen_names,
+                  const std::vector<MonitorSpec>& monitors) {
   const MapReader m(node, "service", {"name", "type", "ttl", "pools", "fallback", "when_empty"});
   const Entry& name = m.require("name");
   const WireName wire_name = to_name(name.value, "service name", nullptr);
@@ -669,7 +697,7 @@ void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<Wire
 
   std::vector<ParsedPool> pools;
   for (const YAML::Node& item : to_list(m.require("pools"), true)) {
-    ParsedPool pool = load_pool(item, family, zone->apex);
+    ParsedPool pool = load_pool(item, family, zone->apex, monitors);
     for (const ParsedPool& other : pools) {
       if (other.pool.name == pool.pool.name)
         fail(item.Mark(), "duplicate pool " + quoted(pool.pool.name) + " in service");
@@ -761,9 +789,100 @@ std::vector<WebhookConfig> load_alerts(const Entry& alerts) {
   return hooks;
 }
 
-SnapshotModel load_model(const YAML::Node& root, std::vector<WebhookConfig>* webhooks) {
-  const MapReader top(root, "top-level map", {"options", "zones", "services", "alerts"});
+// "200", "200-399" or a list of those.
+std::vector<std::pair<uint16_t, uint16_t>> load_status_ranges(const Entry& e) {
+  std::vector<YAML::Node> items;
+  if (e.value.IsSequence()) {
+    for (const YAML::Node& n : e.value) items.push_back(n);
+  } else {
+    items.push_back(e.value);
+  }
+  std::vector<std::pair<uint16_t, uint16_t>> ranges;
+  for (const YAML::Node& n : items) {
+    const std::string& text = scalar(n, e.what());
+    const size_t dash = text.find('-');
+    auto code = [&](const std::string& t) {
+      bool ok = !t.empty() && t.size() <= 3;
+      for (char c : t) ok &= c >= '0' && c <= '9';
+      const int value = ok ? std::stoi(t) : 0;
+      if (value < 100 || value > 599) {
+        fail(n.Mark(), e.what() + ": " + quoted(text) + " is not a status code or range (100..599)");
+      }
+      return static_cast<uint16_t>(value);
+    };
+    const uint16_t lo = code(text.substr(0, dash));
+    const uint16_t hi = dash == std::string::npos ? lo : code(text.substr(dash + 1));
+    if (hi < lo) fail(n.Mark(), e.what() + ": empty range " + quoted(text));
+    ranges.emplace_back(lo, hi);
+  }
+  if (ranges.empty()) fail(e.value.Mark(), e.what() + " must not be empty");
+  return ranges;
+}
+
+std::vector<MonitorSpec> load_monitors(const Entry& list) {
+  std::vector<MonitorSpec> out;
+  for (const YAML::Node& item : to_list(list, false)) {
+    const MapReader m(item, "monitor",
+                      {"name", "type", "port", "interval_ms", "timeout_ms", "rise", "fall", "send",
+                       "expect", "method", "path", "host", "expect_status", "body_contains"});
+    MonitorSpec spec;
+    const Entry& name = m.require("name");
+    spec.name = scalar(name.value, name.what());
+    if (spec.name.empty()) fail(name.value.Mark(), "monitor name must not be empty");
+    for (const MonitorSpec& other : out) {
+      if (other.name == spec.name) fail(name.value.Mark(), "duplicate monitor " + quoted(spec.name));
+    }
+    spec.type = to_choice<MonitorSpec::Type>(
+        m.require("type"), {{"tcp", MonitorSpec::Type::kTcp}, {"http", MonitorSpec::Type::kHttp}});
+    const Entry& port = m.require("port");
+    spec.port = static_cast<uint16_t>(to_uint(port.value, port.what(), 1, 65535));
+    spec.interval_ms = optional_uint(m, "interval_ms", 100, 3600000, spec.interval_ms);
+    spec.timeout_ms = optional_uint(m, "timeout_ms", 10, 3600000,
+                                    std::min(spec.timeout_ms, spec.interval_ms * 4 / 5));
+    if (spec.timeout_ms >= spec.interval_ms) {
+      fail(m.find("timeout_ms")->value.Mark(), "'timeout_ms' must be less than 'interval_ms'");
+    }
+    spec.rise = optional_uint(m, "rise", 1, 100, spec.rise);
+    spec.fall = optional_uint(m, "fall", 1, 100, spec.fall);
+    const bool http = spec.type == MonitorSpec::Type::kHttp;
+    for (const char* key : {"send", "expect"}) {
+      if (const Entry* e = m.find_key(key); e != nullptr && http) {
+        fail(e->key_node.Mark(), quoted(key) + " is only valid for tcp monitors");
+      }
+    }
+    for (const char* key : {"method", "path", "host", "expect_status", "body_contains"}) {
+      if (const Entry* e = m.find_key(key); e != nullptr && !http) {
+        fail(e->key_node.Mark(), quoted(key) + " is only valid for http monitors");
+      }
+    }
+    if (const Entry* e = m.find("send")) spec.send = scalar(e->value, e->what());
+    if (const Entry* e = m.find("expect")) spec.expect = scalar(e->value, e->what());
+    if (const Entry* e = m.find("method")) spec.method = scalar(e->value, e->what());
+    if (const Entry* e = m.find("path")) {
+      spec.path = scalar(e->value, e->what());
+      if (spec.path.empty() || spec.path[0] != '/') fail(e->value.Mark(), "'path' must start with /");
+    }
+    if (const Entry* e = m.find("host")) spec.host = scalar(e->value, e->what());
+    if (const Entry* e = m.find("expect_status")) spec.status_ranges = load_status_ranges(*e);
+    if (const Entry* e = m.find("body_contains")) spec.body_contains = scalar(e->value, e->what());
+    // They go into the request line and headers verbatim: no way to smuggle a second line in.
+    if (spec.method.empty() || spec.method.find_first_of("\r\n ") != std::string::npos ||
+        spec.path.find_first_of("\r\n ") != std::string::npos ||
+        spec.host.find_first_of("\r\n") != std::string::npos) {
+      fail(m.mark(), "http 'method', 'path' and 'host' must not contain line breaks (nor spaces, "
+                     "for method and path)");
+    }
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+SnapshotModel load_model(const YAML::Node& root, std::vector<WebhookConfig>* webhooks,
+                         std::vector<MonitorSpec>* monitors) {
+  const MapReader top(root, "top-level map",
+                      {"options", "zones", "services", "alerts", "monitors"});
   if (const Entry* alerts = top.find("alerts")) *webhooks = load_alerts(*alerts);
+  if (const Entry* list = top.find("monitors")) *monitors = load_monitors(*list);
   SnapshotModel model;
   if (const Entry* options = top.find("options")) {
     const MapReader o(options->value, "options", {"unknown_health"});
@@ -776,7 +895,7 @@ SnapshotModel load_model(const YAML::Node& root, std::vector<WebhookConfig>* web
   if (const Entry* services = top.find("services")) {
     std::vector<WireName> seen_names;
     for (const YAML::Node& item : to_list(*services, false)) {
-      load_service(item, &model, &seen_names);
+      load_service(item, &model, &seen_names, *monitors);
     }
   }
   return model;
@@ -849,7 +968,7 @@ bool load_config_string(const std::string& yaml, const std::string& name_for_err
     check_single_document(yaml);
     if (root.IsNull()) fail(root.Mark(), "configuration is empty");
     LoadedConfig loaded;
-    loaded.model = load_model(root, &loaded.webhooks);
+    loaded.model = load_model(root, &loaded.webhooks, &loaded.monitors);
     loaded.path = name_for_errors;
     *out = std::move(loaded);
     return true;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "control/compiler/model.h"
+#include "control/monitor/monitor_spec.h"
 
 namespace gtm::control {
 
@@ -33,6 +34,7 @@ struct WebhookConfig {
 
 struct LoadedConfig {
   SnapshotModel model;  // generation left 0: the publisher assigns it
+  std::vector<MonitorSpec> monitors;    // `monitors:`, referenced by name from members
   std::vector<WebhookConfig> webhooks;  // `alerts: webhooks:`; control-only, not in the snapshot
   std::string path;
 };

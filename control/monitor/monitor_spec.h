@@ -1,0 +1,33 @@
+// A health monitor as configured (`monitors:` in the YAML; docs/config.md): what to probe, how often,
+// and how many consecutive results change a member's state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace gtm::control {
+
+struct MonitorSpec {
+  enum class Type { kTcp, kHttp };
+
+  std::string name;
+  Type type = Type::kTcp;
+  uint32_t interval_ms = 1000;  // between the starts of two probes of one target (>= 100)
+  uint32_t timeout_ms = 800;    // a probe with no verdict by then fails (< interval)
+  uint32_t rise = 2;            // consecutive successes that bring a down/unknown target up
+  uint32_t fall = 3;            // consecutive failures that bring an up/unknown target down
+  uint16_t port = 0;            // probed on the member's own address
+  // tcp: optional bytes to send after connecting and a substring the reply must contain.
+  std::string send;
+  std::string expect;
+  // http: request and what a good answer looks like.
+  std::string method = "GET";
+  std::string path = "/";
+  std::string host;  // Host header; the member address when empty
+  std::vector<std::pair<uint16_t, uint16_t>> status_ranges;  // empty: 200..399
+  std::string body_contains;
+};
+
+}  // namespace gtm::control

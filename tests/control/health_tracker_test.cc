@@ -1,0 +1,178 @@
+#include "control/monitor/health_tracker.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "control/config/config_loader.h"
+
+namespace gtm::control {
+namespace {
+
+const char* kConfig = R"(
+zones:
+  - name: example.com.
+    soa: {mname: ns1, rname: hostmaster, serial: 1}
+    ns: [ns1]
+    records:
+      - {name: ns1, type: A, data: 192.0.2.1}
+monitors:
+  - {name: tcp, type: tcp, port: 80, rise: 2, fall: 3}
+  - {name: web, type: http, port: 8080, path: /hc, expect_status: ["200", "204-299"]}
+services:
+  - name: www.example.com.
+    ttl: 30
+    pools:
+      - name: p
+        monitors: [tcp]
+        members:
+          - {name: a, address: 192.0.2.10}
+          - {name: b, address: 192.0.2.11, monitors: [tcp, web]}
+          - {name: c, address: 192.0.2.12, monitors: []}
+          - {name: d, address: 192.0.2.13, mode: always-up}
+  - name: api.example.com.
+    ttl: 30
+    pools:
+      - name: q
+        members:
+          - {name: a-again, address: 192.0.2.10, monitors: [tcp]}
+)";
+
+struct HealthTrackerTest : ::testing::Test {
+  void SetUp() override {
+    ConfigError err;
+    ASSERT_TRUE(load_config_string(kConfig, "t.yaml", &config, &err)) << err.to_string();
+    tracker.configure(config.model, config.monitors, &prober, ProbeClock::now());
+  }
+  // Index of the probe target with this label.
+  size_t target(const std::string& label) {
+    for (size_t i = 0; i < labels().size(); ++i) {
+      if (labels()[i] == label) return i;
+    }
+    ADD_FAILURE() << "no target " << label;
+    return 0;
+  }
+  std::vector<std::string> labels() {
+    // Reconstructs the labels the tracker gave the prober, in its order.
+    std::vector<std::string> out;
+    for (const char* l : {"192.0.2.10:80 (tcp)", "192.0.2.11:80 (tcp)", "192.0.2.11:8080 (web)"}) {
+      out.push_back(l);
+    }
+    return out;
+  }
+  snap::MemberHealth health_of(const std::string& member) {
+    SnapshotModel m = config.model;
+    tracker.annotate(&m);
+    for (const ServiceModel& s : m.services) {
+      for (const PoolModel& p : s.pools) {
+        for (const MemberModel& mm : p.members) {
+          if (mm.name == member) return mm.health;
+        }
+      }
+    }
+    ADD_FAILURE() << "no member " << member;
+    return snap::MemberHealth::kUnknown;
+  }
+  bool feed(size_t t, bool ok) {
+    std::string reason;
+    return tracker.apply({{t, ok, ok ? "connected" : "connect: refused"}}, &reason);
+  }
+
+  LoadedConfig config;
+  Prober prober;
+  HealthTracker tracker;
+};
+
+TEST_F(HealthTrackerTest, TargetsAreSharedAndOnlyForMonitoredAutoMembers) {
+  // a and a-again share 192.0.2.10:80; b has two monitors; c opted out; d is always-up.
+  EXPECT_EQ(tracker.target_count(), 3u);
+  EXPECT_EQ(prober.target_count(), 3u);
+  EXPECT_EQ(health_of("c"), snap::MemberHealth::kUnknown);
+  EXPECT_EQ(health_of("d"), snap::MemberHealth::kUnknown);
+}
+
+TEST_F(HealthTrackerTest, RiseAndFallAreExact) {
+  const size_t a = target("192.0.2.10:80 (tcp)");
+  EXPECT_EQ(health_of("a"), snap::MemberHealth::kUnknown);
+  EXPECT_FALSE(feed(a, true));  // 1 success < rise 2
+  EXPECT_EQ(health_of("a"), snap::MemberHealth::kUnknown);
+  EXPECT_TRUE(feed(a, true));   // 2nd: up
+  EXPECT_EQ(health_of("a"), snap::MemberHealth::kUp);
+  EXPECT_EQ(health_of("a-again"), snap::MemberHealth::kUp);  // same target
+  EXPECT_FALSE(feed(a, false));
+  EXPECT_FALSE(feed(a, false));
+  EXPECT_FALSE(feed(a, true));  // the run of failures is broken
+  EXPECT_FALSE(feed(a, false));
+  EXPECT_FALSE(feed(a, false));
+  EXPECT_EQ(health_of("a"), snap::MemberHealth::kUp);
+  EXPECT_TRUE(feed(a, false));  // 3rd consecutive failure: down
+  EXPECT_EQ(health_of("a"), snap::MemberHealth::kDown);
+  EXPECT_FALSE(feed(a, false));  // already down: no change
+}
+
+TEST_F(HealthTrackerTest, AllMonitorsMustBeUp) {
+  const size_t tcp = target("192.0.2.11:80 (tcp)");
+  const size_t web = target("192.0.2.11:8080 (web)");
+  feed(tcp, true);
+  feed(tcp, true);
+  EXPECT_EQ(health_of("b"), snap::MemberHealth::kUnknown);  // web has no verdict yet
+  feed(web, true);
+  feed(web, true);
+  EXPECT_EQ(health_of("b"), snap::MemberHealth::kUp);
+  for (int i = 0; i < 3; ++i) feed(web, false);
+  EXPECT_EQ(health_of("b"), snap::MemberHealth::kDown);  // one monitor down is enough
+}
+
+TEST_F(HealthTrackerTest, StateSurvivesAReconfigure) {
+  const size_t a = target("192.0.2.10:80 (tcp)");
+  feed(a, true);
+  feed(a, true);
+  tracker.configure(config.model, config.monitors, &prober, ProbeClock::now());
+  EXPECT_EQ(health_of("a"), snap::MemberHealth::kUp);
+}
+
+TEST(MonitorConfig, SpecsAndErrors) {
+  LoadedConfig cfg;
+  ConfigError err;
+  ASSERT_TRUE(load_config_string(kConfig, "t.yaml", &cfg, &err)) << err.to_string();
+  ASSERT_EQ(cfg.monitors.size(), 2u);
+  EXPECT_EQ(cfg.monitors[1].status_ranges,
+            (std::vector<std::pair<uint16_t, uint16_t>>{{200, 200}, {204, 299}}));
+  EXPECT_EQ(cfg.monitors[0].timeout_ms, 800u);
+
+  const std::string zone = R"(
+zones:
+  - name: example.com.
+    soa: {mname: ns1, rname: hostmaster, serial: 1}
+    ns: [ns1]
+)";
+  auto error_of = [&](const std::string& tail) {
+    LoadedConfig c;
+    ConfigError e;
+    EXPECT_FALSE(load_config_string(zone + tail, "t.yaml", &c, &e));
+    return e.to_string();
+  };
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: icmp, port: 1}\n").find("must be one of tcp"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp}\n").find("'port'"), std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp, port: 1, interval_ms: 50}\n")
+                .find("'interval_ms' must be an integer in 100.."),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp, port: 1, interval_ms: 200, "
+                     "timeout_ms: 200}\n")
+                .find("less than 'interval_ms'"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp, port: 1, path: /x}\n")
+                .find("only valid for http"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: http, port: 1, expect_status: \"299-200\"}\n")
+                .find("empty range"),
+            std::string::npos);
+  EXPECT_NE(error_of("services:\n  - name: www.example.com.\n    ttl: 1\n    pools:\n      - name: "
+                     "p\n        members:\n          - {address: 192.0.2.1, monitors: [nope]}\n")
+                .find("unknown monitor 'nope'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace gtm::control
