@@ -275,6 +275,7 @@ class ControlDaemon {
            "\",\"last_publish_us\":" + std::to_string(last_publish_us_) +
            ",\"last_health_publish_us\":" + std::to_string(last_health_publish_us_) +
            ",\"probe_targets\":" + std::to_string(health_.target_count()) +
+           ",\"probes_completed\":" + std::to_string(prober_.completed()) +
            ",\"events\":" + std::to_string(events_) +
            ",\"webhooks_delivered\":" + std::to_string(hooks.delivered) +
            ",\"webhooks_failed\":" + std::to_string(hooks.failed) +

@@ -32,13 +32,20 @@ struct Prober::Probe {
   ProbeClock::time_point next_start;
   ProbeClock::time_point deadline;
   int fd = -1;  // >= 0 while in flight
+  uint64_t timer_seq = 0;  // the live entry in Prober::timers_
   enum class Phase { kConnecting, kSending, kReading } phase = Phase::kConnecting;
   std::string request;
   size_t sent = 0;
   std::string reply;
 
   void close_socket() {
-    if (fd >= 0) close(fd);
+    if (fd < 0) return;
+    // Abortive close (RST): a probe needs no orderly shutdown, and skipping the FIN exchange and
+    // TIME_WAIT halves the packets per probe and keeps tens of thousands of sockets per minute
+    // from piling up in TIME_WAIT.
+    linger abort{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+    close(fd);
     fd = -1;
   }
 };
@@ -55,20 +62,30 @@ size_t Prober::target_count() const { return probes_.size(); }
 void Prober::set_targets(std::vector<ProbeTarget> targets, ProbeClock::time_point now) {
   for (auto& p : probes_) p->close_socket();  // closing also removes it from the epoll set
   probes_.clear();
+  timers_ = {};
   const size_t n = targets.size();
   for (size_t i = 0; i < n; ++i) {
     auto p = std::make_unique<Probe>();
     p->target = std::move(targets[i]);
     const auto interval = std::chrono::milliseconds(p->target.spec.interval_ms);
     p->next_start = now + interval * static_cast<int64_t>(i) / static_cast<int64_t>(n);
+    const auto first = p->next_start;
     probes_.push_back(std::move(p));
+    schedule(i, first);
   }
 }
 
+void Prober::schedule(size_t index, ProbeClock::time_point at) {
+  Probe& p = *probes_[index];
+  p.timer_seq = ++timer_seq_;
+  timers_.push({at, index, p.timer_seq});
+}
+
 ProbeClock::time_point Prober::next_deadline() const {
-  auto next = ProbeClock::time_point::max();
-  for (const auto& p : probes_) next = std::min(next, p->fd >= 0 ? p->deadline : p->next_start);
-  return next;
+  while (!timers_.empty() && timers_.top().seq != probes_[timers_.top().index]->timer_seq) {
+    timers_.pop();
+  }
+  return timers_.empty() ? ProbeClock::time_point::max() : timers_.top().at;
 }
 
 void Prober::run(ProbeClock::time_point now, std::vector<ProbeResult>* results) {
@@ -81,10 +98,16 @@ void Prober::run(ProbeClock::time_point now, std::vector<ProbeResult>* results) 
     for (int i = 0; i < n; ++i) advance(events[i].data.u64, events[i].events, results);
     if (n < 256) break;
   }
-  for (size_t i = 0; i < probes_.size(); ++i) {
-    Probe& p = *probes_[i];
-    if (p.fd >= 0 && now >= p.deadline) finish(i, false, "timeout", results);
-    if (p.fd < 0 && now >= p.next_start) start(i, now, results);
+  while (!timers_.empty() && timers_.top().at <= now) {
+    const Timer t = timers_.top();
+    timers_.pop();
+    Probe& p = *probes_[t.index];
+    if (t.seq != p.timer_seq) continue;  // superseded
+    if (p.fd >= 0) {
+      finish(t.index, false, "timeout", results);  // schedules the next start
+    } else {
+      start(t.index, now, results);
+    }
   }
 }
 
@@ -95,6 +118,7 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
   p.next_start += interval;
   if (p.next_start <= now) p.next_start = now + interval;
   p.deadline = now + std::chrono::milliseconds(p.target.spec.timeout_ms);
+  schedule(index, p.deadline);
   p.phase = Probe::Phase::kConnecting;
   p.sent = 0;
   p.reply.clear();
@@ -231,7 +255,10 @@ void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* re
 }
 
 void Prober::finish(size_t index, bool ok, std::string detail, std::vector<ProbeResult>* results) {
-  probes_[index]->close_socket();
+  Probe& p = *probes_[index];
+  p.close_socket();
+  schedule(index, p.next_start);
+  ++completed_;
   results->push_back({index, ok, std::move(detail)});
 }
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Health-probe scale: N members (default 10,000), each probed by TCP every second by one
+# gtm-control, against a local accept-and-close listener. Prints the probe rate and gtm-control's
+# CPU use (of one core) over a measurement window, ending with one line:
+#   health_scale: members=N interval_ms=I probes_per_s=X control_cpu_pct=Y
+#   bench/health-scale.sh [MEMBERS] [SECONDS] [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+members=${1:-10000}
+seconds=${2:-10}
+build=${3:-build}
+exec /usr/bin/python3 bench/health_scale.py "$members" "$seconds" "$build"

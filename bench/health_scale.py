@@ -1,0 +1,112 @@
+"""Driver of bench/health-scale.sh (see there). Loopback only; stops only what it started."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+members, seconds, build = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+INTERVAL_MS = 1000
+PER_POOL = 100
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def cpu_split(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def control_status(run_dir):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    s.connect(os.path.join(run_dir, "control.sock"))
+    s.send(b"STATUS")
+    reply = json.loads(s.recv(65536))
+    s.close()
+    return reply
+
+
+def wait_line(path, text, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"health-scale: process exited:\n{open(path).read()}")
+        if os.path.exists(path) and text in open(path).read():
+            return
+        time.sleep(0.05)
+    sys.exit(f"health-scale: timed out waiting for {text!r}")
+
+
+run_dir = tempfile.mkdtemp(prefix="gtm-health-scale-")
+probe_port, dns_port = free_port(), free_port()
+lines = ["zones:", "  - name: scale.example.", "    soa: {mname: ns1, rname: h, serial: 1}",
+         "    ns: [ns1]", "    records:", "      - {name: ns1, type: A, data: 127.0.0.1}",
+         "monitors:",
+         f"  - {{name: tcp, type: tcp, port: {probe_port}, interval_ms: {INTERVAL_MS}, "
+         "timeout_ms: 500, rise: 2, fall: 2}", "services:"]
+for svc in range((members + PER_POOL - 1) // PER_POOL):
+    lines += [f"  - name: s{svc}.scale.example.", "    ttl: 30", "    pools:",
+              "      - name: p", "        method: round-robin", "        monitors: [tcp]",
+              "        members:"]
+    for k in range(min(PER_POOL, members - svc * PER_POOL)):
+        i = svc * PER_POOL + k + 1
+        lines.append(f"          - {{address: 127.1.{i // 256}.{i % 256}}}")
+config = os.path.join(run_dir, "scale.yaml")
+with open(config, "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+procs = []
+try:
+    sink = subprocess.Popen([os.path.join(build, "gtm-bench-tcp-sink"), str(probe_port)],
+                            stdout=subprocess.PIPE, text=True)
+    procs.append(sink)
+    sink.stdout.readline()
+    dp_log, cp_log = os.path.join(run_dir, "dp.log"), os.path.join(run_dir, "cp.log")
+    dp = subprocess.Popen([os.path.join(build, "gtm-dataplane"), "--listen",
+                           f"127.0.0.1:{dns_port}", "--run-dir", run_dir],
+                          stderr=open(dp_log, "w"))
+    procs.append(dp)
+    wait_line(dp_log, "gtm-dataplane: ready", dp)
+    cp = subprocess.Popen([os.path.join(build, "gtm-control"), "--config", config, "--run-dir",
+                           run_dir], stderr=open(cp_log, "w"))
+    procs.append(cp)
+    wait_line(cp_log, "gtm-control: ready", cp, timeout=60)
+    time.sleep(3)  # every member probed at least twice: all up, steady state from here
+    hz = os.sysconf("SC_CLK_TCK")
+    s0, t0, c0, u0 = control_status(run_dir), time.monotonic(), cpu_ticks(cp.pid), cpu_split(cp.pid)
+    time.sleep(seconds)
+    s1, t1, c1, u1 = control_status(run_dir), time.monotonic(), cpu_ticks(cp.pid), cpu_split(cp.pid)
+    rate = (s1["probes_completed"] - s0["probes_completed"]) / (t1 - t0)
+    cpu = 100.0 * (c1 - c0) / hz / (t1 - t0)
+    if os.environ.get("GTM_PERF"):
+        subprocess.run(["perf", "record", "-q", "-g", "-o", "/tmp/cp.perf", "-p", str(cp.pid), "--", "sleep", "3"])
+    print(f"targets={s1['probe_targets']} window_s={t1 - t0:.1f} "
+          f"probes={s1['probes_completed'] - s0['probes_completed']} "
+          f"control_user_pct={100.0 * (u1[0] - u0[0]) / hz / (t1 - t0):.1f} "
+          f"control_sys_pct={100.0 * (u1[1] - u0[1]) / hz / (t1 - t0):.1f}")
+    print(f"health_scale: members={members} interval_ms={INTERVAL_MS} probes_per_s={rate:.0f} "
+          f"control_cpu_pct={cpu:.1f}")
+finally:
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    subprocess.run(["rm", "-rf", run_dir])
