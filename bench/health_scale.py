@@ -9,6 +9,11 @@ import tempfile
 import time
 
 members, seconds, build = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+# "loopback": targets are 127.1.x.y on this host. "netns": targets are 198.19.x.y inside a network
+# namespace of their own behind a veth pair (198.18.0.1 <-> 198.18.0.2), so the targets' side of
+# every handshake is not run inside gtm-control's system calls as it is on loopback.
+mode = sys.argv[4] if len(sys.argv) > 4 else "loopback"
+NS = f"gtmhs{os.getpid()}"
 INTERVAL_MS = 1000
 PER_POOL = 100
 
@@ -65,15 +70,34 @@ for svc in range((members + PER_POOL - 1) // PER_POOL):
               "        members:"]
     for k in range(min(PER_POOL, members - svc * PER_POOL)):
         i = svc * PER_POOL + k + 1
-        lines.append(f"          - {{address: 127.1.{i // 256}.{i % 256}}}")
+        prefix = "198.19" if mode == "netns" else "127.1"
+        lines.append(f"          - {{address: {prefix}.{i // 256}.{i % 256}}}")
 config = os.path.join(run_dir, "scale.yaml")
 with open(config, "w") as f:
     f.write("\n".join(lines) + "\n")
 
+def sh(*cmd):
+    subprocess.run(cmd, check=True)
+
+
 procs = []
 try:
-    sink = subprocess.Popen([os.path.join(build, "gtm-bench-tcp-sink"), str(probe_port)],
-                            stdout=subprocess.PIPE, text=True)
+    sink_cmd = [os.path.join(build, "gtm-bench-tcp-sink"), str(probe_port)]
+    if mode == "netns":
+        sh("ip", "netns", "add", NS)
+        sh("ip", "link", "add", f"{NS}h", "type", "veth", "peer", "name", f"{NS}n")
+        sh("ip", "link", "set", f"{NS}n", "netns", NS)
+        sh("ip", "addr", "add", "198.18.0.1/30", "dev", f"{NS}h")
+        sh("ip", "link", "set", f"{NS}h", "up")
+        sh("ip", "-n", NS, "addr", "add", "198.18.0.2/30", "dev", f"{NS}n")
+        sh("ip", "-n", NS, "link", "set", f"{NS}n", "up")
+        sh("ip", "-n", NS, "link", "set", "lo", "up")
+        # Every address of 198.19.0.0/16 is local inside the namespace.
+        sh("ip", "-n", NS, "addr", "add", "198.19.0.0/16", "dev", "lo")
+        sh("ip", "-n", NS, "route", "add", "default", "via", "198.18.0.1")
+        sh("ip", "route", "add", "198.19.0.0/16", "via", "198.18.0.2")
+        sink_cmd = ["ip", "netns", "exec", NS] + sink_cmd
+    sink = subprocess.Popen(sink_cmd, stdout=subprocess.PIPE, text=True)
     procs.append(sink)
     sink.stdout.readline()
     dp_log, cp_log = os.path.join(run_dir, "dp.log"), os.path.join(run_dir, "cp.log")
@@ -99,7 +123,7 @@ try:
           f"probes={s1['probes_completed'] - s0['probes_completed']} "
           f"control_user_pct={100.0 * (u1[0] - u0[0]) / hz / (t1 - t0):.1f} "
           f"control_sys_pct={100.0 * (u1[1] - u0[1]) / hz / (t1 - t0):.1f}")
-    print(f"health_scale: members={members} interval_ms={INTERVAL_MS} probes_per_s={rate:.0f} "
+    print(f"health_scale: mode={mode} members={members} interval_ms={INTERVAL_MS} probes_per_s={rate:.0f} "
           f"control_cpu_pct={cpu:.1f}")
 finally:
     for p in reversed(procs):
@@ -110,3 +134,7 @@ finally:
             except subprocess.TimeoutExpired:
                 p.kill()
     subprocess.run(["rm", "-rf", run_dir])
+    if mode == "netns":
+        subprocess.run(["ip", "route", "del", "198.19.0.0/16"], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "link", "del", f"{NS}h"], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
