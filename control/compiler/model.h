@@ -41,6 +41,7 @@ struct MemberModel {
   // Control only (the builder ignores it): the monitors whose results set `health` when mode is
   // kAuto; the member is up while all of them say up.
   std::vector<std::string> monitors;
+  uint32_t monitors_needed = 0;  // how many must be up: 0 = all of them (`monitor_rule`)
 };
 
 struct PoolModel {

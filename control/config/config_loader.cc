@@ -554,11 +554,19 @@ std::vector<std::string> load_monitor_refs(const Entry& e, const std::vector<Mon
   return names;
 }
 
+// `monitor_rule: all | any | N`: how many of a member's monitors must be up. 0 means all.
+uint32_t load_monitor_rule(const Entry& e) {
+  const std::string& text = scalar(e.value, e.what());
+  if (text == "all") return 0;
+  if (text == "any") return 1;
+  return to_uint(e.value, e.what() + " (all, any or a count)", 1, 64);
+}
+
 ParsedMember load_member(const YAML::Node& node, int family, const WireName& zone_apex,
                          const std::vector<MonitorSpec>& monitors,
-                         const std::vector<std::string>& pool_monitors) {
-  const MapReader m(node, "member",
-                    {"name", "address", "target", "weight", "mode", "enabled", "monitors"});
+                         const std::vector<std::string>& pool_monitors, uint32_t pool_rule) {
+  const MapReader m(node, "member", {"name", "address", "target", "weight", "mode", "enabled",
+                                     "monitors", "monitor_rule"});
   ParsedMember pm;
   const bool is_cname = family < 0;
   const char* value_key = is_cname ? "target" : "address";
@@ -600,6 +608,13 @@ ParsedMember load_member(const YAML::Node& node, int family, const WireName& zon
     pm.model.monitors = refs->value.IsNull() ? std::vector<std::string>{}
                                              : load_monitor_refs(*refs, monitors);
   }
+  pm.model.monitors_needed = pool_rule;
+  if (const Entry* rule = m.find("monitor_rule")) pm.model.monitors_needed = load_monitor_rule(*rule);
+  if (pm.model.monitors_needed > pm.model.monitors.size()) {
+    fail(node.Mark(), "monitor_rule needs " + std::to_string(pm.model.monitors_needed) +
+                          " monitors up but the member has " +
+                          std::to_string(pm.model.monitors.size()));
+  }
   if (is_cname && !pm.model.monitors.empty()) {
     fail(node.Mark(), "monitors probe addresses; CNAME members have none");
   }
@@ -608,9 +623,12 @@ ParsedMember load_member(const YAML::Node& node, int family, const WireName& zon
 
 ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_apex,
                      const std::vector<MonitorSpec>& monitors) {
-  const MapReader m(node, "pool", {"name", "method", "count", "members", "monitors"});
+  const MapReader m(node, "pool",
+                    {"name", "method", "count", "members", "monitors", "monitor_rule"});
   std::vector<std::string> pool_monitors;
   if (const Entry* refs = m.find("monitors")) pool_monitors = load_monitor_refs(*refs, monitors);
+  uint32_t pool_rule = 0;
+  if (const Entry* rule = m.find("monitor_rule")) pool_rule = load_monitor_rule(*rule);
   ParsedPool p;
   const Entry& name = m.require("name");
   p.pool.name = scalar(name.value, name.what());
@@ -632,7 +650,8 @@ ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_ap
     fail(count->key_node.Mark(), "'count' is only valid with method return-n");
   }
   for (const YAML::Node& item : to_list(m.require("members"), true)) {
-    ParsedMember member = load_member(item, family, zone_apex, monitors, pool_monitors);
+    ParsedMember member =
+        load_member(item, family, zone_apex, monitors, pool_monitors, pool_rule);
     for (const ParsedMember& other : p.members) {
       if (other.model.name == member.model.name) {
         fail(item.Mark(),

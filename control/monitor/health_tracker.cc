@@ -22,7 +22,8 @@ void HealthTracker::configure(const SnapshotModel& model, const std::vector<Moni
     for (const PoolModel& pool : svc.pools) {
       for (const MemberModel& m : pool.members) {
         if (m.mode != snap::MemberMode::kAuto || m.monitors.empty()) continue;
-        std::vector<size_t>& mine = members_[member_key(service, svc.rtype, pool.name, m.name)];
+        MemberTargets& member = members_[member_key(service, svc.rtype, pool.name, m.name)];
+        std::vector<size_t>& mine = member.targets;
         for (const std::string& monitor : m.monitors) {
           const MonitorSpec* spec = nullptr;
           for (const MonitorSpec& s : monitors) {
@@ -48,6 +49,9 @@ void HealthTracker::configure(const SnapshotModel& model, const std::vector<Moni
           }
           mine.push_back(it->second);
         }
+        member.needed = m.monitors_needed == 0 || m.monitors_needed > mine.size()
+                            ? static_cast<uint32_t>(mine.size())
+                            : m.monitors_needed;
       }
     }
   }
@@ -92,15 +96,22 @@ void HealthTracker::annotate(SnapshotModel* model) const {
     for (PoolModel& pool : svc.pools) {
       for (MemberModel& m : pool.members) {
         auto it = members_.find(member_key(service, svc.rtype, pool.name, m.name));
-        if (it == members_.end() || it->second.empty()) continue;
-        bool all_up = true;
-        bool any_down = false;
-        for (size_t i : it->second) {
-          all_up &= targets_[i].state == snap::MemberHealth::kUp;
-          any_down |= targets_[i].state == snap::MemberHealth::kDown;
+        if (it == members_.end() || it->second.targets.empty()) continue;
+        const MemberTargets& mt = it->second;
+        uint32_t up = 0;
+        uint32_t down = 0;
+        for (size_t i : mt.targets) {
+          up += targets_[i].state == snap::MemberHealth::kUp;
+          down += targets_[i].state == snap::MemberHealth::kDown;
         }
-        m.health = any_down ? snap::MemberHealth::kDown
-                            : (all_up ? snap::MemberHealth::kUp : snap::MemberHealth::kUnknown);
+        const uint32_t total = static_cast<uint32_t>(mt.targets.size());
+        if (up >= mt.needed) {
+          m.health = snap::MemberHealth::kUp;
+        } else if (total - down < mt.needed) {
+          m.health = snap::MemberHealth::kDown;  // not enough monitors left that could say up
+        } else {
+          m.health = snap::MemberHealth::kUnknown;
+        }
       }
     }
   }

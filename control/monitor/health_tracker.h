@@ -1,7 +1,8 @@
 // Turns probe verdicts into member health. Each (member address, monitor) pair is one probe target,
 // shared by every member with that address and monitor. A target becomes up after `rise`
-// consecutive successes and down after `fall` consecutive failures; a member is up while all its
-// monitors' targets are up, down as soon as one is down, unknown until then.
+// consecutive successes and down after `fall` consecutive failures. A member needs
+// `monitors_needed` of its targets up (0: all): up once that many are up, down once too many are
+// down for that to be possible, unknown in between.
 //
 // The tracker outlives reloads: targets that a new configuration still has keep their state and
 // counters, so a reload never makes a healthy site flap.
@@ -46,7 +47,11 @@ class HealthTracker {
                                 const std::string& pool, const std::string& member);
 
   std::vector<Target> targets_;                          // index = prober target index
-  std::map<std::string, std::vector<size_t>> members_;   // member key -> its targets
+  struct MemberTargets {
+    std::vector<size_t> targets;
+    uint32_t needed = 0;  // resolved: 1..targets.size()
+  };
+  std::map<std::string, MemberTargets> members_;
 };
 
 }  // namespace gtm::control

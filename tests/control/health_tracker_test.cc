@@ -30,6 +30,7 @@ services:
           - {name: b, address: 192.0.2.11, monitors: [tcp, web]}
           - {name: c, address: 192.0.2.12, monitors: []}
           - {name: d, address: 192.0.2.13, mode: always-up}
+          - {name: e, address: 192.0.2.11, monitors: [tcp, web], monitor_rule: any}
   - name: api.example.com.
     ttl: 30
     pools:
@@ -123,6 +124,24 @@ TEST_F(HealthTrackerTest, AllMonitorsMustBeUp) {
   EXPECT_EQ(health_of("b"), snap::MemberHealth::kDown);  // one monitor down is enough
 }
 
+TEST_F(HealthTrackerTest, AnyRuleNeedsOneUpAndAllDownToFail) {
+  // e shares b's two targets but needs only one of them up.
+  const size_t tcp = target("192.0.2.11:80 (tcp)");
+  const size_t web = target("192.0.2.11:8080 (web)");
+  feed(tcp, true);
+  feed(tcp, true);
+  EXPECT_EQ(health_of("e"), snap::MemberHealth::kUp);       // web still unknown
+  EXPECT_EQ(health_of("b"), snap::MemberHealth::kUnknown);  // b needs both
+  for (int i = 0; i < 3; ++i) feed(tcp, false);
+  EXPECT_EQ(health_of("e"), snap::MemberHealth::kUnknown);  // web could still say up
+  for (int i = 0; i < 3; ++i) feed(web, false);
+  EXPECT_EQ(health_of("e"), snap::MemberHealth::kDown);
+  feed(web, true);
+  feed(web, true);
+  EXPECT_EQ(health_of("e"), snap::MemberHealth::kUp);
+  EXPECT_EQ(health_of("b"), snap::MemberHealth::kDown);
+}
+
 TEST_F(HealthTrackerTest, StateSurvivesAReconfigure) {
   const size_t a = target("192.0.2.10:80 (tcp)");
   feed(a, true);
@@ -171,6 +190,16 @@ zones:
   EXPECT_NE(error_of("services:\n  - name: www.example.com.\n    ttl: 1\n    pools:\n      - name: "
                      "p\n        members:\n          - {address: 192.0.2.1, monitors: [nope]}\n")
                 .find("unknown monitor 'nope'"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp, port: 1}\nservices:\n  - name: "
+                     "www.example.com.\n    ttl: 1\n    pools:\n      - name: p\n        "
+                     "members:\n          - {address: 192.0.2.1, monitors: [m], monitor_rule: 2}\n")
+                .find("monitor_rule needs 2 monitors up but the member has 1"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp, port: 1}\nservices:\n  - name: "
+                     "www.example.com.\n    ttl: 1\n    pools:\n      - name: p\n        "
+                     "monitor_rule: most\n        members:\n          - {address: 192.0.2.1}\n")
+                .find("all, any or a count"),
             std::string::npos);
 }
 
