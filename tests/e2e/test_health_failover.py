@@ -6,6 +6,7 @@ flap the answers, and the change reaches the dataplane within milliseconds of th
 import http.server
 import json
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -222,6 +223,27 @@ class HealthFailoverTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(self.control_status()["events"], events_before)
         self.web.mode = "ok"
+
+    def test_5_control_crash_leaves_dataplane_answering(self):
+        both = {"127.0.0.2", "127.0.0.3"}
+        self.wait_answers(both, RISE * INTERVAL_S + 1)
+        os.kill(self.env.control.proc.pid, signal.SIGKILL)
+        self.env.control.proc.wait(timeout=10)
+        # No control plane: the last snapshot keeps answering, health frozen as it was.
+        for _ in range(20):
+            self.assertEqual(self.answers(), both)
+            time.sleep(0.02)
+        # A new gtm-control takes over and probes again.
+        self.env.control = gtm_harness.Daemon(
+            "gtm-control",
+            [gtm_harness.binary("gtm-control"), "--config", self.env.config_path, "--run-dir",
+             self.env.run_dir], os.path.join(self.env.run_dir, "control2.log"),
+            "gtm-control: ready")
+        self.env.control.start()
+        self.listeners["127.0.0.3"].stop()
+        self.wait_answers({"127.0.0.2"}, FALL * INTERVAL_S + 1)
+        self.listeners["127.0.0.3"] = TcpListener("127.0.0.3", self.tcp_port).start()
+        self.wait_answers(both, RISE * INTERVAL_S + 1)
 
 
 if __name__ == "__main__":
