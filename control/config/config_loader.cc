@@ -843,7 +843,8 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
   for (const YAML::Node& item : to_list(list, false)) {
     const MapReader m(item, "monitor",
                       {"name", "type", "port", "interval_ms", "timeout_ms", "rise", "fall", "send",
-                       "expect", "method", "path", "host", "expect_status", "body_contains"});
+                       "expect", "method", "path", "host", "expect_status", "body_contains", "sni",
+                       "verify", "ca_file"});
     MonitorSpec spec;
     const Entry& name = m.require("name");
     spec.name = scalar(name.value, name.what());
@@ -851,8 +852,10 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
     for (const MonitorSpec& other : out) {
       if (other.name == spec.name) fail(name.value.Mark(), "duplicate monitor " + quoted(spec.name));
     }
-    spec.type = to_choice<MonitorSpec::Type>(
-        m.require("type"), {{"tcp", MonitorSpec::Type::kTcp}, {"http", MonitorSpec::Type::kHttp}});
+    spec.type = to_choice<MonitorSpec::Type>(m.require("type"),
+                                             {{"tcp", MonitorSpec::Type::kTcp},
+                                              {"http", MonitorSpec::Type::kHttp},
+                                              {"https", MonitorSpec::Type::kHttps}});
     const Entry& port = m.require("port");
     spec.port = static_cast<uint16_t>(to_uint(port.value, port.what(), 1, 65535));
     spec.interval_ms = optional_uint(m, "interval_ms", 100, 3600000, spec.interval_ms);
@@ -863,7 +866,16 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
     }
     spec.rise = optional_uint(m, "rise", 1, 100, spec.rise);
     spec.fall = optional_uint(m, "fall", 1, 100, spec.fall);
-    const bool http = spec.type == MonitorSpec::Type::kHttp;
+    const bool http = spec.type != MonitorSpec::Type::kTcp;
+    const bool https = spec.type == MonitorSpec::Type::kHttps;
+    for (const char* key : {"sni", "verify", "ca_file"}) {
+      if (const Entry* e = m.find_key(key); e != nullptr && !https) {
+        fail(e->key_node.Mark(), quoted(key) + " is only valid for https monitors");
+      }
+    }
+    if (const Entry* e = m.find("sni")) spec.sni = scalar(e->value, e->what());
+    if (const Entry* e = m.find("verify")) spec.verify = to_bool(*e);
+    if (const Entry* e = m.find("ca_file")) spec.ca_file = scalar(e->value, e->what());
     for (const char* key : {"send", "expect"}) {
       if (const Entry* e = m.find_key(key); e != nullptr && http) {
         fail(e->key_node.Mark(), quoted(key) + " is only valid for tcp monitors");
@@ -871,7 +883,7 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
     }
     for (const char* key : {"method", "path", "host", "expect_status", "body_contains"}) {
       if (const Entry* e = m.find_key(key); e != nullptr && !http) {
-        fail(e->key_node.Mark(), quoted(key) + " is only valid for http monitors");
+        fail(e->key_node.Mark(), quoted(key) + " is only valid for http and https monitors");
       }
     }
     if (const Entry* e = m.find("send")) spec.send = scalar(e->value, e->what());

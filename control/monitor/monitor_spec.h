@@ -10,7 +10,7 @@
 namespace gtm::control {
 
 struct MonitorSpec {
-  enum class Type { kTcp, kHttp };
+  enum class Type { kTcp, kHttp, kHttps };
 
   std::string name;
   Type type = Type::kTcp;
@@ -28,6 +28,11 @@ struct MonitorSpec {
   std::string host;  // Host header; the member address when empty
   std::vector<std::pair<uint16_t, uint16_t>> status_ranges;  // empty: 200..399
   std::string body_contains;
+  // https: TLS through OpenSSL. `sni` defaults to `host`; with `verify` the certificate must chain
+  // to `ca_file` (or the system store) and name `host` (or, without one, the member address).
+  std::string sni;
+  bool verify = true;
+  std::string ca_file;
 };
 
 }  // namespace gtm::control

@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,13 +35,16 @@ struct Prober::Probe {
   ProbeClock::time_point next_start;
   ProbeClock::time_point deadline;
   int fd = -1;  // >= 0 while in flight
+  SSL* ssl = nullptr;  // https probes, from the end of the TCP connect
   uint64_t timer_seq = 0;  // the live entry in Prober::timers_
-  enum class Phase { kConnecting, kSending, kReading } phase = Phase::kConnecting;
+  enum class Phase { kConnecting, kTlsHandshake, kSending, kReading } phase = Phase::kConnecting;
   std::string request;
   size_t sent = 0;
   std::string reply;
 
   void close_socket() {
+    if (ssl != nullptr) SSL_free(ssl);  // no close_notify: the reset below ends it anyway
+    ssl = nullptr;
     if (fd < 0) return;
     // Abortive close (RST): a probe needs no orderly shutdown, and skipping the FIN exchange and
     // TIME_WAIT halves the packets per probe and keeps tens of thousands of sockets per minute
@@ -54,7 +60,142 @@ Prober::Prober() { epoll_fd_ = epoll_create1(EPOLL_CLOEXEC); }
 
 Prober::~Prober() {
   for (auto& p : probes_) p->close_socket();
+  for (auto& [key, ctx] : tls_contexts_) SSL_CTX_free(ctx);
   if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+namespace {
+
+std::string tls_error_text() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "tls: handshake failed";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof(buf));
+  return std::string("tls: ") + buf;
+}
+
+}  // namespace
+
+SSL_CTX* Prober::tls_context(const MonitorSpec& spec, std::string* error) {
+  const std::string key = (spec.verify ? "verify:" : "noverify:") + spec.ca_file;
+  for (auto& [k, ctx] : tls_contexts_) {
+    if (k == key) return ctx;
+  }
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) {
+    *error = tls_error_text();
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+  // Many servers close right after answering, without close_notify: that ends the reply, it is
+  // not a failure of the member (a truncated status line or body still fails on its own).
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+  if (spec.verify) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    const bool loaded = spec.ca_file.empty()
+                            ? SSL_CTX_set_default_verify_paths(ctx) == 1
+                            : SSL_CTX_load_verify_locations(ctx, spec.ca_file.c_str(), nullptr) == 1;
+    if (!loaded) {
+      *error = "tls: cannot load CA " + (spec.ca_file.empty() ? "store" : spec.ca_file);
+      SSL_CTX_free(ctx);
+      ERR_clear_error();
+      return nullptr;
+    }
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  }
+  tls_contexts_.emplace_back(key, ctx);
+  return ctx;
+}
+
+bool Prober::start_tls(size_t index, std::string* error) {
+  Probe& p = *probes_[index];
+  const MonitorSpec& spec = p.target.spec;
+  SSL_CTX* ctx = tls_context(spec, error);
+  if (ctx == nullptr) return false;
+  p.ssl = SSL_new(ctx);
+  if (p.ssl == nullptr || SSL_set_fd(p.ssl, p.fd) != 1) {
+    *error = tls_error_text();
+    return false;
+  }
+  const std::string& sni = !spec.sni.empty() ? spec.sni : spec.host;
+  if (!sni.empty()) SSL_set_tlsext_host_name(p.ssl, sni.c_str());
+  if (spec.verify) {
+    if (!spec.host.empty()) {
+      SSL_set1_host(p.ssl, spec.host.c_str());
+    } else {
+      // No name to check: the certificate must carry the member's address.
+      const std::string& label = p.target.label;
+      std::string ip = label.substr(0, label.rfind(':'));
+      if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p.ssl), ip.c_str());
+    }
+  }
+  return true;
+}
+
+ssize_t Prober::probe_send(size_t index, bool* want_write, std::string* error) {
+  Probe& p = *probes_[index];
+  const char* data = p.request.data() + p.sent;
+  const size_t len = p.request.size() - p.sent;
+  if (p.ssl == nullptr) {
+    const ssize_t n = send(p.fd, data, len, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EINTR) {
+      *want_write = true;
+      return -1;
+    }
+    *error = std::string("send: ") + std::strerror(errno);
+    return -2;
+  }
+  const int n = SSL_write(p.ssl, data, static_cast<int>(len));
+  if (n > 0) return n;
+  const int e = SSL_get_error(p.ssl, n);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    *want_write = e == SSL_ERROR_WANT_WRITE;
+    return -1;
+  }
+  *error = tls_error_text();
+  return -2;
+}
+
+ssize_t Prober::probe_recv(size_t index, char* buf, size_t len, bool* want_write,
+                           std::string* error) {
+  Probe& p = *probes_[index];
+  if (p.ssl == nullptr) {
+    const ssize_t n = recv(p.fd, buf, len, 0);
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EINTR) {
+      *want_write = false;
+      return -1;
+    }
+    *error = std::string("recv: ") + std::strerror(errno);
+    return -2;
+  }
+  const int n = SSL_read(p.ssl, buf, static_cast<int>(len));
+  if (n > 0) return n;
+  const int e = SSL_get_error(p.ssl, n);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    *want_write = e == SSL_ERROR_WANT_WRITE;
+    return -1;
+  }
+  // A clean close_notify, or a server that just closes after answering (common): end of stream.
+  if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+    ERR_clear_error();
+    return 0;
+  }
+  *error = tls_error_text();
+  return -2;
+}
+
+void Prober::watch(size_t index, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = index;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, probes_[index]->fd, &ev);
 }
 
 size_t Prober::target_count() const { return probes_.size(); }
@@ -125,7 +266,7 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
   p.request.clear();
 
   const MonitorSpec& spec = p.target.spec;
-  if (spec.type == MonitorSpec::Type::kHttp) {
+  if (spec.type != MonitorSpec::Type::kTcp) {
     p.request = spec.method + " " + spec.path + " HTTP/1.1\r\nHost: " +
                 (spec.host.empty() ? p.target.label.substr(0, p.target.label.find(' ')) : spec.host) +
                 "\r\nUser-Agent: gtm-monitor\r\nAccept: */*\r\nConnection: close\r\n\r\n";
@@ -170,19 +311,52 @@ void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* re
       finish(index, true, "connected", results);
       return;
     }
-    p.phase = Probe::Phase::kSending;  // with nothing to send, straight through to reading
+    std::string error;
+    if (spec.type == MonitorSpec::Type::kHttps) {
+      if (!start_tls(index, &error)) {
+        finish(index, false, error, results);
+        return;
+      }
+      p.phase = Probe::Phase::kTlsHandshake;
+    } else {
+      p.phase = Probe::Phase::kSending;  // with nothing to send, straight through to reading
+    }
+  }
+
+  if (p.phase == Probe::Phase::kTlsHandshake) {
+    const int r = SSL_connect(p.ssl);
+    if (r != 1) {
+      const int e = SSL_get_error(p.ssl, r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        watch(index, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+        return;
+      }
+      const long verify = SSL_get_verify_result(p.ssl);
+      finish(index, false,
+             verify != X509_V_OK
+                 ? std::string("tls: certificate: ") + X509_verify_cert_error_string(verify)
+                 : tls_error_text(),
+             results);
+      ERR_clear_error();
+      return;
+    }
+    p.phase = Probe::Phase::kSending;
   }
 
   if (p.phase == Probe::Phase::kSending) {
     while (p.sent < p.request.size()) {
-      const ssize_t n = send(p.fd, p.request.data() + p.sent, p.request.size() - p.sent,
-                             MSG_NOSIGNAL);
+      bool want_write = true;
+      std::string error;
+      const ssize_t n = probe_send(index, &want_write, &error);
       if (n > 0) {
         p.sent += static_cast<size_t>(n);
         continue;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // EPOLLOUT again later
-      finish(index, false, std::string("send: ") + std::strerror(errno), results);
+      if (n == -1) {
+        watch(index, want_write ? EPOLLOUT : EPOLLIN);
+        return;
+      }
+      finish(index, false, n == 0 ? "send: connection closed" : error, results);
       return;
     }
     p.phase = Probe::Phase::kReading;
@@ -191,25 +365,30 @@ void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* re
       return;
     }
     // Level-triggered EPOLLOUT would fire forever from here on: wait for the reply instead.
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.u64 = index;
-    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, p.fd, &ev);
-    return;
+    watch(index, EPOLLIN | EPOLLRDHUP);
+    events = 0;
+    if (p.ssl == nullptr) return;
+    // TLS may already hold decrypted bytes that epoll will never report: try reading now.
+    events = EPOLLIN;
   }
 
-  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0) return;
+  if ((events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0) return;
   bool eof = false;
   char buf[4096];
   while (p.reply.size() < kMaxReply) {
-    const ssize_t n = recv(p.fd, buf, std::min(sizeof(buf), kMaxReply - p.reply.size()), 0);
+    bool want_write = false;
+    std::string error;
+    const ssize_t n =
+        probe_recv(index, buf, std::min(sizeof(buf), kMaxReply - p.reply.size()), &want_write,
+                   &error);
     if (n > 0) {
       p.reply.append(buf, static_cast<size_t>(n));
       continue;
     }
     if (n == 0) eof = true;
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      finish(index, false, std::string("recv: ") + std::strerror(errno), results);
+    if (n == -1) watch(index, want_write ? EPOLLOUT : (EPOLLIN | EPOLLRDHUP));
+    if (n == -2) {
+      finish(index, false, error, results);
       return;
     }
     break;

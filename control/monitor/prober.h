@@ -17,6 +17,8 @@
 
 #include "control/monitor/monitor_spec.h"
 
+typedef struct ssl_ctx_st SSL_CTX;
+
 namespace gtm::control {
 
 using ProbeClock = std::chrono::steady_clock;
@@ -58,6 +60,13 @@ class Prober {
   void advance(size_t index, uint32_t events, std::vector<ProbeResult>* results);
   void finish(size_t index, bool ok, std::string detail, std::vector<ProbeResult>* results);
   void schedule(size_t index, ProbeClock::time_point at);
+  void watch(size_t index, uint32_t events);
+  bool start_tls(size_t index, std::string* error);
+  SSL_CTX* tls_context(const MonitorSpec& spec, std::string* error);
+  // Send/receive through TLS when the probe has it. Return > 0 bytes, 0 on end of stream, -1 when
+  // the socket must become readable/writable first (*want_write says which), -2 on error (*error).
+  ssize_t probe_send(size_t index, bool* want_write, std::string* error);
+  ssize_t probe_recv(size_t index, char* buf, size_t len, bool* want_write, std::string* error);
 
   // Each probe has exactly one pending timer: its next start while idle, its deadline in flight.
   // A min-heap keeps run() and next_deadline() O(log n) per event instead of scanning every
@@ -74,6 +83,8 @@ class Prober {
 
   int epoll_fd_ = -1;
   std::vector<std::unique_ptr<Probe>> probes_;
+  // One TLS context per (verify, CA file), created on first use and kept.
+  std::vector<std::pair<std::string, SSL_CTX*>> tls_contexts_;
   uint64_t completed_ = 0;
 };
 
