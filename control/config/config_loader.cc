@@ -838,13 +838,43 @@ std::vector<std::pair<uint16_t, uint16_t>> load_status_ranges(const Entry& e) {
   return ranges;
 }
 
+// dns monitors: the query is built once here; the prober sends it as it is.
+void load_dns_query(const MapReader& m, MonitorSpec* spec) {
+  const Entry& qname = m.require("query_name");
+  const WireName root = {0};
+  const WireName name = to_name(qname.value, qname.what(), &root);
+  uint16_t qtype = 1;  // A
+  if (const Entry* t = m.find("query_type")) {
+    const std::string text = upper(scalar(t->value, t->what()));
+    qtype = static_cast<uint16_t>(ldns_get_rr_type_by_name(text.c_str()));
+    if (qtype == 0) fail(t->value.Mark(), "unknown query_type " + quoted(text));
+  }
+  if (const Entry* r = m.find("expect_rcode")) {
+    spec->expect_rcode = to_choice<uint8_t>(
+        *r, {{"NOERROR", 0}, {"FORMERR", 1}, {"SERVFAIL", 2}, {"NXDOMAIN", 3}, {"NOTIMP", 4},
+             {"REFUSED", 5}});
+  }
+  if (const Entry* a = m.find("expect_address")) {
+    spec->expect_address = to_address(a->value, a->what()).bytes;
+  }
+  // ID 0x6774 ("gt"), RD clear, one question, class IN. Each probe uses a fresh socket, so a
+  // fixed ID is safe: the reply must come back to that socket's own port.
+  std::string q = {'\x67', '\x74', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+  q.append(name.begin(), name.end());
+  q += static_cast<char>(qtype >> 8);
+  q += static_cast<char>(qtype & 0xFF);
+  q += std::string("\x00\x01", 2);
+  spec->send = std::move(q);
+}
+
 std::vector<MonitorSpec> load_monitors(const Entry& list) {
   std::vector<MonitorSpec> out;
   for (const YAML::Node& item : to_list(list, false)) {
     const MapReader m(item, "monitor",
                       {"name", "type", "port", "interval_ms", "timeout_ms", "rise", "fall", "send",
                        "expect", "method", "path", "host", "expect_status", "body_contains", "sni",
-                       "verify", "ca_file"});
+                       "verify", "ca_file", "query_name", "query_type", "expect_rcode",
+                       "expect_address"});
     MonitorSpec spec;
     const Entry& name = m.require("name");
     spec.name = scalar(name.value, name.what());
@@ -855,7 +885,9 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
     spec.type = to_choice<MonitorSpec::Type>(m.require("type"),
                                              {{"tcp", MonitorSpec::Type::kTcp},
                                               {"http", MonitorSpec::Type::kHttp},
-                                              {"https", MonitorSpec::Type::kHttps}});
+                                              {"https", MonitorSpec::Type::kHttps},
+                                              {"udp", MonitorSpec::Type::kUdp},
+                                              {"dns", MonitorSpec::Type::kDns}});
     const Entry& port = m.require("port");
     spec.port = static_cast<uint16_t>(to_uint(port.value, port.what(), 1, 65535));
     spec.interval_ms = optional_uint(m, "interval_ms", 100, 3600000, spec.interval_ms);
@@ -866,8 +898,16 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
     }
     spec.rise = optional_uint(m, "rise", 1, 100, spec.rise);
     spec.fall = optional_uint(m, "fall", 1, 100, spec.fall);
-    const bool http = spec.type != MonitorSpec::Type::kTcp;
+    const bool http =
+        spec.type == MonitorSpec::Type::kHttp || spec.type == MonitorSpec::Type::kHttps;
     const bool https = spec.type == MonitorSpec::Type::kHttps;
+    const bool dns_type = spec.type == MonitorSpec::Type::kDns;
+    for (const char* key : {"query_name", "query_type", "expect_rcode", "expect_address"}) {
+      if (const Entry* e = m.find_key(key); e != nullptr && !dns_type) {
+        fail(e->key_node.Mark(), quoted(key) + " is only valid for dns monitors");
+      }
+    }
+    if (dns_type) load_dns_query(m, &spec);
     for (const char* key : {"sni", "verify", "ca_file"}) {
       if (const Entry* e = m.find_key(key); e != nullptr && !https) {
         fail(e->key_node.Mark(), quoted(key) + " is only valid for https monitors");
@@ -877,9 +917,12 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
     if (const Entry* e = m.find("verify")) spec.verify = to_bool(*e);
     if (const Entry* e = m.find("ca_file")) spec.ca_file = scalar(e->value, e->what());
     for (const char* key : {"send", "expect"}) {
-      if (const Entry* e = m.find_key(key); e != nullptr && http) {
-        fail(e->key_node.Mark(), quoted(key) + " is only valid for tcp monitors");
+      if (const Entry* e = m.find_key(key); e != nullptr && (http || dns_type)) {
+        fail(e->key_node.Mark(), quoted(key) + " is only valid for tcp and udp monitors");
       }
+    }
+    if (spec.type == MonitorSpec::Type::kUdp && m.find("send") == nullptr) {
+      fail(m.mark(), "udp monitors need 'send' (the datagram to send)");
     }
     for (const char* key : {"method", "path", "host", "expect_status", "body_contains"}) {
       if (const Entry* e = m.find_key(key); e != nullptr && !http) {

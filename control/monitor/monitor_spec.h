@@ -10,7 +10,7 @@
 namespace gtm::control {
 
 struct MonitorSpec {
-  enum class Type { kTcp, kHttp, kHttps };
+  enum class Type { kTcp, kHttp, kHttps, kUdp, kDns };
 
   std::string name;
   Type type = Type::kTcp;
@@ -20,8 +20,13 @@ struct MonitorSpec {
   uint32_t fall = 3;            // consecutive failures that bring an up/unknown target down
   uint16_t port = 0;            // probed on the member's own address
   // tcp: optional bytes to send after connecting and a substring the reply must contain.
+  // udp: the datagram to send (required) and a substring the reply must contain (optional).
+  // dns: `send` is the query the loader built from query_name/query_type.
   std::string send;
   std::string expect;
+  // dns: the answer must have this rcode and, when set, an A/AAAA record with this address.
+  uint8_t expect_rcode = 0;
+  std::vector<uint8_t> expect_address;
   // http: request and what a good answer looks like.
   std::string method = "GET";
   std::string path = "/";

@@ -5,6 +5,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+// ldns/common.h defines bool and false as macros (breaking the C++ headers after it) unless
+// stdbool.h was included first.
+// clang-format off
+#include <stdbool.h>
+#include <ldns/ldns.h>
+// clang-format on
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -19,6 +25,10 @@ namespace {
 // A probe reads at most this much of an answer: enough for a status line, headers and a health
 // body; a bigger body is judged on its first 16 KiB.
 constexpr size_t kMaxReply = 16384;
+
+bool is_datagram(const MonitorSpec& spec) {
+  return spec.type == MonitorSpec::Type::kUdp || spec.type == MonitorSpec::Type::kDns;
+}
 
 bool status_in(const MonitorSpec& spec, int status) {
   if (spec.status_ranges.empty()) return status >= 200 && status <= 399;
@@ -266,6 +276,10 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
   p.request.clear();
 
   const MonitorSpec& spec = p.target.spec;
+  if (is_datagram(spec)) {
+    start_datagram(index, results);
+    return;
+  }
   if (spec.type != MonitorSpec::Type::kTcp) {
     p.request = spec.method + " " + spec.path + " HTTP/1.1\r\nHost: " +
                 (spec.host.empty() ? p.target.label.substr(0, p.target.label.find(' ')) : spec.host) +
@@ -293,11 +307,62 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
   // Connected or in progress: EPOLLOUT reports the outcome either way.
 }
 
+// UDP and DNS: a connected datagram socket, so an ICMP port-unreachable comes back as
+// ECONNREFUSED on the next receive instead of silently timing out.
+void Prober::start_datagram(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  const MonitorSpec& spec = p.target.spec;
+  p.fd = socket(p.target.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (p.fd < 0) {
+    finish(index, false, std::string("socket: ") + std::strerror(errno), results);
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = index;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0 ||
+      connect(p.fd, reinterpret_cast<const sockaddr*>(&p.target.addr), p.target.addr_len) != 0 ||
+      send(p.fd, spec.send.data(), spec.send.size(), MSG_NOSIGNAL) < 0) {
+    finish(index, false, std::string("udp: ") + std::strerror(errno), results);
+    return;
+  }
+  p.phase = Probe::Phase::kReading;
+}
+
+void Prober::advance_datagram(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  const MonitorSpec& spec = p.target.spec;
+  char buf[4096];
+  const ssize_t n = recv(p.fd, buf, sizeof(buf), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    finish(index, false, std::string("udp: ") + std::strerror(errno), results);
+    return;
+  }
+  const std::string reply(buf, static_cast<size_t>(n));
+  if (spec.type == MonitorSpec::Type::kUdp) {
+    if (reply.find(spec.expect) != std::string::npos) {
+      finish(index, true, "reply matched", results);
+    } else {
+      finish(index, false, "reply did not contain the expected text", results);
+    }
+    return;
+  }
+  std::string detail;
+  const bool ok = judge_dns_reply(spec, reinterpret_cast<const uint8_t*>(reply.data()),
+                                  reply.size(), &detail);
+  finish(index, ok, detail, results);
+}
+
 void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* results) {
   if (index >= probes_.size()) return;
   Probe& p = *probes_[index];
   if (p.fd < 0) return;
   const MonitorSpec& spec = p.target.spec;
+  if (is_datagram(spec)) {
+    advance_datagram(index, results);
+    return;
+  }
 
   if (p.phase == Probe::Phase::kConnecting) {
     int err = 0;
@@ -439,6 +504,40 @@ void Prober::finish(size_t index, bool ok, std::string detail, std::vector<Probe
   schedule(index, p.next_start);
   ++completed_;
   results->push_back({index, ok, std::move(detail)});
+}
+
+bool judge_dns_reply(const MonitorSpec& spec, const uint8_t* data, size_t len,
+                     std::string* detail) {
+  // The query the loader built carries its ID in its first two octets.
+  if (len < 12 || spec.send.size() < 2 || std::memcmp(data, spec.send.data(), 2) != 0 ||
+      (data[2] & 0x80) == 0) {
+    *detail = "dns: not an answer to our query";
+    return false;
+  }
+  ldns_pkt* pkt = nullptr;
+  if (ldns_wire2pkt(&pkt, data, len) != LDNS_STATUS_OK) {
+    *detail = "dns: malformed answer";
+    return false;
+  }
+  const uint8_t rcode = static_cast<uint8_t>(ldns_pkt_get_rcode(pkt));
+  bool ok = rcode == spec.expect_rcode;
+  *detail = "dns rcode " + std::to_string(rcode);
+  if (ok && !spec.expect_address.empty()) {
+    bool found = false;
+    ldns_rr_list* answer = ldns_pkt_answer(pkt);
+    for (size_t i = 0; answer != nullptr && i < ldns_rr_list_rr_count(answer); ++i) {
+      ldns_rr* rr = ldns_rr_list_rr(answer, i);
+      if (ldns_rr_rd_count(rr) != 1) continue;
+      const ldns_rdf* rdf = ldns_rr_rdf(rr, 0);
+      found |= ldns_rdf_size(rdf) == spec.expect_address.size() &&
+               std::memcmp(ldns_rdf_data(rdf), spec.expect_address.data(),
+                           spec.expect_address.size()) == 0;
+    }
+    ok = found;
+    *detail += found ? ", address found" : ", expected address missing";
+  }
+  ldns_pkt_free(pkt);
+  return ok;
 }
 
 bool make_probe_address(const std::vector<uint8_t>& address, uint16_t port, sockaddr_storage* out,

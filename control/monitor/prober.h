@@ -57,6 +57,8 @@ class Prober {
  private:
   struct Probe;
   void start(size_t index, ProbeClock::time_point now, std::vector<ProbeResult>* results);
+  void start_datagram(size_t index, std::vector<ProbeResult>* results);
+  void advance_datagram(size_t index, std::vector<ProbeResult>* results);
   void advance(size_t index, uint32_t events, std::vector<ProbeResult>* results);
   void finish(size_t index, bool ok, std::string detail, std::vector<ProbeResult>* results);
   void schedule(size_t index, ProbeClock::time_point at);
@@ -87,6 +89,9 @@ class Prober {
   std::vector<std::pair<std::string, SSL_CTX*>> tls_contexts_;
   uint64_t completed_ = 0;
 };
+
+// Whether a DNS reply answers the monitor's query with the expected rcode (and address).
+bool judge_dns_reply(const MonitorSpec& spec, const uint8_t* data, size_t len, std::string* detail);
 
 // Builds the socket address of a member (4 or 16 address bytes) and a port.
 bool make_probe_address(const std::vector<uint8_t>& address, uint16_t port, sockaddr_storage* out,

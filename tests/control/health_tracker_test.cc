@@ -159,6 +159,21 @@ TEST(MonitorConfig, SpecsAndErrors) {
             (std::vector<std::pair<uint16_t, uint16_t>>{{200, 200}, {204, 299}}));
   EXPECT_EQ(cfg.monitors[0].timeout_ms, 800u);
 
+  // A dns monitor's query is built at load time: ID "gt", one question, class IN.
+  LoadedConfig dns_cfg;
+  ASSERT_TRUE(load_config_string(
+      "zones:\n  - name: example.com.\n    soa: {mname: ns1, rname: h, serial: 1}\n    ns: [ns1]\n"
+      "monitors:\n  - {name: d, type: dns, port: 53, query_name: Probe.Example., query_type: "
+      "AAAA, expect_rcode: NXDOMAIN, expect_address: \"2001:db8::1\"}\n",
+      "t.yaml", &dns_cfg, &err))
+      << err.to_string();
+  ASSERT_EQ(dns_cfg.monitors.size(), 1u);
+  const std::string want = std::string("\x67\x74\0\0\0\1\0\0\0\0\0\0", 12) +
+                           std::string("\x05" "probe" "\x07" "example" "\0", 15) + std::string("\0\x1c\0\1", 4);
+  EXPECT_EQ(dns_cfg.monitors[0].send, want);
+  EXPECT_EQ(dns_cfg.monitors[0].expect_rcode, 3);
+  EXPECT_EQ(dns_cfg.monitors[0].expect_address.size(), 16u);
+
   const std::string zone = R"(
 zones:
   - name: example.com.
@@ -174,6 +189,21 @@ zones:
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: icmp, port: 1}\n").find("must be one of tcp"),
             std::string::npos);
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp}\n").find("'port'"), std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: udp, port: 7}\n").find("need 'send'"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: dns, port: 53}\n").find("'query_name'"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: dns, port: 53, query_name: a., "
+                     "query_type: BOGUS}\n")
+                .find("unknown query_type 'BOGUS'"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: dns, port: 53, query_name: a., "
+                     "expect_rcode: FINE}\n")
+                .find("must be one of NOERROR"),
+            std::string::npos);
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp, port: 53, query_name: a.}\n")
+                .find("only valid for dns"),
+            std::string::npos);
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp, port: 1, interval_ms: 50}\n")
                 .find("'interval_ms' must be an integer in 100.."),
             std::string::npos);
