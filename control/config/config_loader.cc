@@ -874,7 +874,7 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
                       {"name", "type", "port", "interval_ms", "timeout_ms", "rise", "fall", "send",
                        "expect", "method", "path", "host", "expect_status", "body_contains", "sni",
                        "verify", "ca_file", "query_name", "query_type", "expect_rcode",
-                       "expect_address"});
+                       "expect_address", "command"});
     MonitorSpec spec;
     const Entry& name = m.require("name");
     spec.name = scalar(name.value, name.what());
@@ -887,9 +887,26 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
                                               {"http", MonitorSpec::Type::kHttp},
                                               {"https", MonitorSpec::Type::kHttps},
                                               {"udp", MonitorSpec::Type::kUdp},
-                                              {"dns", MonitorSpec::Type::kDns}});
-    const Entry& port = m.require("port");
-    spec.port = static_cast<uint16_t>(to_uint(port.value, port.what(), 1, 65535));
+                                              {"dns", MonitorSpec::Type::kDns},
+                                              {"external", MonitorSpec::Type::kExternal}});
+    const bool external = spec.type == MonitorSpec::Type::kExternal;
+    if (external) {
+      // The port is optional here: it is only passed on to the command.
+      spec.port = static_cast<uint16_t>(optional_uint(m, "port", 0, 65535, 0));
+      const Entry& command = m.require("command");
+      for (const YAML::Node& arg : to_list(command, true)) {
+        spec.command.push_back(scalar(arg, "command argument"));
+      }
+      if (spec.command[0].empty() || spec.command[0][0] != '/') {
+        fail(command.value.Mark(), "'command' must start with an absolute program path");
+      }
+    } else {
+      if (const Entry* e = m.find_key("command")) {
+        fail(e->key_node.Mark(), "'command' is only valid for external monitors");
+      }
+      const Entry& port = m.require("port");
+      spec.port = static_cast<uint16_t>(to_uint(port.value, port.what(), 1, 65535));
+    }
     spec.interval_ms = optional_uint(m, "interval_ms", 100, 3600000, spec.interval_ms);
     spec.timeout_ms = optional_uint(m, "timeout_ms", 10, 3600000,
                                     std::min(spec.timeout_ms, spec.interval_ms * 4 / 5));

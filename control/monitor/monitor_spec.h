@@ -10,7 +10,7 @@
 namespace gtm::control {
 
 struct MonitorSpec {
-  enum class Type { kTcp, kHttp, kHttps, kUdp, kDns };
+  enum class Type { kTcp, kHttp, kHttps, kUdp, kDns, kExternal };
 
   std::string name;
   Type type = Type::kTcp;
@@ -27,6 +27,9 @@ struct MonitorSpec {
   // dns: the answer must have this rcode and, when set, an A/AAAA record with this address.
   uint8_t expect_rcode = 0;
   std::vector<uint8_t> expect_address;
+  // external: a program run with these arguments (no shell) and GTM_MEMBER_ADDRESS /
+  // GTM_MONITOR_PORT in its environment; exit status 0 means up, killed at the timeout.
+  std::vector<std::string> command;
   // http: request and what a good answer looks like.
   std::string method = "GET";
   std::string path = "/";

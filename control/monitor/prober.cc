@@ -4,7 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 // ldns/common.h defines bool and false as macros (breaking the C++ headers after it) unless
 // stdbool.h was included first.
 // clang-format off
@@ -46,6 +50,7 @@ struct Prober::Probe {
   ProbeClock::time_point deadline;
   int fd = -1;  // >= 0 while in flight
   SSL* ssl = nullptr;  // https probes, from the end of the TCP connect
+  pid_t child = -1;    // external probes: the running command; fd is then its pidfd
   uint64_t timer_seq = 0;  // the live entry in Prober::timers_
   enum class Phase { kConnecting, kTlsHandshake, kSending, kReading } phase = Phase::kConnecting;
   std::string request;
@@ -55,6 +60,15 @@ struct Prober::Probe {
   void close_socket() {
     if (ssl != nullptr) SSL_free(ssl);  // no close_notify: the reset below ends it anyway
     ssl = nullptr;
+    if (child > 0) {
+      // Timed out or abandoned: the command must not outlive its verdict.
+      kill(child, SIGKILL);
+      waitpid(child, nullptr, 0);
+      child = -1;
+      close(fd);
+      fd = -1;
+      return;
+    }
     if (fd < 0) return;
     // Abortive close (RST): a probe needs no orderly shutdown, and skipping the FIN exchange and
     // TIME_WAIT halves the packets per probe and keeps tens of thousands of sockets per minute
@@ -280,6 +294,10 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
     start_datagram(index, results);
     return;
   }
+  if (spec.type == MonitorSpec::Type::kExternal) {
+    start_external(index, results);
+    return;
+  }
   if (spec.type != MonitorSpec::Type::kTcp) {
     p.request = spec.method + " " + spec.path + " HTTP/1.1\r\nHost: " +
                 (spec.host.empty() ? p.target.label.substr(0, p.target.label.find(' ')) : spec.host) +
@@ -329,6 +347,65 @@ void Prober::start_datagram(size_t index, std::vector<ProbeResult>* results) {
   p.phase = Probe::Phase::kReading;
 }
 
+extern "C" char** environ;
+
+// external: posix_spawn (no shell), then a pidfd in the epoll set: readable when the command
+// exits, so waiting for it costs nothing and needs no SIGCHLD handling.
+void Prober::start_external(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  const MonitorSpec& spec = p.target.spec;
+  const std::string& label = p.target.label;
+  std::string address = label.substr(0, label.rfind(':'));
+  if (!address.empty() && address.front() == '[') address = address.substr(1, address.size() - 2);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back("GTM_MEMBER_ADDRESS=" + address);
+  env_strings.push_back("GTM_MONITOR_PORT=" + std::to_string(spec.port));
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = spec.command;
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    finish(index, false, "exec " + spec.command[0] + ": " + std::strerror(rc), results);
+    return;
+  }
+  p.child = pid;
+  p.fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = index;
+  if (p.fd < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
+    finish(index, false, std::string("pidfd: ") + std::strerror(errno), results);
+    return;
+  }
+  p.phase = Probe::Phase::kReading;
+}
+
+void Prober::advance_external(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  int status = 0;
+  if (waitpid(p.child, &status, WNOHANG) != p.child) return;
+  p.child = -1;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    finish(index, true, "exit 0", results);
+  } else if (WIFEXITED(status)) {
+    finish(index, false, "exit " + std::to_string(WEXITSTATUS(status)), results);
+  } else {
+    finish(index, false, "killed by signal " + std::to_string(WTERMSIG(status)), results);
+  }
+}
+
 void Prober::advance_datagram(size_t index, std::vector<ProbeResult>* results) {
   Probe& p = *probes_[index];
   const MonitorSpec& spec = p.target.spec;
@@ -361,6 +438,10 @@ void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* re
   const MonitorSpec& spec = p.target.spec;
   if (is_datagram(spec)) {
     advance_datagram(index, results);
+    return;
+  }
+  if (spec.type == MonitorSpec::Type::kExternal) {
+    advance_external(index, results);
     return;
   }
 

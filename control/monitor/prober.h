@@ -59,6 +59,8 @@ class Prober {
   void start(size_t index, ProbeClock::time_point now, std::vector<ProbeResult>* results);
   void start_datagram(size_t index, std::vector<ProbeResult>* results);
   void advance_datagram(size_t index, std::vector<ProbeResult>* results);
+  void start_external(size_t index, std::vector<ProbeResult>* results);
+  void advance_external(size_t index, std::vector<ProbeResult>* results);
   void advance(size_t index, uint32_t events, std::vector<ProbeResult>* results);
   void finish(size_t index, bool ok, std::string detail, std::vector<ProbeResult>* results);
   void schedule(size_t index, ProbeClock::time_point at);
