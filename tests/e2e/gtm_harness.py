@@ -43,6 +43,17 @@ CLIENT_TIMEOUT_S = 2.0
 _live_envs = []
 
 
+# The zone every small test configuration starts with; tests append monitors and services.
+ZONE_HEADER = """
+zones:
+  - name: gtm.example.
+    soa: {mname: ns1, rname: hostmaster, serial: 1, minimum: 5}
+    ns: [ns1]
+    records:
+      - {name: ns1, type: A, data: 127.0.0.1}
+"""
+
+
 def binary(name):
     path = os.path.join(BUILD_DIR, name)
     if not os.access(path, os.X_OK):
@@ -276,6 +287,25 @@ class GtmEnv:
 
     def ask(self, name, rdtype="A", tcp=False, v6=False, **make_kw):
         return self.query(make_query(name, rdtype, **make_kw), tcp=tcp, v6=v6)
+
+    def control_status(self):
+        """gtm-control's STATUS reply, parsed."""
+        return json.loads(self._seqpacket("control.sock", "STATUS"))
+
+    def answers(self, name, rdtype="A"):
+        return set(answer_values(self.ask(name, rdtype), rdtype))
+
+    def wait_answers(self, name, expected, limit_s, rdtype="A"):
+        """Polls until the answer set of `name` is `expected`, for at most limit_s + 2 s (slack for
+        slow sanitizer builds); returns the seconds it took, raises AssertionError otherwise."""
+        start = time.monotonic()
+        got = None
+        while time.monotonic() - start < limit_s + 2:
+            got = self.answers(name, rdtype)
+            if got == set(expected):
+                return time.monotonic() - start
+            time.sleep(0.02)
+        raise AssertionError(f"{name}: answers {got} != {set(expected)} after {limit_s + 2:.1f} s")
 
     def raw_udp(self, payload, timeout=0.5, v6=False):
         return raw_udp(payload, self.addr(v6), self.port, timeout)

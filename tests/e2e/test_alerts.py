@@ -93,8 +93,7 @@ class AlertsTest(unittest.TestCase):
         return p.stdout
 
     def control_status(self):
-        reply = self.env._seqpacket("control.sock", "STATUS")
-        return json.loads(reply if isinstance(reply, str) else reply.decode())
+        return self.env.control_status()
 
     def test_member_pool_service_events_with_retry(self):
         rx = Receiver(fail_first=1)  # the first POST fails: the retry must deliver it

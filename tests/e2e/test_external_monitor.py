@@ -5,20 +5,12 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gtm_harness  # noqa: E402
-from gtm_harness import answer_values  # noqa: E402
 
-CONFIG = """
-zones:
-  - name: gtm.example.
-    soa: {{mname: ns1, rname: hostmaster, serial: 1, minimum: 5}}
-    ns: [ns1]
-    records:
-      - {{name: ns1, type: A, data: 127.0.0.1}}
+CONFIG = gtm_harness.ZONE_HEADER.replace("{", "{{").replace("}", "}}") + """
 monitors:
   - {{name: flag, type: external, command: ["{check}", "{dir}"], interval_ms: 100,
       timeout_ms: 80, rise: 1, fall: 1}}
@@ -58,15 +50,8 @@ class ExternalMonitorTest(unittest.TestCase):
         shutil.rmtree(cls.dir)
         assert problems == [], problems
 
-    def settle(self, expected, limit=5.0):
-        deadline = time.monotonic() + limit
-        got = None
-        while time.monotonic() < deadline:
-            got = set(answer_values(self.env.ask("ext.gtm.example.", "A"), "A"))
-            if got == expected:
-                return
-            time.sleep(0.05)
-        self.fail(f"{got} != {expected}")
+    def settle(self, expected, limit=3.0):
+        self.env.wait_answers("ext.gtm.example.", expected, limit)
 
     def test_exit_status_decides(self):
         self.settle({"127.0.0.20", "127.0.0.7"})

@@ -4,7 +4,6 @@ interval x rise + 1 s, every pool down fails over to the next pool, an alternati
 flap the answers, and the change reaches the dataplane within milliseconds of the deciding probe.
 """
 import http.server
-import json
 import os
 import signal
 import socket
@@ -16,7 +15,6 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gtm_harness  # noqa: E402
-from gtm_harness import answer_values  # noqa: E402
 
 INTERVAL_S = 0.1
 RISE, FALL = 2, 2
@@ -100,13 +98,7 @@ def free_port_on(addrs):
     raise RuntimeError("no free port")
 
 
-CONFIG = """
-zones:
-  - name: gtm.example.
-    soa: {{mname: ns1, rname: hostmaster, serial: 1, minimum: 5}}
-    ns: [ns1]
-    records:
-      - {{name: ns1, type: A, data: 127.0.0.1}}
+CONFIG = gtm_harness.ZONE_HEADER.replace("{", "{{").replace("}", "}}") + """
 monitors:
   - {{name: tcp, type: tcp, port: {tcp_port}, interval_ms: 100, timeout_ms: 80, rise: {rise}, fall: {fall}}}
   - {{name: web, type: http, port: {http_port}, path: /health, expect_status: "200-299",
@@ -159,20 +151,15 @@ class HealthFailoverTest(unittest.TestCase):
         assert problems == [], problems
 
     def answers(self, name="www.gtm.example."):
-        return set(answer_values(self.env.ask(name, "A"), "A"))
+        return self.env.answers(name)
 
     def wait_answers(self, expected, limit_s, name="www.gtm.example."):
-        """Polls until the answer set is `expected`; returns the seconds it took."""
-        start = time.monotonic()
-        while time.monotonic() - start < limit_s + 2:
-            if self.answers(name) == expected:
-                return time.monotonic() - start
-            time.sleep(0.02)
-        self.fail(f"answers {self.answers(name)} != {expected} after {limit_s + 2:.1f} s")
+        took = self.env.wait_answers(name, expected, limit_s)
+        self.assertLessEqual(took, limit_s)
+        return took
 
     def control_status(self):
-        reply = self.env._seqpacket("control.sock", "STATUS")
-        return json.loads(reply if isinstance(reply, str) else reply.decode())
+        return self.env.control_status()
 
     def test_1_failed_member_leaves_and_returns(self):
         both = {"127.0.0.2", "127.0.0.3"}

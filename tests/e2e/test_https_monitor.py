@@ -10,22 +10,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gtm_harness  # noqa: E402
-from gtm_harness import answer_values  # noqa: E402
 
 ADDR = "127.0.0.6"
 
-CONFIG = """
-zones:
-  - name: gtm.example.
-    soa: {{mname: ns1, rname: hostmaster, serial: 1, minimum: 5}}
-    ns: [ns1]
-    records:
-      - {{name: ns1, type: A, data: 127.0.0.1}}
+CONFIG = gtm_harness.ZONE_HEADER.replace("{", "{{").replace("}", "}}") + """
 monitors:
   - {{name: noverify, type: https, port: {port}, verify: false, interval_ms: 100, rise: 1, fall: 1}}
   - {{name: ca, type: https, port: {port}, ca_file: "{ca}", path: /health, body_contains: ok,
@@ -91,15 +83,8 @@ class HttpsMonitorTest(unittest.TestCase):
         shutil.rmtree(cls.dir)
         assert problems == [], problems
 
-    def settle(self, name, expected):
-        deadline = time.monotonic() + 5
-        got = None
-        while time.monotonic() < deadline:
-            got = set(answer_values(self.env.ask(f"{name}.gtm.example.", "A"), "A"))
-            if got == expected:
-                return
-            time.sleep(0.05)
-        self.fail(f"{name}: {got} != {expected}")
+    def settle(self, name, expected, limit=3.0):
+        self.env.wait_answers(f"{name}.gtm.example.", expected, limit)
 
     def test_verification_off_is_up(self):
         self.settle("noverify", {ADDR, "127.0.0.7"})

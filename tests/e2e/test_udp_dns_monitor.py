@@ -6,7 +6,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
 import unittest
 
 import dns.message
@@ -15,7 +14,6 @@ import dns.rrset
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gtm_harness  # noqa: E402
-from gtm_harness import answer_values  # noqa: E402
 
 
 class UdpServer:
@@ -62,13 +60,7 @@ def dns_handler(data):
     return r.to_wire()
 
 
-CONFIG = """
-zones:
-  - name: gtm.example.
-    soa: {{mname: ns1, rname: hostmaster, serial: 1, minimum: 5}}
-    ns: [ns1]
-    records:
-      - {{name: ns1, type: A, data: 127.0.0.1}}
+CONFIG = gtm_harness.ZONE_HEADER.replace("{", "{{").replace("}", "}}") + """
 monitors:
   - {{name: echo, type: udp, port: {udp_port}, send: ping, expect: pong, interval_ms: 100,
       rise: 1, fall: 2}}
@@ -113,15 +105,8 @@ class UdpDnsMonitorTest(unittest.TestCase):
         os.unlink(cls.config)
         assert problems == [], problems
 
-    def settle(self, name, expected, limit=5.0):
-        deadline = time.monotonic() + limit
-        got = None
-        while time.monotonic() < deadline:
-            got = set(answer_values(self.env.ask(f"{name}.gtm.example.", "A"), "A"))
-            if got == expected:
-                return
-            time.sleep(0.05)
-        self.fail(f"{name}: {got} != {expected}")
+    def settle(self, name, expected, limit=3.0):
+        self.env.wait_answers(f"{name}.gtm.example.", expected, limit)
 
     def test_udp_echo_and_closed_port(self):
         # 127.0.0.12 has nothing on the port: ICMP port unreachable -> refused -> down.
