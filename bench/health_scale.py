@@ -1,4 +1,5 @@
 """Driver of bench/health-scale.sh (see there). Loopback only; stops only what it started."""
+import fcntl
 import json
 import os
 import signal
@@ -57,6 +58,10 @@ def wait_line(path, text, proc, timeout=30):
     sys.exit(f"health-scale: timed out waiting for {text!r}")
 
 
+# One network-namespace user at a time on this machine (see scripts/failover_drill.py).
+_netns_lock = open("/run/lock/gtm-netns.lock", "w")
+if mode == "netns":
+    fcntl.flock(_netns_lock, fcntl.LOCK_EX)
 run_dir = tempfile.mkdtemp(prefix="gtm-health-scale-")
 probe_port, dns_port = free_port(), free_port()
 lines = ["zones:", "  - name: scale.example.", "    soa: {mname: ns1, rname: h, serial: 1}",
