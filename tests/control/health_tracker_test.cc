@@ -43,7 +43,10 @@ struct HealthTrackerTest : ::testing::Test {
   void SetUp() override {
     ConfigError err;
     ASSERT_TRUE(load_config_string(kConfig, "t.yaml", &config, &err)) << err.to_string();
-    tracker.configure(config.model, config.monitors, &prober, ProbeClock::now());
+    std::string error;
+    ASSERT_TRUE(
+        tracker.configure(config.model, config.monitors, &prober, ProbeClock::now(), &error))
+        << error;
   }
   // Index of the probe target with this label.
   size_t target(const std::string& label) {
@@ -76,7 +79,8 @@ struct HealthTrackerTest : ::testing::Test {
   }
   bool feed(size_t t, bool ok) {
     std::string reason;
-    return tracker.apply({{t, ok, ok ? "connected" : "connect: refused"}}, &reason);
+    return tracker.apply({{t, ok, ok ? "connected" : "connect: refused"}}, ProbeClock::now(),
+                         &reason);
   }
 
   LoadedConfig config;
@@ -146,7 +150,8 @@ TEST_F(HealthTrackerTest, StateSurvivesAReconfigure) {
   const size_t a = target("192.0.2.10:80 (tcp)");
   feed(a, true);
   feed(a, true);
-  tracker.configure(config.model, config.monitors, &prober, ProbeClock::now());
+  std::string error;
+  ASSERT_TRUE(tracker.configure(config.model, config.monitors, &prober, ProbeClock::now(), &error));
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUp);
 }
 
@@ -186,7 +191,7 @@ zones:
     EXPECT_FALSE(load_config_string(zone + tail, "t.yaml", &c, &e));
     return e.to_string();
   };
-  EXPECT_NE(error_of("monitors:\n  - {name: m, type: icmp, port: 1}\n").find("must be one of tcp"),
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: ping, port: 1}\n").find("must be one of tcp"),
             std::string::npos);
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp}\n").find("'port'"), std::string::npos);
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: udp, port: 7}\n").find("need 'send'"),
