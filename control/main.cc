@@ -446,6 +446,7 @@ class ControlDaemon {
   // like any other (the next image is built with the TTLs of that moment).
   void restore_ttl() {
     ttl_restore_at_ = Clock::time_point::max();
+    log("unstable_ttl: a window ended, publishing the normal TTL");
     change_reason_ = "unstable_ttl window ended";
     if (!publish(model_).ok()) {
       need_publish_ = true;
