@@ -30,8 +30,23 @@ namespace {
 // body; a bigger body is judged on its first 16 KiB.
 constexpr size_t kMaxReply = 16384;
 
-// epoll data of the raw sockets: this bit plus the RawSockets::Kind; probes use their index.
+// epoll data of the raw sockets: this bit plus the RawSockets::Kind. Probes' sockets carry their
+// index and the descriptor (probe_data), so an event that was queued for a socket the probe has
+// since given up cannot be taken for news of the socket it uses now.
 constexpr uint64_t kRawTag = uint64_t{1} << 63;
+
+uint64_t probe_data(size_t index, int fd) {
+  return uint64_t{static_cast<uint32_t>(fd)} << 32 | static_cast<uint32_t>(index);
+}
+
+// Idle connect-probe sockets kept per family (beyond that they are closed): enough for the
+// probes that are in flight at once, which is few while targets answer within microseconds.
+constexpr size_t kMaxIdleSockets = 1024;
+
+// A plain TCP connect probe (nothing to send or expect): its socket is reused (Prober::recycle).
+bool is_connect_only(const MonitorSpec& spec) {
+  return spec.type == MonitorSpec::Type::kTcp && spec.send.empty() && spec.expect.empty();
+}
 
 bool is_datagram(const MonitorSpec& spec) {
   return spec.type == MonitorSpec::Type::kUdp || spec.type == MonitorSpec::Type::kDns;
@@ -59,6 +74,7 @@ struct Prober::Probe {
   ProbeClock::time_point deadline;
   bool in_flight = false;  // started, no verdict yet
   int fd = -1;             // the probe's own socket (>= 0 while in flight), not for raw probes
+  bool reusable = false;   // fd is a connect-only socket that goes back to the idle pool
   SSL* ssl = nullptr;  // https probes, from the end of the TCP connect
   pid_t child = -1;    // external probes: the running command; fd is then its pidfd
   uint64_t timer_seq = 0;  // the live entry in Prober::timers_
@@ -105,6 +121,9 @@ Prober::Prober() { epoll_fd_ = epoll_create1(EPOLL_CLOEXEC); }
 
 Prober::~Prober() {
   for (auto& p : probes_) p->close_socket();
+  for (std::vector<int>& idle : idle_sockets_) {
+    for (int fd : idle) close(fd);
+  }
   for (auto& [key, ctx] : tls_contexts_) SSL_CTX_free(ctx);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
@@ -236,7 +255,7 @@ ssize_t Prober::probe_recv(size_t index, char* buf, size_t len, bool* want_write
 void Prober::watch(size_t index, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, probes_[index]->fd);
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, probes_[index]->fd, &ev);
 }
 
@@ -309,7 +328,8 @@ void Prober::run(ProbeClock::time_point now, std::vector<ProbeResult>* results) 
       if (data & kRawTag) {
         receive_raw(static_cast<RawSockets::Kind>(data & ~kRawTag), results);
       } else {
-        advance(data, events[i].events, results);
+        advance(static_cast<uint32_t>(data), static_cast<int>(data >> 32), events[i].events,
+                results);
       }
     }
     if (n < 256) break;
@@ -359,6 +379,10 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
     start_half_open(index, now, results);
     return;
   }
+  if (is_connect_only(spec)) {
+    start_connect(index, results);
+    return;
+  }
   if (spec.type != MonitorSpec::Type::kTcp) {
     p.request = spec.method + " " + spec.path +
                 " HTTP/1.1\r\nHost: " + (spec.host.empty() ? endpoint_text(p.target) : spec.host) +
@@ -374,7 +398,7 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
   }
   epoll_event ev{};
   ev.events = EPOLLOUT;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, p.fd);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
     finish(index, false, std::string("epoll: ") + std::strerror(errno), results);
     return;
@@ -384,6 +408,73 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
     finish(index, false, std::string("connect: ") + std::strerror(errno), results);
   }
   // Connected or in progress: EPOLLOUT reports the outcome either way.
+}
+
+// A connect-only probe: three system calls when a socket is idle (connect, arm the epoll entry,
+// and the disconnect in recycle()) instead of six with a socket of its own (socket, epoll add,
+// connect, SO_ERROR, SO_LINGER, close); the kernel also skips allocating and freeing a socket,
+// a file and an epoll entry per probe. The entry is one-shot: it reports the connect's outcome
+// once and then stays quiet while the socket idles in the pool, disconnected.
+void Prober::start_connect(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  std::vector<int>& idle = idle_sockets_[p.target.addr.ss_family == AF_INET6];
+  int op = EPOLL_CTL_MOD;
+  if (!idle.empty()) {
+    p.fd = idle.back();
+    idle.pop_back();
+  } else {
+    p.fd = socket(p.target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p.fd < 0) {
+      finish(index, false, std::string("socket: ") + std::strerror(errno), results);
+      return;
+    }
+    op = EPOLL_CTL_ADD;
+  }
+  p.reusable = true;
+  if (connect(p.fd, reinterpret_cast<const sockaddr*>(&p.target.addr), p.target.addr_len) != 0 &&
+      errno != EINPROGRESS) {
+    const int error = errno;
+    if (op == EPOLL_CTL_ADD) p.reusable = false;  // not in the epoll set: close it instead
+    finish(index, false, std::string("connect: ") + std::strerror(error), results);
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLOUT | EPOLLONESHOT;
+  ev.data.u64 = probe_data(index, p.fd);
+  if (epoll_ctl(epoll_fd_, op, p.fd, &ev) != 0) {
+    const int error = errno;
+    p.reusable = false;
+    finish(index, false, std::string("epoll: ") + std::strerror(error), results);
+  }
+}
+
+void Prober::advance_connect(size_t index, uint32_t events, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  if ((events & (EPOLLERR | EPOLLHUP)) == 0) {
+    finish(index, true, "connected", results);
+    return;
+  }
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  finish(index, false, std::string("connect: ") + std::strerror(err != 0 ? err : ECONNRESET),
+         results);
+}
+
+// Disconnecting (connect to AF_UNSPEC) resets an established connection (RST, as the abortive
+// close of the other probes), leaves the socket unbound and unconnected, and lets the next
+// connect() reuse it; that connect also clears the error the reset leaves on the socket.
+void Prober::recycle(Probe& p) {
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  std::vector<int>& idle = idle_sockets_[p.target.addr.ss_family == AF_INET6];
+  if (idle.size() < kMaxIdleSockets && connect(p.fd, &unspec, sizeof(unspec)) == 0) {
+    idle.push_back(p.fd);
+  } else {
+    close(p.fd);
+  }
+  p.fd = -1;
+  p.reusable = false;
 }
 
 // UDP and DNS: a connected datagram socket, so an ICMP port-unreachable comes back as
@@ -588,11 +679,15 @@ void Prober::advance_datagram(size_t index, std::vector<ProbeResult>* results) {
   finish(index, ok, detail, results);
 }
 
-void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* results) {
+void Prober::advance(size_t index, int fd, uint32_t events, std::vector<ProbeResult>* results) {
   if (index >= probes_.size()) return;
   Probe& p = *probes_[index];
-  if (p.fd < 0) return;
+  if (p.fd < 0 || p.fd != fd) return;  // an event of a socket the probe no longer uses
   const MonitorSpec& spec = p.target.spec;
+  if (p.reusable) {
+    advance_connect(index, events, results);
+    return;
+  }
   if (is_datagram(spec)) {
     advance_datagram(index, results);
     return;
@@ -738,7 +833,11 @@ void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* re
 
 void Prober::finish(size_t index, bool ok, std::string detail, std::vector<ProbeResult>* results) {
   Probe& p = *probes_[index];
-  p.close_socket();
+  if (p.reusable) {
+    recycle(p);
+  } else {
+    p.close_socket();
+  }
   p.in_flight = false;
   schedule(index, p.next_start);
   ++completed_;

@@ -72,7 +72,10 @@ class Prober {
   void start_half_open(size_t index, ProbeClock::time_point now, std::vector<ProbeResult>* results);
   void receive_raw(RawSockets::Kind kind, std::vector<ProbeResult>* results);
   void expire(size_t index, std::vector<ProbeResult>* results);
-  void advance(size_t index, uint32_t events, std::vector<ProbeResult>* results);
+  void start_connect(size_t index, std::vector<ProbeResult>* results);
+  void advance_connect(size_t index, uint32_t events, std::vector<ProbeResult>* results);
+  void recycle(Probe& p);
+  void advance(size_t index, int fd, uint32_t events, std::vector<ProbeResult>* results);
   void finish(size_t index, bool ok, std::string detail, std::vector<ProbeResult>* results);
   void schedule(size_t index, ProbeClock::time_point at);
   void watch(size_t index, uint32_t events);
@@ -99,6 +102,9 @@ class Prober {
   int epoll_fd_ = -1;
   std::vector<std::unique_ptr<Probe>> probes_;
   RawSockets raw_;
+  // Disconnected TCP sockets for connect-only probes to reuse, by family (0: IPv4, 1: IPv6).
+  // Each is still in the epoll set, its one-shot entry disarmed.
+  std::vector<int> idle_sockets_[2];
   uint16_t echo_seq_ = 0;  // ICMP sequence numbers, for whoever watches the wire
   // One TLS context per (verify, CA file), created on first use and kept.
   std::vector<std::pair<std::string, SSL_CTX*>> tls_contexts_;
