@@ -505,18 +505,11 @@ void Prober::start_echo(size_t index, std::vector<ProbeResult>* results) {
   const MonitorSpec& spec = p.target.spec;
   p.echo_replies = 0;
   p.echo_received = 0;
-  int error = 0;
+  const probe_packets::EchoTag first{raw_.cookie(), static_cast<uint32_t>(index), p.serial, 0};
   uint32_t sent = 0;
-  for (uint32_t k = 0; k < spec.count; ++k) {
-    const probe_packets::EchoTag tag{raw_.cookie(), static_cast<uint32_t>(index), p.serial,
-                                     static_cast<uint16_t>(k)};
-    const int e = raw_.send_echo(p.target.addr, tag, echo_seq_++);
-    if (e == 0) {
-      ++sent;
-    } else {
-      error = e;
-    }
-  }
+  const int error = raw_.send_echoes(p.target.addr, first, spec.count, echo_seq_, &sent);
+  echo_seq_ = static_cast<uint16_t>(echo_seq_ + spec.count);
+  // Requests that could not be sent count as lost; with none sent, say why at once.
   if (sent == 0) finish(index, false, std::string("icmp: ") + std::strerror(error), results);
 }
 

@@ -188,22 +188,38 @@ bool RawSockets::open(Kind kind, int epoll_fd, uint64_t epoll_data, std::string*
   return true;
 }
 
-int RawSockets::send_echo(const sockaddr_storage& dst, const pp::EchoTag& tag, uint16_t seq) {
+int RawSockets::send_echoes(const sockaddr_storage& dst, const pp::EchoTag& first, uint32_t count,
+                            uint16_t first_seq, uint32_t* sent) {
+  *sent = 0;
+  if (count == 0 || count > kMaxEchoes) return EINVAL;
   const bool v6 = dst.ss_family == AF_INET6;
-  uint8_t packet[pp::kEchoSize];
-  pp::build_echo_request(v6, ident_, seq, tag, packet);
   // Raw IPv6 sockets refuse a port other than 0 or their protocol.
   sockaddr_storage to = dst;
-  socklen_t len = sizeof(sockaddr_in);
+  const socklen_t len = v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   if (v6) {
     reinterpret_cast<sockaddr_in6*>(&to)->sin6_port = 0;
-    len = sizeof(sockaddr_in6);
   } else {
     reinterpret_cast<sockaddr_in*>(&to)->sin_port = 0;
   }
+  // All of a probe's requests in one system call.
+  uint8_t packets[kMaxEchoes][pp::kEchoSize];
+  iovec iov[kMaxEchoes];
+  mmsghdr msgs[kMaxEchoes] = {};
+  for (uint32_t k = 0; k < count; ++k) {
+    pp::EchoTag tag = first;
+    tag.number = static_cast<uint16_t>(first.number + k);
+    pp::build_echo_request(v6, ident_, static_cast<uint16_t>(first_seq + k), tag, packets[k]);
+    iov[k] = {packets[k], pp::kEchoSize};
+    msgs[k].msg_hdr.msg_name = &to;
+    msgs[k].msg_hdr.msg_namelen = len;
+    msgs[k].msg_hdr.msg_iov = &iov[k];
+    msgs[k].msg_hdr.msg_iovlen = 1;
+  }
   const int fd = fds_[v6 ? kIcmp6 : kIcmp4];
-  if (sendto(fd, packet, sizeof(packet), 0, reinterpret_cast<const sockaddr*>(&to), len) < 0) {
-    return errno;
+  while (*sent < count) {
+    const int n = sendmmsg(fd, msgs + *sent, count - *sent, 0);
+    if (n <= 0) return n < 0 ? errno : EIO;
+    *sent += static_cast<uint32_t>(n);
   }
   return 0;
 }

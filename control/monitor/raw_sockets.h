@@ -41,8 +41,11 @@ class RawSockets {
   uint32_t secret() const { return secret_; }
   uint16_t port(uint32_t slot) const { return static_cast<uint16_t>(port_base_ + slot % kPorts); }
 
-  // Return 0 or an errno value.
-  int send_echo(const sockaddr_storage& dst, const probe_packets::EchoTag& tag, uint16_t seq);
+  // Return 0 or an errno value. send_echoes sends `count` (<= kMaxEchoes) requests numbered from
+  // first.number, with ICMP sequence numbers from first_seq; *sent says how many went out.
+  static constexpr uint32_t kMaxEchoes = 64;
+  int send_echoes(const sockaddr_storage& dst, const probe_packets::EchoTag& first, uint32_t count,
+                  uint16_t first_seq, uint32_t* sent);
   int send_syn(const sockaddr_storage& src, const sockaddr_storage& dst, uint16_t sport,
                uint16_t dport, uint32_t seq);
 

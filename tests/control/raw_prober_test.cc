@@ -189,7 +189,8 @@ TEST(RawSocketFilters, OnlyRepliesToOurOwnProbesPass) {
 
   const sockaddr_storage loopback = target("127.0.0.1", spec_of(MonitorSpec::Type::kIcmp)).addr;
   // Their ping, and an ordinary TCP handshake on loopback, reach neither queue of ours.
-  ASSERT_EQ(theirs.send_echo(loopback, {theirs.cookie(), 0, 1, 0}, 1), 0);
+  uint32_t sent = 0;
+  ASSERT_EQ(theirs.send_echoes(loopback, {theirs.cookie(), 0, 1, 0}, 1, 1, &sent), 0);
   EXPECT_TRUE(something_queued(theirs.fd(RawSockets::kIcmp4)));
   EXPECT_FALSE(something_queued(ours.fd(RawSockets::kIcmp4)));
   LocalPort listener(false, true);
@@ -205,7 +206,7 @@ TEST(RawSocketFilters, OnlyRepliesToOurOwnProbesPass) {
 
   // Our own ping and SYN come back to us, parsed, and only to us.
   int echoes = 0;
-  ASSERT_EQ(ours.send_echo(loopback, {ours.cookie(), 5, 9, 0}, 2), 0);
+  ASSERT_EQ(ours.send_echoes(loopback, {ours.cookie(), 5, 9, 0}, 1, 2, &sent), 0);
   ASSERT_TRUE(something_queued(ours.fd(RawSockets::kIcmp4)));
   ours.receive_echo(RawSockets::kIcmp4,
                     [&](const probe_packets::EchoTag& tag, const sockaddr_storage& from) {
