@@ -40,6 +40,22 @@ services:
           - {name: a-again, address: 192.0.2.10, monitors: [tcp]}
 )";
 
+// A configuration of just one zone, for tests that add monitors or services to it.
+const std::string kZone = R"(
+zones:
+  - name: example.com.
+    soa: {mname: ns1, rname: hostmaster, serial: 1}
+    ns: [ns1]
+)";
+
+// The error that loading `text` must fail with.
+ConfigError load_error(const std::string& text) {
+  LoadedConfig c;
+  ConfigError e;
+  EXPECT_FALSE(load_config_string(text, "t.yaml", &c, &e));
+  return e;
+}
+
 struct HealthTrackerTest : ::testing::Test {
   void SetUp() override {
     ConfigError err;
@@ -102,7 +118,7 @@ TEST_F(HealthTrackerTest, RiseAndFallAreExact) {
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUnknown);
   EXPECT_FALSE(feed(a, true));  // 1 success < rise 2
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUnknown);
-  EXPECT_TRUE(feed(a, true));   // 2nd: up
+  EXPECT_TRUE(feed(a, true));  // 2nd: up
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUp);
   EXPECT_EQ(health_of("a-again"), snap::MemberHealth::kUp);  // same target
   EXPECT_FALSE(feed(a, false));
@@ -175,23 +191,19 @@ TEST(MonitorConfig, SpecsAndErrors) {
       << err.to_string();
   ASSERT_EQ(dns_cfg.monitors.size(), 1u);
   const std::string want = std::string("\x67\x74\0\0\0\1\0\0\0\0\0\0", 12) +
-                           std::string("\x05" "probe" "\x07" "example" "\0", 15) + std::string("\0\x1c\0\1", 4);
+                           std::string(
+                               "\x05"
+                               "probe"
+                               "\x07"
+                               "example"
+                               "\0",
+                               15) +
+                           std::string("\0\x1c\0\1", 4);
   EXPECT_EQ(dns_cfg.monitors[0].send, want);
   EXPECT_EQ(dns_cfg.monitors[0].expect_rcode, 3);
   EXPECT_EQ(dns_cfg.monitors[0].expect_address.size(), 16u);
 
-  const std::string zone = R"(
-zones:
-  - name: example.com.
-    soa: {mname: ns1, rname: hostmaster, serial: 1}
-    ns: [ns1]
-)";
-  auto error_of = [&](const std::string& tail) {
-    LoadedConfig c;
-    ConfigError e;
-    EXPECT_FALSE(load_config_string(zone + tail, "t.yaml", &c, &e));
-    return e.to_string();
-  };
+  auto error_of = [](const std::string& tail) { return load_error(kZone + tail).to_string(); };
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: ping, port: 1}\n").find("must be one of tcp"),
             std::string::npos);
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp}\n").find("'port'"), std::string::npos);
@@ -345,18 +357,8 @@ TEST(UnstableTtl, LoweredWhileAMemberFlappedWithinTheWindow) {
 }
 
 TEST(UnstableTtl, ConfigurationErrors) {
-  const std::string zone = R"(
-zones:
-  - name: example.com.
-    soa: {mname: ns1, rname: hostmaster, serial: 1}
-    ns: [ns1]
-)";
-  auto error_of = [&](const std::string& text) {
-    LoadedConfig c;
-    ConfigError e;
-    EXPECT_FALSE(load_config_string(text, "t.yaml", &c, &e));
-    return e.to_string();
-  };
+  auto error_of = [](const std::string& text) { return load_error(text).to_string(); };
+  const std::string& zone = kZone;
   EXPECT_EQ(error_of("options: {unstable_window_ms: 5000}\n" + zone),
             "t.yaml:1:31: 'unstable_window_ms' needs 'unstable_ttl'");
   EXPECT_NE(error_of(zone + "services:\n  - name: www.example.com.\n    ttl: 1\n"
@@ -372,12 +374,7 @@ zones:
 }
 
 TEST(IcmpMonitorConfig, CountLossAndNoPort) {
-  const std::string zone = R"(
-zones:
-  - name: example.com.
-    soa: {mname: ns1, rname: hostmaster, serial: 1}
-    ns: [ns1]
-)";
+  const std::string& zone = kZone;
   LoadedConfig c;
   ConfigError e;
   ASSERT_TRUE(load_config_string(zone + "monitors:\n  - {name: p, type: icmp}\n  - {name: q, "
@@ -393,12 +390,8 @@ zones:
   EXPECT_EQ(c.monitors[1].max_loss_percent, 20u);
   EXPECT_EQ(c.monitors[2].type, MonitorSpec::Type::kTcpHalfOpen);
   EXPECT_EQ(c.monitors[2].port, 443);
-  auto error_of = [&](const std::string& monitor) {
-    LoadedConfig out;
-    ConfigError err;
-    EXPECT_FALSE(
-        load_config_string(zone + "monitors:\n  - " + monitor + "\n", "t.yaml", &out, &err));
-    return err.message;
+  auto error_of = [](const std::string& monitor) {
+    return load_error(kZone + "monitors:\n  - " + monitor + "\n").message;
   };
   EXPECT_EQ(error_of("{name: p, type: icmp, port: 7}"),
             "'port' is not valid for icmp monitors (an echo has no port)");

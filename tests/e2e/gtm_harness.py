@@ -308,6 +308,17 @@ class GtmEnv:
             time.sleep(0.02)
         raise AssertionError(f"{name}: answers {got} != {set(expected)} after {limit_s + 2:.1f} s")
 
+    def wait_answers_within(self, start, name, expected, limit_s, rdtype="A"):
+        """wait_answers, but the bound counts from `start` (a time.monotonic() taken before the
+        change) and is strict: raises AssertionError when the answers came later. Returns the
+        seconds since `start`."""
+        self.wait_answers(name, expected, limit_s, rdtype)
+        took = time.monotonic() - start
+        if took > limit_s:
+            raise AssertionError(f"{name} {rdtype}: answers {set(expected)} after {took:.3f} s, "
+                                 f"more than {limit_s:.1f} s")
+        return took
+
     def raw_udp(self, payload, timeout=0.5, v6=False):
         return raw_udp(payload, self.addr(v6), self.port, timeout)
 
