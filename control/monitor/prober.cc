@@ -489,7 +489,7 @@ void Prober::start_datagram(size_t index, std::vector<ProbeResult>* results) {
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, p.fd);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0 ||
       connect(p.fd, reinterpret_cast<const sockaddr*>(&p.target.addr), p.target.addr_len) != 0 ||
       send(p.fd, spec.send.data(), spec.send.size(), MSG_NOSIGNAL) < 0) {
@@ -625,7 +625,7 @@ void Prober::start_external(size_t index, std::vector<ProbeResult>* results) {
   p.fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, p.fd);
   if (p.fd < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
     finish(index, false, std::string("pidfd: ") + std::strerror(errno), results);
     return;
