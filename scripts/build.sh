@@ -11,7 +11,7 @@ jobs=${GTM_JOBS:-$(nproc)}
 case "$flavour" in
   release) dir=build; args=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) dir=build-asan; args=(-DCMAKE_BUILD_TYPE=Debug -DGTM_SANITIZE=ON -DGTM_BUILD_BENCH=OFF) ;;
-  callgrind) dir=build-callgrind; args=(-DCMAKE_BUILD_TYPE=Release -DGTM_NATIVE=OFF) ;;
+  callgrind) dir=build-callgrind; args=(-DCMAKE_BUILD_TYPE=Release -DGTM_NATIVE=OFF -DCMAKE_CXX_FLAGS=-g) ;;
   *) echo "usage: $0 release|asan|callgrind" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja "${args[@]}" >/dev/null
