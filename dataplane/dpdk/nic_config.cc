@@ -328,7 +328,9 @@ void load_port(const YAML::Node& node, const std::string& path, PortConfig* p) {
   const YAML::Node device = m.require("device");
   p->device = scalar(device, m.path("device"));
   p->device_where = where_of(device);
-  p->device_is_pci = is_pci_address(p->device);
+  // A PCI address may carry PMD devargs: "0000:af:00.0,mprq_en=1".
+  p->device_is_pci = is_pci_address(std::string_view(p->device).substr(0, p->device.find(','))) &&
+                     p->device.find_first_of(" \t\r\n") == std::string::npos;
   if (!p->device_is_pci && !is_vdev(p->device)) {
     fail(device.Mark(), m.path("device") +
                             " must be a PCI address (0000:03:00.0) or a vdev string "
