@@ -5,6 +5,7 @@ EAL runs with --no-huge -m and a file prefix unique to the test process (gtmt<pi
 runs can share the machine; the EAL's runtime directory is removed when the dataplane stops.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -134,3 +135,72 @@ def write_pcap(path, frames):
 
 def work_dir(prefix):
     return tempfile.mkdtemp(prefix=prefix)
+
+
+# ---------------------------------------------------------------------------------------------
+# Network namespaces: the dataplane in one, clients in the other, joined by a veth pair. The
+# dataplane's end is always called gtmveth0 and its tap gtm-wan0 (interface names are per
+# namespace), so the shipped nic_configs/*.yaml work unchanged.
+
+SERVICE4 = "198.18.0.1"
+SERVICE6 = "2001:db8:18::1"
+CLIENT4 = "198.18.0.10"
+CLIENT6 = "2001:db8:18::10"
+
+
+def sh(*argv, check=True, timeout=30):
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=timeout)
+
+
+class Namespaces:
+    """Two namespaces named with this process's pid, created under the exclusive flock on
+    /run/lock/gtm-netns.lock (HELPERS.md) and removed in close(), also after a failure."""
+
+    def __init__(self):
+        pid = os.getpid()
+        self.dp = f"gtmdp{pid}"
+        self.cl = f"gtmcl{pid}"
+        self._lock = None
+        self._made = []
+
+    def open(self):
+        self._lock = open("/run/lock/gtm-netns.lock", "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        for ns in (self.dp, self.cl):
+            sh("ip", "netns", "add", ns)
+            self._made.append(ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        return self
+
+    def veth(self, kernel_blind):
+        """gtmveth0 (dataplane side) <-> eth0 (client side). kernel_blind: keep the dataplane
+        namespace's kernel from handling the frames itself (AF_PACKET sees them alongside it)."""
+        sh("ip", "link", "add", "gtmveth0", "netns", self.dp, "type", "veth", "peer", "name", "eth0",
+           "netns", self.cl)
+        sh("ip", "netns", "exec", self.dp, "sysctl", "-qw", "net.ipv6.conf.gtmveth0.disable_ipv6=1")
+        if kernel_blind:
+            sh("ip", "netns", "exec", self.dp, "nft", "add", "table", "netdev", "gtm")
+            sh("ip", "netns", "exec", self.dp, "nft", "add", "chain", "netdev", "gtm", "in",
+               "{ type filter hook ingress device gtmveth0 priority 0; policy drop; }")
+        sh("ip", "-n", self.dp, "link", "set", "gtmveth0", "up")
+        self.client_link("eth0")
+
+    def client_link(self, ifname):
+        """Addresses and link up on the client's side. The kernel leaves UDP/TCP checksums of
+        locally sent packets to the device (partial) on veth; turn that off so the frames that
+        reach the dataplane, and through it the kernel's TCP, are complete."""
+        sh("ip", "netns", "exec", self.cl, "ethtool", "-K", ifname, "tx", "off")
+        sh("ip", "-n", self.cl, "addr", "add", f"{CLIENT4}/24", "dev", ifname)
+        sh("ip", "-n", self.cl, "-6", "addr", "add", f"{CLIENT6}/64", "dev", ifname, "nodad")
+        sh("ip", "-n", self.cl, "link", "set", ifname, "up")
+
+    def client(self, *argv, timeout=30, check=False):
+        return sh("ip", "netns", "exec", self.cl, *argv, timeout=timeout, check=check)
+
+    def close(self):
+        for ns in reversed(self._made):
+            sh("ip", "netns", "del", ns, check=False)
+        self._made = []
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
