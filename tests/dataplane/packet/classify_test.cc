@@ -37,8 +37,8 @@ class ClassifyTest : public ::testing::Test {
 
   // Classifies an exact-size heap copy, so ASan sees any read past the frame.
   Verdict run(const Bytes& frame, bool verify = true) {
-    std::unique_ptr<uint8_t[]> copy(new uint8_t[frame.size()]);
-    std::memcpy(copy.get(), frame.data(), frame.size());
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[frame.size() + (frame.empty() ? 1 : 0)]);
+    if (!frame.empty()) std::memcpy(copy.get(), frame.data(), frame.size());
     info_ = FrameInfo{};
     return classify(copy.get(), static_cast<uint32_t>(frame.size()), port_, verify, &info_);
   }
