@@ -3,6 +3,7 @@
 // the kernel's frames come back from it. Shaped like DPDK's l3fwd (see lcore.cc).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
@@ -31,16 +32,34 @@ struct LcoreQueue {
   rte_mbuf* exception[kBurst];
 };
 
-// Where an lcore's cycles go, per stage, summed over bursts (the benchmark's breakdown; the
-// production loop keeps only busy_cycles / busy_packets in its counters).
+// Where an lcore's cycles go, per stage (the benchmark's breakdown; the production loop keeps only
+// busy_cycles / busy_packets in its counters). Sums over bursts, and per stage a histogram of the
+// burst's cycles per packet: on a shared machine the median is robust against the odd burst
+// during which the lcore's thread was preempted, which the sums are not.
 struct StageCycles {
-  uint64_t rx = 0;        // rte_eth_rx_burst
-  uint64_t classify = 0;  // prefetch, offload flags, classify()
-  uint64_t engine = 0;    // answer_query
-  uint64_t reply = 0;     // make_reply, mbuf fields, tx buffering, exception and drop handling
-  uint64_t tx = 0;        // rte_eth_tx_burst
-  uint64_t loop = 0;      // RCU quiescent point, snapshot pointer, timer check
+  // kIteration: a whole loop iteration that received packets; what it has beyond the other
+  // stages is loop overhead (RCU quiescent point, snapshot pointer, timer, stop flag).
+  enum Stage { kRx, kClassify, kEngine, kReply, kTx, kIteration, kStageCount };
+  static constexpr uint32_t kBuckets = 4096;  // cycles per packet, 1-cycle buckets; last = more
+  uint64_t sum[kStageCount] = {};             // cycles
   uint64_t packets = 0;
+  uint64_t bursts = 0;
+  uint32_t hist[kStageCount][kBuckets] = {};
+
+  // `packets_in_burst` is 1..kTxBufferSize. A division would cost as much as a small stage, hence
+  // the table of 2^32 / n.
+  void add(Stage s, uint64_t cycles, uint32_t packets_in_burst) {
+    sum[s] += cycles;
+    const uint64_t per = (cycles * kReciprocal[packets_in_burst]) >> 32;
+    ++hist[s][per < kBuckets ? per : kBuckets - 1];
+  }
+
+ private:
+  static constexpr std::array<uint64_t, kTxBufferSize + 1> kReciprocal = [] {
+    std::array<uint64_t, kTxBufferSize + 1> t{};
+    for (uint32_t i = 1; i <= kTxBufferSize; ++i) t[i] = ((uint64_t{1} << 32) + i - 1) / i;
+    return t;
+  }();
 };
 
 // One per lcore, allocated at start on the lcore's socket, cache-line aligned; written only by
