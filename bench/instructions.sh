@@ -2,11 +2,15 @@
 # Instructions per query of each engine benchmark, counted by callgrind inside answer_query only.
 # Unlike nanoseconds, the count does not move with the machine's load: use it to compare versions.
 #   bench/instructions.sh [BUILD_DIR] [BENCHMARK...]
+# The default build dir is build-callgrind (scripts/build.sh callgrind): valgrind cannot run the
+# AVX-512 code that -march=native emits on recent CPUs ("Illegal instruction").
 # Other benchmarks and functions: GTM_BENCH_BIN=gtm-bench-packet GTM_COLLECT=gtm::packet::classify
-# counts the instructions inside that function per call of it. valgrind does not decode AVX-512:
-# use a build configured with -DGTM_NATIVE=OFF on CPUs that have it.
+# counts the instructions inside that function per call of it.
 set -euo pipefail
-build=${1:-build}
+cd "$(dirname "$0")/.."
+build=${1:-build-callgrind}
+[ "$build" != build-callgrind ] || [ -x "build-callgrind/${GTM_BENCH_BIN:-gtm-bench-engine}" ] ||
+  ./scripts/build.sh callgrind >/dev/null
 shift || true
 bin=$build/${GTM_BENCH_BIN:-gtm-bench-engine}
 collect=${GTM_COLLECT:-gtm::engine::answer_query}
