@@ -20,6 +20,7 @@
 #include "dataplane/io/listen_addr.h"
 #include "dataplane/io/log.h"
 #include "dataplane/io/run_dir.h"
+#include "dataplane/io/shutdown.h"
 #include "dataplane/io/snapshot_slot.h"
 #include "dataplane/io/tcp_server.h"
 #include "dataplane/io/udp_workers.h"
@@ -273,19 +274,12 @@ int main(int argc, char** argv) {
     }
     if (ok) {
       log_line("ready");
-      int sig = 0;
-      while (sigwait(&stop_signals, &sig) != 0) {
-      }
-      log_line("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      gtm::io::wait_for_stop_signal(stop_signals);
     } else {
       log_line("%s", error.c_str());
       status = 1;
     }
-    uint64_t one = 1;
-    if (write(stop_fd, &one, sizeof(one)) != sizeof(one)) {
-      log_line("cannot signal the threads to stop: %s", std::strerror(errno));
-      std::_Exit(1);
-    }
+    gtm::io::signal_stop(stop_fd);
     control.join();
     tcp.join();
     udp.join();

@@ -15,6 +15,7 @@
 #include "dataplane/io/listen_addr.h"
 #include "dataplane/io/log.h"
 #include "dataplane/io/run_dir.h"
+#include "dataplane/io/shutdown.h"
 #include "dataplane/io/udp_workers.h"
 
 namespace gtm::dpdk {
@@ -132,20 +133,13 @@ int run_backend(const BackendOptions& opt, const sigset_t& stop_signals) {
     ok = ok && control.start(&error);
     if (ok) {
       log_line("ready (dpdk: %u lcore(s), %zu port(s))", n, cfg.ports.size());
-      int sig = 0;
-      while (sigwait(&stop_signals, &sig) != 0) {
-      }
-      log_line("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      io::wait_for_stop_signal(stop_signals);
     } else {
       log_line("%s", error.c_str());
       status = 1;
     }
     rt.stop();
-    uint64_t one = 1;
-    if (write(stop_fd, &one, sizeof(one)) != sizeof(one)) {
-      log_line("cannot signal the threads to stop: %s", std::strerror(errno));
-      std::_Exit(1);
-    }
+    io::signal_stop(stop_fd);
     control.join();
     tcp.join();
     udp.join();

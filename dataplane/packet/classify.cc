@@ -7,12 +7,6 @@ namespace gtm::packet {
 
 namespace {
 
-inline uint16_t load_be16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return __builtin_bswap16(v);
-}
-
 inline Verdict drop(FrameInfo* info, DropReason reason) {
   info->reason = reason;
   return Verdict::kDrop;
@@ -40,9 +34,9 @@ inline bool bad_ipv6_source(const uint8_t* src) {
 // The UDP header at `udp` with `room` octets of IP payload behind it, addressed to the DNS port.
 // Returns kDns after filling the UDP fields of *info, or kDrop.
 inline Verdict finish_udp(const uint8_t* udp, uint32_t room, FrameInfo* info) {
-  const uint16_t ulen = load_be16(udp + 4);
+  const uint16_t ulen = dns::load16(udp + 4);
   if (GTM_UNLIKELY(ulen < kUdpHeaderLen || ulen > room)) return drop(info, DropReason::bad_udp);
-  if (GTM_UNLIKELY(load_be16(udp) == 0)) return drop(info, DropReason::bad_source);
+  if (GTM_UNLIKELY(dns::load16(udp) == 0)) return drop(info, DropReason::bad_source);
   info->dns = static_cast<uint16_t>(info->l4 + kUdpHeaderLen);
   info->dns_len = static_cast<uint16_t>(ulen - kUdpHeaderLen);
   return Verdict::kDns;
@@ -56,20 +50,20 @@ Verdict classify_ipv4(const uint8_t* frame, uint32_t len, const PortFilter& port
     return drop(info, DropReason::bad_ipv4);
   }
   const uint32_t ihl = (ip[0] & 0x0Fu) * 4;
-  const uint32_t total = load_be16(ip + 2);
+  const uint32_t total = dns::load16(ip + 2);
   if (GTM_UNLIKELY(ihl < kIpv4HeaderLen || total < ihl || total > avail)) {
     return drop(info, DropReason::bad_ipv4);
   }
   info->ip_version = 4;
   // Options and fragments are rare and the kernel handles them right (and reassembles).
   if (GTM_UNLIKELY(ihl != kIpv4HeaderLen)) return Verdict::kException;
-  if (GTM_UNLIKELY((load_be16(ip + 6) & 0x3FFF) != 0)) return Verdict::kException;
+  if (GTM_UNLIKELY((dns::load16(ip + 6) & 0x3FFF) != 0)) return Verdict::kException;
   if (ip[9] != kIpProtoUdp) return Verdict::kException;
   const uint8_t* udp = ip + kIpv4HeaderLen;
   if (GTM_UNLIKELY(total - kIpv4HeaderLen < kUdpHeaderLen)) {
     return drop(info, DropReason::bad_udp);
   }
-  if (load_be16(udp + 2) != port.dns_port || !port.addrs.has_v4(ip + 16)) {
+  if (dns::load16(udp + 2) != port.dns_port || !port.addrs.has_v4(ip + 16)) {
     return Verdict::kException;
   }
   // Checked only for frames answered here; the kernel checks the others itself.
@@ -87,18 +81,18 @@ Verdict classify_ipv6(const uint8_t* frame, uint32_t len, const PortFilter& port
   if (GTM_UNLIKELY(avail < kIpv6HeaderLen || (ip[0] >> 4) != 6)) {
     return drop(info, DropReason::bad_ipv6);
   }
-  const uint32_t payload = load_be16(ip + 4);
+  const uint32_t payload = dns::load16(ip + 4);
   if (GTM_UNLIKELY(payload > avail - kIpv6HeaderLen)) return drop(info, DropReason::bad_ipv6);
   info->ip_version = 6;
   // Extension headers (fragments included), ICMPv6 (neighbour discovery), TCP: the kernel's.
   if (ip[6] != kIpProtoUdp) return Verdict::kException;
   if (GTM_UNLIKELY(payload < kUdpHeaderLen)) return drop(info, DropReason::bad_udp);
   const uint8_t* udp = ip + kIpv6HeaderLen;
-  if (load_be16(udp + 2) != port.dns_port || !port.addrs.has_v6(ip + 24)) {
+  if (dns::load16(udp + 2) != port.dns_port || !port.addrs.has_v6(ip + 24)) {
     return Verdict::kException;
   }
   // A zero checksum is not allowed over IPv6 (RFC 8200 section 8.1); the kernel drops it too.
-  if (GTM_UNLIKELY(load_be16(udp + 6) == 0)) return drop(info, DropReason::bad_udp);
+  if (GTM_UNLIKELY(dns::load16(udp + 6) == 0)) return drop(info, DropReason::bad_udp);
   if (GTM_UNLIKELY(bad_ipv6_source(ip + 8))) return drop(info, DropReason::bad_source);
   info->l4 = static_cast<uint16_t>(info->l3 + kIpv6HeaderLen);
   return finish_udp(udp, payload, info);
@@ -130,15 +124,15 @@ Verdict classify(const uint8_t* frame, uint32_t len, const PortFilter& port,
     return drop(info, DropReason::not_our_mac);
   }
   uint32_t off = 12;
-  uint16_t type = load_be16(frame + off);
+  uint16_t type = dns::load16(frame + off);
   uint8_t tags = 0;
   uint16_t vid[kMaxVlanTags] = {};
   while (GTM_UNLIKELY(is_vlan_tpid(type))) {
     if (tags == kMaxVlanTags) return drop(info, DropReason::vlan);
     if (len < off + kVlanTagLen + 2) return drop(info, DropReason::runt);
-    vid[tags++] = load_be16(frame + off + 2) & 0x0FFF;
+    vid[tags++] = dns::load16(frame + off + 2) & 0x0FFF;
     off += kVlanTagLen;
-    type = load_be16(frame + off);
+    type = dns::load16(frame + off);
   }
   if (GTM_UNLIKELY(tags != port.vlan_count || (tags >= 1 && vid[0] != port.vlan_id[0]) ||
                    (tags == 2 && vid[1] != port.vlan_id[1]))) {

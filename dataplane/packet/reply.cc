@@ -2,27 +2,12 @@
 
 #include <cstring>
 
+#include "dataplane/dns/wire.h"
 #include "dataplane/packet/checksum.h"
 
 namespace gtm::packet {
 
 namespace {
-
-inline void store_be16(uint8_t* p, uint16_t v) {
-  v = __builtin_bswap16(v);
-  std::memcpy(p, &v, 2);
-}
-
-inline uint32_t load_be32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return __builtin_bswap32(v);
-}
-
-inline void store_be32(uint8_t* p, uint32_t v) {
-  v = __builtin_bswap32(v);
-  std::memcpy(p, &v, 4);
-}
 
 template <size_t N>
 inline void swap_bytes(uint8_t* a, uint8_t* b) {
@@ -45,13 +30,13 @@ uint32_t make_reply(uint8_t* frame, const FrameInfo& info, uint32_t dns_len,
   uint8_t* udp = frame + info.l4;
   const uint16_t udp_len = static_cast<uint16_t>(kUdpHeaderLen + dns_len);
   const uint64_t answer_sum = csum_add(0, udp + kUdpHeaderLen, dns_len);
-  const uint32_t ports = load_be32(udp);  // source and destination: their sum ignores the order
+  const uint32_t ports = dns::load32(udp);  // source and destination: their sum ignores the order
 
   // Network-order sum of the pseudo header and the UDP header without its checksum.
   uint64_t sum = (ports >> 16) + (ports & 0xFFFF) + udp_len + udp_len + kIpProtoUdp;
   if (info.ip_version == 4) {
-    const uint32_t src = load_be32(ip + 12);
-    const uint32_t dst = load_be32(ip + 16);
+    const uint32_t src = dns::load32(ip + 12);
+    const uint32_t dst = dns::load32(ip + 16);
     const uint64_t addrs = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF);
     sum += addrs;
     const uint16_t total = static_cast<uint16_t>(kIpv4HeaderLen + udp_len);
@@ -70,9 +55,9 @@ uint32_t make_reply(uint8_t* frame, const FrameInfo& info, uint32_t dns_len,
                                kReplyTtl,
                                kIpProtoUdp};
     std::memcpy(ip, fixed, sizeof(fixed));
-    store_be16(ip + 10, checksums.ipv4_offload ? 0 : csum_finish(header));
-    store_be32(ip + 12, dst);
-    store_be32(ip + 16, src);
+    dns::store16(ip + 10, checksums.ipv4_offload ? 0 : csum_finish(header));
+    dns::store32(ip + 12, dst);
+    dns::store32(ip + 16, src);
   } else {
     // The addresses are read before they are moved; swapping them leaves their sum alone.
     sum += __builtin_bswap16(csum_fold(csum_add(0, ip + 8, 32)));
@@ -124,8 +109,8 @@ void insert_vlan_tags(uint8_t* frame, const PortFilter& port) {
   std::memmove(frame, frame + shift, 12);
   for (uint32_t i = 0; i < port.vlan_count; ++i) {
     uint8_t* tag = frame + 12 + i * kVlanTagLen;
-    store_be16(tag, port.vlan_tpid[i]);
-    store_be16(tag + 2, port.vlan_id[i]);
+    dns::store16(tag, port.vlan_tpid[i]);
+    dns::store16(tag + 2, port.vlan_id[i]);
   }
 }
 
