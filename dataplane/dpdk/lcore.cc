@@ -229,10 +229,11 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
   }
 }
 
-// The loop. Measured on the development VM (2.45 GHz EPYC, shared; bench/dataplane-bench.sh,
-// ring port, static A queries, bursts of 32), cycles per packet by stage:
-//   rx burst ~5, classify ~10, engine (answer_query) ~250, reply + enqueue ~20, tx burst ~4,
-//   RCU quiescent + timer + loop ~1  -- see bench/RESULTS.md for the current figures.
+// The loop. Measured with bench/dataplane-bench.sh (ring port fed from another core, full bursts
+// of 32, static A) on the shared 2-vCPU development VM, median TSC cycles per packet (2.1 GHz),
+// in its faster and slower host modes (bench/RESULTS.md):
+//   rx burst 2.5-5.5 | classify 40-70 | engine (answer_query) 110-230 | reply + enqueue 52-92 |
+//   tx burst 2.5-4.5 | RCU quiescent point, timer, loop 22-34  =>  ~245 / ~440 per packet.
 template <bool kTiming>
 void run(LcoreContext& c) {
   io::SnapshotSlot& slot = *c.slot;
