@@ -20,8 +20,8 @@ inline void swap_bytes(uint8_t* a, uint8_t* b) {
 }  // namespace
 
 // The checksums are computed from the values being written, not by reading the fresh headers
-// back: reading 8 octets over a run of 1-, 2- and 4-octet stores defeats store-to-load
-// forwarding and stalls on every field (it cost ~15 ns per answer). Header sums are kept in
+// back: an 8-octet load over a run of 1-, 2- and 4-octet stores cannot be forwarded from the
+// store buffer and waits for it (interleaved A/B on the development VM: 32.5 -> 30.5 ns). Header sums are kept in
 // network order; only the answer, written by the engine in an earlier pass, is summed from
 // memory (in host order, converted at the end).
 uint32_t make_reply(uint8_t* frame, const FrameInfo& info, uint32_t dns_len,
