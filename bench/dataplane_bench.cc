@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -277,8 +278,7 @@ Options parse(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+static int run(const Options& o, const std::string& default_prefix) {
   control::LoadedConfig loaded;
   control::ConfigError cerr;
   std::vector<uint8_t> image;
@@ -289,9 +289,7 @@ int main(int argc, char** argv) {
   dpdk::Runtime rt(bench_config());
   std::vector<std::string> eal = o.eal;
   if (eal.empty()) {
-    eal = {"--no-huge",     "-m",
-           "1024",          "--no-shconf",
-           "--file-prefix", "gtmbench" + std::to_string(getpid())};
+    eal = {"--no-huge", "-m", "1024", "--no-shconf", "--file-prefix", default_prefix};
   }
   if (!rt.init_eal(eal, &error)) die(error);
   rte_ring* rx = rte_ring_create("gtmbench_rx", kRingSize, static_cast<int>(rte_socket_id()),
@@ -510,4 +508,16 @@ int main(int argc, char** argv) {
                 offered - std::min(offered, answered), skipped);
   }
   return all_answered ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  const std::string prefix = "gtmbench" + std::to_string(getpid());
+  const int status = run(o, prefix);
+  // The EAL leaves its (empty) runtime directory behind; ours is ours to remove.
+  if (o.eal.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
+  }
+  return status;
 }
