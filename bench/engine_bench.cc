@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_queries.h"
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
 #include "dataplane/engine/answer.h"
@@ -79,27 +80,10 @@ const Snapshot& snapshot() {
   return s;
 }
 
-// A query as a stub resolver sends it: RD set, optionally EDNS (payload 1232) with ECS /24.
+// A query as a stub resolver sends it; ECS for 198.51.100.0/24.
 std::vector<uint8_t> make_query(const char* dotted, uint16_t qtype, bool edns, bool ecs) {
-  std::vector<uint8_t> q = {0x12, 0x34, 0x01, 0x00, 0, 1,
-                            0,    0,    0,    0,    0, edns ? uint8_t{1} : uint8_t{0}};
-  const char* p = dotted;
-  while (*p != '\0') {
-    const char* dot = strchr(p, '.');
-    const size_t len = dot != nullptr ? static_cast<size_t>(dot - p) : strlen(p);
-    q.push_back(static_cast<uint8_t>(len));
-    q.insert(q.end(), p, p + len);
-    p += len;
-    if (*p == '.') ++p;
-  }
-  q.push_back(0);
-  q.insert(q.end(), {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype), 0, 1});
-  if (edns) {
-    const uint8_t rdlen = ecs ? 11 : 0;
-    q.insert(q.end(), {0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, rdlen});
-    if (ecs) q.insert(q.end(), {0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100});
-  }
-  return q;
+  static const uint8_t kEcsNet[3] = {198, 51, 100};
+  return gtm::bench::make_query(dotted, qtype, edns, ecs ? kEcsNet : nullptr);
 }
 
 void run(benchmark::State& state, const std::vector<uint8_t>& query, bool in_place) {

@@ -26,6 +26,7 @@
 #include "dataplane/engine/answer.h"
 #include "dataplane/engine/counters.h"
 #include "dataplane/io/control_protocol.h"
+#include "dataplane/io/worker_stats.h"
 #include "dataplane/snapshot/snapshot.h"
 
 namespace gtm::ctl {
@@ -225,11 +226,16 @@ std::string json_scalar(const Json* v) {
 
 // ---- status ----
 
-const char* const kCounterNames[] = {
-#define GTM_COUNTER_NAME(name, help) #name,
-    GTM_WORKER_COUNTERS(GTM_COUNTER_NAME)
-#undef GTM_COUNTER_NAME
-};
+// Rows of the counter table: the engine's counters, then the packet counters when the dataplane
+// runs the DPDK backend (its totals carry them).
+std::vector<std::string> counter_names(bool with_packets) {
+  const engine::WorkerState state;
+  const packet::PacketCounters packets;
+  std::vector<std::string> names;
+  io::visit_counters({&state, "", with_packets ? &packets : nullptr},
+                     [&](const char* name, uint64_t) { names.push_back(name); });
+  return names;
+}
 
 void print_counter_table(const Json& status) {
   std::vector<std::string> headers;
@@ -244,16 +250,19 @@ void print_counter_table(const Json& status) {
   }
   headers.push_back("total");
   columns.push_back(status.get("totals"));
+  const Json* totals = status.get("totals");
+  const std::vector<std::string> names =
+      counter_names(totals != nullptr && totals->get("rx_packets") != nullptr);
 
   size_t name_width = std::strlen("counter");
-  for (const char* name : kCounterNames) name_width = std::max(name_width, std::strlen(name));
+  for (const std::string& name : names) name_width = std::max(name_width, name.size());
   std::vector<std::vector<std::string>> cells;
   std::vector<size_t> widths;
   for (size_t c = 0; c < columns.size(); ++c) {
     std::vector<std::string> col;
     size_t width = headers[c].size();
-    for (const char* name : kCounterNames) {
-      col.push_back(columns[c] ? json_scalar(columns[c]->get(name)) : "-");
+    for (const std::string& name : names) {
+      col.push_back(columns[c] ? json_scalar(columns[c]->get(name.c_str())) : "-");
       width = std::max(width, col.back().size());
     }
     cells.push_back(std::move(col));
@@ -264,8 +273,8 @@ void print_counter_table(const Json& status) {
     std::printf("  %*s", static_cast<int>(widths[c]), headers[c].c_str());
   }
   std::printf("\n");
-  for (size_t r = 0; r < std::size(kCounterNames); ++r) {
-    std::printf("%-*s", static_cast<int>(name_width), kCounterNames[r]);
+  for (size_t r = 0; r < names.size(); ++r) {
+    std::printf("%-*s", static_cast<int>(name_width), names[r].c_str());
     for (size_t c = 0; c < cells.size(); ++c) {
       std::printf("  %*s", static_cast<int>(widths[c]), cells[c][r].c_str());
     }
@@ -335,6 +344,19 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
   }
   std::printf("\n");
   print_counter_table(status);
+  // The DPDK backend adds the NICs' own counters (imissed: frames the rx ring had no room for).
+  if (const Json* ports = status.get("ports"); ports != nullptr && ports->kind == Json::kArray) {
+    std::printf("\n");
+    for (const Json& p : ports->items) {
+      std::printf("port %s (%s):", json_scalar(p.get("name")).c_str(),
+                  json_scalar(p.get("ethdev")).c_str());
+      for (const char* field :
+           {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf"}) {
+        std::printf(" %s %s", field, json_scalar(p.get(field)).c_str());
+      }
+      std::printf("\n");
+    }
+  }
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // gtm-dataplane: answers DNS over UDP and TCP from the active snapshot image, and takes new images
-// from gtm-control over <run-dir>/dataplane.sock. This is the kernel-socket I/O backend.
+// from gtm-control over <run-dir>/dataplane.sock. Two I/O backends: kernel sockets (the default,
+// below) and DPDK poll-mode lcores (--io dpdk, dataplane/dpdk/backend.h).
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -13,10 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/dpdk/backend.h"
 #include "dataplane/io/control_channel.h"
 #include "dataplane/io/control_protocol.h"
 #include "dataplane/io/listen_addr.h"
 #include "dataplane/io/log.h"
+#include "dataplane/io/run_dir.h"
+#include "dataplane/io/shutdown.h"
 #include "dataplane/io/snapshot_slot.h"
 #include "dataplane/io/tcp_server.h"
 #include "dataplane/io/udp_workers.h"
@@ -26,17 +30,26 @@ namespace {
 using gtm::io::log_line;
 
 constexpr const char* kUsage =
-    "usage: gtm-dataplane [options]\n"
+    "usage: gtm-dataplane [options] [-- EAL arguments]\n"
+    "  --io socket|dpdk     I/O backend (default socket: kernel UDP/TCP sockets)\n"
+    "  --nic-config FILE    --io dpdk: ports, lcores, queues and service addresses\n"
+    "                       (nic_configs/README.md); EAL arguments may follow --\n"
+    "socket backend:\n"
     "  --listen ADDR:PORT   address to serve DNS on, UDP and TCP (repeatable; IPv6 as [::1]:5353;\n"
     "                       default 127.0.0.1:5353; port 0 picks a free port)\n"
     "  --workers N          UDP worker threads (default 1)\n"
     "  --cpus LIST          pin UDP workers to these CPUs, e.g. 0,1 or 2-5 (worker i -> i-th CPU)\n"
+    "both:\n"
     "  --run-dir DIR        control socket and last good snapshot (default /run/gtm; created)\n"
     "  --tcp-max-conns N    concurrent TCP connections (default 256; more are closed at once)\n"
     "  --tcp-idle-ms MS     close TCP connections idle this long (default 10000)\n"
     "  --help               this text\n";
 
 struct Options {
+  bool dpdk = false;
+  std::string nic_config;
+  std::vector<std::string> eal_args;
+  bool socket_options = false;  // --listen, --workers or --cpus given
   std::vector<std::string> listen;
   uint32_t workers = 1;
   std::vector<int> cpus;
@@ -81,6 +94,10 @@ bool parse_cpus(const std::string& s, std::vector<int>* out) {
 int parse_args(int argc, char** argv, Options* opt) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--") {
+      opt->eal_args.assign(argv + i + 1, argv + argc);
+      break;
+    }
     std::string value;
     bool has_value = false;
     size_t eq = arg.find('=');
@@ -100,7 +117,18 @@ int parse_args(int argc, char** argv, Options* opt) {
       return true;
     };
     uint64_t n = 0;
-    if (arg == "--listen") {
+    if (arg == "--listen" || arg == "--workers" || arg == "--cpus") opt->socket_options = true;
+    if (arg == "--io") {
+      if (!need_value()) return 1;
+      if (value != "socket" && value != "dpdk") {
+        std::fprintf(stderr, "gtm-dataplane: --io is socket or dpdk, got '%s'\n", value.c_str());
+        return 1;
+      }
+      opt->dpdk = value == "dpdk";
+    } else if (arg == "--nic-config") {
+      if (!need_value()) return 1;
+      opt->nic_config = value;
+    } else if (arg == "--listen") {
       if (!need_value()) return 1;
       opt->listen.push_back(value);
     } else if (arg == "--workers") {
@@ -145,44 +173,25 @@ int parse_args(int argc, char** argv, Options* opt) {
       return 1;
     }
   }
+  if (opt->dpdk) {
+    if (opt->nic_config.empty()) {
+      std::fprintf(stderr, "gtm-dataplane: --io dpdk needs --nic-config FILE\n");
+      return 1;
+    }
+    if (opt->socket_options) {
+      std::fprintf(stderr,
+                   "gtm-dataplane: --listen, --workers and --cpus are for --io socket; with --io "
+                   "dpdk the NIC configuration names the addresses and lcores\n");
+      return 1;
+    }
+    return 0;
+  }
+  if (!opt->nic_config.empty() || !opt->eal_args.empty()) {
+    std::fprintf(stderr, "gtm-dataplane: --nic-config and EAL arguments need --io dpdk\n");
+    return 1;
+  }
   if (opt->listen.empty()) opt->listen.push_back("127.0.0.1:5353");
   return 0;
-}
-
-// mkdir -p; the directory holds the control socket, so it is not world-accessible.
-bool make_dirs(const std::string& path, std::string* error) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string prefix = path.substr(0, pos);
-    if (mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
-      *error = "cannot create " + prefix + ": " + std::strerror(errno);
-      return false;
-    }
-  }
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    *error = path + " is not a directory";
-    return false;
-  }
-  return true;
-}
-
-void load_last_good(gtm::io::SnapshotSlot* slot, const std::string& run_dir) {
-  std::string path = run_dir + "/" + gtm::proto::kLastGoodSnapshot;
-  if (access(path.c_str(), F_OK) != 0) {
-    log_line("no last good snapshot at %s; serving nothing until the first PUBLISH", path.c_str());
-    return;
-  }
-  std::string error;
-  gtm::snap::LoadedSnapshot* loaded = gtm::snap::LoadedSnapshot::from_file(path, &error);
-  if (loaded == nullptr) {
-    log_line("last good snapshot rejected: %s; serving nothing until the first PUBLISH",
-             error.c_str());
-    return;
-  }
-  slot->publish(loaded);
-  log_line("loaded last good snapshot generation %llu",
-           static_cast<unsigned long long>(loaded->view().generation()));
 }
 
 }  // namespace
@@ -196,18 +205,9 @@ int main(int argc, char** argv) {
   }
   if (parsed != 0) return 2;
 
-  std::vector<gtm::io::ListenAddr> addrs;
   std::string error;
-  for (const std::string& text : opt.listen) {
-    gtm::io::ListenAddr a;
-    if (!gtm::io::parse_listen_addr(text, &a, &error)) {
-      log_line("%s", error.c_str());
-      return 2;
-    }
-    addrs.push_back(a);
-  }
   while (opt.run_dir.size() > 1 && opt.run_dir.back() == '/') opt.run_dir.pop_back();
-  if (!make_dirs(opt.run_dir, &error)) {
+  if (!gtm::io::make_run_dir(opt.run_dir, &error)) {
     log_line("%s", error.c_str());
     return 1;
   }
@@ -221,6 +221,23 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (opt.dpdk) {
+    gtm::dpdk::BackendOptions backend{opt.nic_config, opt.eal_args, opt.run_dir, opt.tcp};
+    const int status = gtm::dpdk::run_backend(backend, stop_signals);
+    log_line("stopped");
+    return status;
+  }
+
+  std::vector<gtm::io::ListenAddr> addrs;
+  for (const std::string& text : opt.listen) {
+    gtm::io::ListenAddr a;
+    if (!gtm::io::parse_listen_addr(text, &a, &error)) {
+      log_line("%s", error.c_str());
+      return 2;
+    }
+    addrs.push_back(a);
+  }
+
   // Readers: the UDP workers, then the TCP thread.
   std::unique_ptr<gtm::io::SnapshotSlot> slot =
       gtm::io::SnapshotSlot::create(opt.workers + 1, &error);
@@ -228,7 +245,7 @@ int main(int argc, char** argv) {
     log_line("%s", error.c_str());
     return 1;
   }
-  load_last_good(slot.get(), opt.run_dir);
+  gtm::io::load_last_good_snapshot(slot.get(), opt.run_dir);
 
   int stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (stop_fd < 0) {
@@ -257,19 +274,12 @@ int main(int argc, char** argv) {
     }
     if (ok) {
       log_line("ready");
-      int sig = 0;
-      while (sigwait(&stop_signals, &sig) != 0) {
-      }
-      log_line("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      gtm::io::wait_for_stop_signal(stop_signals);
     } else {
       log_line("%s", error.c_str());
       status = 1;
     }
-    uint64_t one = 1;
-    if (write(stop_fd, &one, sizeof(one)) != sizeof(one)) {
-      log_line("cannot signal the threads to stop: %s", std::strerror(errno));
-      std::_Exit(1);
-    }
+    gtm::io::signal_stop(stop_fd);
     control.join();
     tcp.join();
     udp.join();

@@ -11,7 +11,7 @@ PACKAGES=(
   libyaml-cpp-dev libssl-dev libcurl4-openssl-dev
   dnsutils knot-dnsutils dnsperf
   python3 python3-dnspython python3-scapy python3-yaml
-  iproute2 procps
+  iproute2 procps iputils-ping ethtool nftables
 )
 
 missing=()

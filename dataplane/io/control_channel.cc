@@ -45,35 +45,22 @@ bool parse_u64(const std::string& s, uint64_t* out) {
   return true;
 }
 
-// Relaxed: each counter has a single writer; a status snapshot need not be consistent across
-// counters, only free of torn values.
-uint64_t load_counter(const uint64_t& c) {
-  return __atomic_load_n(&c, __ATOMIC_RELAXED);
-}
+// {"name":value,...} members (without braces) from visit_counters-style (name, value) pairs.
+class CounterJson {
+ public:
+  explicit CounterJson(std::string* out) : out_(out) {}
+  void operator()(const char* name, uint64_t value) {
+    *out_ += first_ ? "\"" : ",\"";
+    *out_ += name;
+    *out_ += "\":";
+    *out_ += std::to_string(value);
+    first_ = false;
+  }
 
-void append_counters(std::string* out, const uint64_t* values) {
-  size_t i = 0;
-  bool first = true;
-#define GTM_APPEND_COUNTER(name, help)                  \
-  *out += first ? "\"" #name "\":" : ",\"" #name "\":"; \
-  *out += std::to_string(values[i++]);                  \
-  first = false;
-  GTM_WORKER_COUNTERS(GTM_APPEND_COUNTER)
-#undef GTM_APPEND_COUNTER
-}
-
-constexpr size_t kCounterCount = 0
-#define GTM_COUNT_COUNTER(name, help) +1
-    GTM_WORKER_COUNTERS(GTM_COUNT_COUNTER)
-#undef GTM_COUNT_COUNTER
-    ;
-
-void read_counters(const engine::WorkerCounters& c, uint64_t* values) {
-  size_t i = 0;
-#define GTM_READ_COUNTER(name, help) values[i++] = load_counter(c.name);
-  GTM_WORKER_COUNTERS(GTM_READ_COUNTER)
-#undef GTM_READ_COUNTER
-}
+ private:
+  std::string* out_;
+  bool first_ = true;
+};
 
 }  // namespace
 
@@ -315,21 +302,36 @@ std::string ControlChannel::publish(const std::string& args, const int* fds, siz
 }
 
 std::string ControlChannel::status_json() const {
-  uint64_t totals[kCounterCount] = {};
-  uint64_t values[kCounterCount];
+  // Totals in visiting order: the engine's counters, then the packet counters when any worker
+  // (a DPDK lcore) has them.
+  std::vector<uint64_t> totals;
+  bool any_packets = false;
   std::string out = "{\"generation\":" + std::to_string(slot_->active_generation());
   out += ",\"workers\":[";
   for (size_t w = 0; w < workers_.size(); ++w) {
-    read_counters(workers_[w].state->counters, values);
-    for (size_t i = 0; i < kCounterCount; ++i) totals[i] += values[i];
     out += w == 0 ? "{" : ",{";
     out += "\"worker\":" + std::to_string(w) + ",\"transport\":\"" + workers_[w].transport + "\",";
-    append_counters(&out, values);
+    CounterJson json(&out);
+    size_t i = 0;
+    visit_counters(workers_[w], [&](const char* name, uint64_t value) {
+      json(name, value);
+      if (i == totals.size()) totals.push_back(0);
+      totals[i++] += value;
+    });
+    any_packets = any_packets || workers_[w].packets != nullptr;
     out += "}";
   }
   out += "],\"totals\":{";
-  append_counters(&out, totals);
-  out += "}}";
+  const engine::WorkerState zero_state;
+  const packet::PacketCounters zero_packets;
+  CounterJson json(&out);
+  size_t i = 0;
+  visit_counters(
+      {&zero_state, "", any_packets ? &zero_packets : nullptr},
+      [&](const char* name, uint64_t) { json(name, i < totals.size() ? totals[i++] : 0); });
+  out += "}";
+  if (status_extra_) status_extra_(&out);
+  out += "}";
   return out;
 }
 

@@ -5,20 +5,15 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "dataplane/engine/answer.h"
 #include "dataplane/io/snapshot_slot.h"
+#include "dataplane/io/worker_stats.h"
 
 namespace gtm::io {
-
-// One worker's counters as STATUS reports them.
-struct WorkerStatsSource {
-  const engine::WorkerState* state;
-  const char* transport;  // "udp" or "tcp"
-};
 
 class ControlChannel {
  public:
@@ -36,6 +31,12 @@ class ControlChannel {
   // Waits for the thread, which stops once `stop_fd` (an eventfd) becomes readable.
   void join();
 
+  // Called while STATUS is built; appends more members to its JSON object (each starting with
+  // ','), e.g. the DPDK backend's port statistics. Set before start().
+  void set_status_extra(std::function<void(std::string*)> extra) {
+    status_extra_ = std::move(extra);
+  }
+
   // One request (with the descriptors that came with it, which this closes) -> its reply.
   std::string handle(const char* request, size_t len, const int* fds, size_t fd_count);
 
@@ -50,6 +51,7 @@ class ControlChannel {
   std::string socket_path_;
   int stop_fd_;
   std::vector<WorkerStatsSource> workers_;
+  std::function<void(std::string*)> status_extra_;
   int listen_fd_ = -1;
   std::vector<int> clients_;
   std::vector<char> buffer_;

@@ -1,8 +1,8 @@
 // The local control protocol between gtm-control, gtmctl and gtm-dataplane.
 //
 // Both daemons listen on a Unix SOCK_SEQPACKET socket in the run directory (--run-dir, default
-// /run/gtm). One request datagram gets one reply datagram; text is ASCII, replies start with "OK" or
-// "ERR", or are a JSON object (STATUS).
+// /run/gtm). One request datagram gets one reply datagram; text is ASCII, replies start with "OK"
+// or "ERR", or are a JSON object (STATUS).
 //
 // <run-dir>/dataplane.sock (gtm-dataplane):
 //   "PUBLISH <generation>" + one fd (SCM_RIGHTS): a sealed memfd holding a snapshot image.
@@ -20,8 +20,8 @@
 //   "STATUS" -> JSON: {"config":PATH,"generation":G,"acked_generation":G,"last_error":"...",
 //       "admin":[{"service":S,"pool":P,"member":M,"state":"disabled|draining"},...]}
 //   "MEMBER enable|disable|drain <service> <pool> <member>", "POOL enable|disable <service> <pool>"
-//       -> operator overrides (control/admin_state.h), saved in <run-dir>/admin.state and applied to
-//       every image: "OK <generation>" once published, or "ERR <reason>".
+//       -> operator overrides (control/admin_state.h), saved in <run-dir>/admin.state and applied
+//       to every image: "OK <generation>" once published, or "ERR <reason>".
 #pragma once
 
 #include <cstddef>

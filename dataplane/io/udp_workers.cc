@@ -41,6 +41,7 @@ uint64_t seed_for_worker(uint32_t index) {
 struct alignas(64) UdpWorkerContext {
   engine::WorkerState state;  // first: its own cache lines, written only by this worker
   uint32_t index = 0;
+  uint32_t reader = 0;  // RCU reader id
   int cpu = -1;
   int fds[kMaxSockets];
   bool fd_pktinfo[kMaxSockets];
@@ -167,7 +168,7 @@ unsigned serve_batch(UdpWorkerContext& w, int fd, bool pktinfo, const snap::Snap
 }
 
 void run_worker(UdpWorkerContext& w, SnapshotSlot& slot, int stop_fd) {
-  const uint32_t reader = w.index;
+  const uint32_t reader = w.reader;
   if (!slot.register_reader(reader)) {
     log_line("udp worker %u: cannot register as an RCU reader", w.index);
     return;
@@ -206,7 +207,8 @@ void run_worker(UdpWorkerContext& w, SnapshotSlot& slot, int stop_fd) {
 
 }  // namespace
 
-UdpWorkers::UdpWorkers(SnapshotSlot* slot, int stop_fd) : slot_(slot), stop_fd_(stop_fd) {}
+UdpWorkers::UdpWorkers(SnapshotSlot* slot, int stop_fd, uint32_t first_reader)
+    : slot_(slot), stop_fd_(stop_fd), first_reader_(first_reader) {}
 
 UdpWorkers::~UdpWorkers() {
   join();
@@ -224,6 +226,7 @@ bool UdpWorkers::open(std::vector<ListenAddr>* addrs, uint32_t workers, std::str
   for (uint32_t i = 0; i < workers; ++i) {
     auto* w = new UdpWorkerContext();
     w->index = i;
+    w->reader = first_reader_ + i;
     w->state.rng = seed_for_worker(i);
     workers_.push_back(w);
   }

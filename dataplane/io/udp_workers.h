@@ -20,8 +20,8 @@ struct UdpWorkerContext;
 
 class UdpWorkers {
  public:
-  // Workers use RCU reader ids [0, count).
-  UdpWorkers(SnapshotSlot* slot, int stop_fd);
+  // Workers use RCU reader ids [first_reader, first_reader + count).
+  UdpWorkers(SnapshotSlot* slot, int stop_fd, uint32_t first_reader = 0);
   ~UdpWorkers();  // joins (if started) and closes the sockets
 
   UdpWorkers(const UdpWorkers&) = delete;
@@ -41,6 +41,7 @@ class UdpWorkers {
  private:
   SnapshotSlot* slot_;
   int stop_fd_;
+  uint32_t first_reader_;
   std::vector<UdpWorkerContext*> workers_;
 };
 
