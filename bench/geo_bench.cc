@@ -6,6 +6,8 @@
 //   BM_geo_compile_full      compile_geo() of the whole configuration (ms per compilation)
 //   BM_lpm_lookup_v4         IPv4 addresses uniformly random over the whole space
 //   BM_lpm_lookup_v6         IPv6 addresses uniformly random over 2000::/3 (global unicast)
+//   BM_lpm_lookup_v6_covered IPv6 addresses uniformly random over the space the database covers
+//                            (a network is picked with probability in proportion to its size)
 //   BM_lpm_lookup_v6_networks, BM_lpm_lookup_v4_networks
 //                            every network of the database equally likely, a random address in
 //                            it: the stress case (dense regions, deep trie paths, cache misses)
@@ -16,6 +18,7 @@
 #include <maxminddb.h>
 
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <random>
 #include <set>
@@ -65,7 +68,7 @@ struct Fixture {
   gtm::geo::Lpm4View v4;
   gtm::geo::Lpm6View v6;
   std::vector<uint32_t> uniform4, networks4;
-  std::vector<std::array<uint8_t, 16>> uniform6, networks6;
+  std::vector<std::array<uint8_t, 16>> uniform6, covered6, networks6;
 
   Fixture() {
     MMDB_s db;
@@ -133,6 +136,9 @@ struct Fixture {
       const u128 r = (u128{rng()} << 64) | rng();
       return n.len >= 128 ? n.prefix : n.prefix | (r & ((u128{1} << (128 - n.len)) - 1));
     };
+    std::vector<double> sizes;
+    for (const Network& n : nets6) sizes.push_back(std::ldexp(1.0, 64 - n.len));
+    std::discrete_distribution<size_t> by_size(sizes.begin(), sizes.end());
     for (size_t i = 0; i < kAddrs; ++i) {
       uniform4.push_back(static_cast<uint32_t>(rng()));
       networks4.push_back(static_cast<uint32_t>(random_in(nets4[rng() % nets4.size()])));
@@ -141,6 +147,8 @@ struct Fixture {
       uniform6.push_back(a);
       geo::key6_to_bytes(random_in(nets6[rng() % nets6.size()]), a.data());
       networks6.push_back(a);
+      geo::key6_to_bytes(random_in(nets6[by_size(rng)]), a.data());
+      covered6.push_back(a);
     }
     ok = true;
   }
@@ -193,6 +201,10 @@ void BM_lpm_lookup_v6(benchmark::State& state) {
   run_lookups(state, fixture().uniform6,
               [](const std::array<uint8_t, 16>& a) { return fixture().v6.lookup(a.data()); });
 }
+void BM_lpm_lookup_v6_covered(benchmark::State& state) {
+  run_lookups(state, fixture().covered6,
+              [](const std::array<uint8_t, 16>& a) { return fixture().v6.lookup(a.data()); });
+}
 void BM_lpm_lookup_v4_networks(benchmark::State& state) {
   run_lookups(state, fixture().networks4, [](uint32_t a) { return fixture().v4.lookup(a); });
 }
@@ -202,6 +214,7 @@ void BM_lpm_lookup_v6_networks(benchmark::State& state) {
 }
 BENCHMARK(BM_lpm_lookup_v4);
 BENCHMARK(BM_lpm_lookup_v6);
+BENCHMARK(BM_lpm_lookup_v6_covered);
 BENCHMARK(BM_lpm_lookup_v4_networks);
 BENCHMARK(BM_lpm_lookup_v6_networks);
 

@@ -890,8 +890,15 @@ bool compile_geo(const GeoConfig& config, CompiledGeo* out, std::string* error) 
     }
   }
   // A table where every address is in no class is the empty image (lpm.h).
-  if (!(final4.size() == 1 && final4[0].value == 0)) geo.lpm4 = encode_lpm4(final4);
-  if (!(final6.size() == 1 && final6[0].value == 0)) geo.lpm6 = encode_lpm6(final6);
+  const bool trivial4 = final4.size() == 1 && final4[0].value == 0;
+  const bool trivial6 = final6.size() == 1 && final6[0].value == 0;
+  if (!trivial4) geo.lpm4 = encode_lpm4(final4);
+  if (!trivial6) geo.lpm6 = encode_lpm6(final6);
+  if ((!trivial4 && geo.lpm4.empty()) || (!trivial6 && geo.lpm6.empty())) {
+    *error = "geo: the address tables are too large (" + std::to_string(final4.size()) +
+             " IPv4 and " + std::to_string(final6.size()) + " IPv6 ranges)";
+    return false;
+  }
   geo.lpm4_entries = geo.lpm4.empty() ? 0 : final4.size();
   geo.lpm6_entries = geo.lpm6.empty() ? 0 : final6.size();
 

@@ -36,6 +36,7 @@ class TrieEncoder {
 
   std::vector<uint8_t> encode(uint32_t magic) {
     const uint32_t root = entry(0, 0, 0, 0, r_.size());
+    if (pool_.size() > gtm::geo::kLpmMaxPool) return {};
     std::vector<uint8_t> image(sizeof(LpmHeader) + pool_.size());
     LpmHeader h{};
     h.magic = magic;
@@ -126,14 +127,14 @@ class TrieEncoder {
       const uint32_t e = entry(child, child_depth, depth, at, hi + 1);
       if (!(e & kLpmLeaf)) {
         LpmObject c;
-        std::memcpy(&c, pool_.data() + uint64_t{e} * 8, sizeof(c));
+        std::memcpy(&c, pool_.data() + uint64_t{e & gtm::geo::kLpmRefOffsetMask} * 8, sizeof(c));
         child_height = std::max<int>(child_height, c.height);
       }
       std::memcpy(obj.data() + sizeof(LpmObject) + uint64_t{i} * 4, &e, 4);
     }
     h.height = static_cast<uint8_t>(stride + child_height);
     std::memcpy(obj.data(), &h, sizeof(h));
-    return emit(std::move(obj));
+    return h.ref(emit(std::move(obj)));
   }
 
   uint32_t bucket(Key start, int depth, size_t lo, size_t hi, int key_bits, int used_bits) {
@@ -153,9 +154,10 @@ class TrieEncoder {
       std::memcpy(obj.data() + sizeof(LpmObject) + keys_size + uint64_t{i} * 4, &r_[lo + i].value,
                   4);
     }
-    return emit(std::move(obj));
+    return h.ref(emit(std::move(obj)));
   }
 
+  // The pool unit where `obj` is stored.
   uint32_t emit(std::vector<uint8_t>&& obj) {
     std::string bytes(obj.begin(), obj.end());
     auto it = seen_.find(bytes);
