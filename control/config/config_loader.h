@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,7 @@ struct LoadedConfig {
   SnapshotModel model;  // generation left 0: the publisher assigns it
   std::vector<MonitorSpec> monitors;    // `monitors:`, referenced by name from members
   std::vector<WebhookConfig> webhooks;  // `alerts: webhooks:`; control-only, not in the snapshot
+  std::map<WireName, UnstableTtl> unstable_ttl;  // by service name; control-only
   std::string path;
 };
 
