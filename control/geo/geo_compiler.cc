@@ -43,6 +43,12 @@ std::string errno_text(const std::string& path, int err) {
   return path + ": " + std::strerror(err);
 }
 
+SourceFile source_file(const std::string& path, const struct stat& st) {
+  return {path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+          static_cast<uint64_t>(st.st_size),
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
 // Stats `path` for change detection; regular files only.
 bool stat_source(const std::string& path, SourceFile* out, std::string* error) {
   struct stat st;
@@ -54,11 +60,7 @@ bool stat_source(const std::string& path, SourceFile* out, std::string* error) {
     *error = path + ": not a regular file";
     return false;
   }
-  out->path = path;
-  out->device = st.st_dev;
-  out->inode = st.st_ino;
-  out->size = static_cast<uint64_t>(st.st_size);
-  out->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  *out = source_file(path, st);
   return true;
 }
 
@@ -572,11 +574,7 @@ bool read_file(const std::string& path, std::string* text, SourceFile* file, std
     *error = errno_text(path, err);
     return false;
   }
-  file->path = path;
-  file->device = st.st_dev;
-  file->inode = st.st_ino;
-  file->size = static_cast<uint64_t>(st.st_size);
-  file->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  *file = source_file(path, st);
   return true;
 }
 
