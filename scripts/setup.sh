@@ -8,7 +8,7 @@ PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libpcap-dev
   libldns-dev libmaxminddb-dev mmdb-bin
   libtbb-dev libbenchmark-dev libgtest-dev libgmock-dev googletest
-  libyaml-cpp-dev libssl-dev libcurl4-openssl-dev
+  libyaml-cpp-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev
   dnsutils knot-dnsutils dnsperf
   python3 python3-dnspython python3-scapy python3-yaml
   iproute2 procps

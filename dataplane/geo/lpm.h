@@ -1,4 +1,5 @@
-// Longest-prefix-match tables that map a client address to a client class (control/geo/geo_model.h).
+// Longest-prefix-match tables that map a client address to a client class
+// (control/geo/geo_model.h).
 //
 // Control compiles every geo source (MaxMind DB networks, CIDR lists, ISP lines, topology records)
 // into one IPv4 and one IPv6 table and stores each as a snapshot section (kSecLpm4, kSecLpm6). The
@@ -41,7 +42,10 @@ class Lpm4View {
   LpmMatch lookup(uint32_t addr) const;
 
  private:
-  // The representation is lpm.cc's to choose: pointers into the image, set by validate().
+  // Set by validate(): the root entry and the object pool (dataplane/geo/lpm_format.h). The
+  // default root is a leaf {kNoClass, 0}.
+  const uint8_t* pool_ = nullptr;
+  uint32_t root_ = 1u << 31;
 };
 
 // The same for IPv6; `addr` is 16 bytes in network order.
@@ -51,7 +55,8 @@ class Lpm6View {
   LpmMatch lookup(const uint8_t* addr) const;
 
  private:
-  // As for Lpm4View.
+  const uint8_t* pool_ = nullptr;
+  uint32_t root_ = 1u << 31;
 };
 
 }  // namespace gtm::geo

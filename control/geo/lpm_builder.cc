@@ -1,0 +1,176 @@
+#include "control/geo/lpm_builder.h"
+
+#include <bit>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+#include "dataplane/geo/lpm_format.h"
+
+namespace gtm::control::geo {
+
+namespace {
+
+using gtm::geo::kLpmBucket;
+using gtm::geo::kLpmLeaf;
+using gtm::geo::kLpmNode;
+using gtm::geo::LpmHeader;
+using gtm::geo::LpmObject;
+
+constexpr uint64_t align8(uint64_t n) {
+  return (n + 7) & ~uint64_t{7};
+}
+
+int ceil_log2(uint64_t n) {
+  return n <= 1 ? 0 : static_cast<int>(std::bit_width(n - 1));
+}
+
+// Lays out the trie of lpm_format.h over `ranges`, depth first, children before parents, each
+// distinct object once.
+template <class Key>
+class TrieEncoder {
+ public:
+  static constexpr int kBits = kKeyBits<Key>;
+
+  explicit TrieEncoder(const std::vector<LpmRange<Key>>& ranges) : r_(ranges) {}
+
+  std::vector<uint8_t> encode(uint32_t magic) {
+    const uint32_t root = entry(0, 0, 0, 0);
+    std::vector<uint8_t> image(sizeof(LpmHeader) + pool_.size());
+    LpmHeader h{};
+    h.magic = magic;
+    h.version = gtm::geo::kLpmFormatVersion;
+    h.addr_bits = kBits;
+    h.root = root;
+    h.object_count = objects_;
+    h.pool_offset = sizeof(LpmHeader);
+    h.pool_size = pool_.size();
+    h.total_size = image.size();
+    std::memcpy(image.data(), &h, sizeof(h));
+    std::memcpy(image.data() + sizeof(h), pool_.data(), pool_.size());
+    return image;
+  }
+
+ private:
+  // Buckets stay within about two cache lines of keys.
+  static uint64_t bucket_capacity(int key_bits) { return 128 / (key_bits / 8); }
+
+  Key range_last(size_t i) const { return i + 1 < r_.size() ? r_[i + 1].start - 1 : ~Key{0}; }
+
+  // The index of the range holding `addr`, searching from `lo` (which holds an address <= addr).
+  size_t range_of(Key addr, size_t lo) const {
+    auto it = std::upper_bound(r_.begin() + static_cast<std::ptrdiff_t>(lo) + 1, r_.end(), addr,
+                               [](Key a, const LpmRange<Key>& x) { return a < x.start; });
+    return static_cast<size_t>(it - r_.begin()) - 1;
+  }
+
+  // The entry for the block of `depth` bits at `start`, held by a node at `node_depth`; range
+  // `lo` holds `start`.
+  uint32_t entry(Key start, int depth, int node_depth, size_t lo) {
+    const Key last = prefix_last(start, depth);
+    const size_t hi = range_of(last, lo);
+    if (lo == hi) {
+      const int plen = kBits - gtm::geo::lpm_block_bits<Key>(start, r_[lo].start, range_last(lo));
+      return gtm::geo::lpm_leaf(r_[lo].value, static_cast<uint32_t>(plen - node_depth));
+    }
+    const uint64_t count = hi - lo + 1;
+    // The narrowest key that holds every boundary inside the block.
+    int tz = kBits;
+    for (size_t i = lo + 1; i <= hi; ++i) {
+      tz = std::min(tz, gtm::geo::lpm_trailing_zeros(r_[i].start));
+    }
+    const int needed = kBits - depth - tz;
+    for (int key_bits = 8; key_bits <= 64; key_bits *= 2) {
+      if (key_bits >= needed && depth + key_bits <= kBits && count <= bucket_capacity(key_bits)) {
+        return bucket(start, depth, lo, hi, key_bits);
+      }
+    }
+    const int stride = std::min(std::clamp(ceil_log2(count) - 3, 4, 16), kBits - depth);
+    return node(start, depth, lo, stride);
+  }
+
+  uint32_t node(Key start, int depth, size_t lo, int stride) {
+    const uint32_t n = 1u << stride;
+    std::vector<uint8_t> obj(sizeof(LpmObject) + align8(uint64_t{4} * n), 0);
+    LpmObject h{kLpmNode, static_cast<uint8_t>(stride), 0, 0, n};
+    const int child_depth = depth + stride;
+    int child_height = 0;
+    size_t at = lo;
+    for (uint32_t i = 0; i < n; ++i) {
+      const Key child = start | (static_cast<Key>(i) << (kBits - child_depth));
+      while (at + 1 < r_.size() && r_[at + 1].start <= child) ++at;
+      const uint32_t e = entry(child, child_depth, depth, at);
+      if (!(e & kLpmLeaf)) {
+        LpmObject c;
+        std::memcpy(&c, pool_.data() + uint64_t{e} * 8, sizeof(c));
+        child_height = std::max<int>(child_height, c.height);
+      }
+      std::memcpy(obj.data() + sizeof(LpmObject) + uint64_t{i} * 4, &e, 4);
+    }
+    h.height = static_cast<uint8_t>(stride + child_height);
+    std::memcpy(obj.data(), &h, sizeof(h));
+    return emit(std::move(obj));
+  }
+
+  uint32_t bucket(Key start, int depth, size_t lo, size_t hi, int key_bits) {
+    const uint32_t count = static_cast<uint32_t>(hi - lo + 1);
+    const uint64_t key_bytes = static_cast<uint64_t>(key_bits / 8);
+    const uint64_t keys_size = align8((uint64_t{count} + 1) * key_bytes);
+    std::vector<uint8_t> obj(sizeof(LpmObject) + keys_size + align8(uint64_t{count} * 4), 0);
+    LpmObject h{kLpmBucket, static_cast<uint8_t>(key_bits), static_cast<uint8_t>(key_bits), 0,
+                count};
+    std::memcpy(obj.data(), &h, sizeof(h));
+    for (uint32_t i = 0; i < count; ++i) {
+      // Offsets inside the block, in units of the key: the first range starts at the block.
+      const Key off = i == 0 ? Key{0} : r_[lo + i].start - start;
+      const uint64_t key = static_cast<uint64_t>(off >> (kBits - depth - key_bits));
+      std::memcpy(obj.data() + sizeof(LpmObject) + i * key_bytes, &key, key_bytes);
+      std::memcpy(obj.data() + sizeof(LpmObject) + keys_size + uint64_t{i} * 4, &r_[lo + i].value,
+                  4);
+    }
+    return emit(std::move(obj));
+  }
+
+  uint32_t emit(std::vector<uint8_t>&& obj) {
+    std::string bytes(obj.begin(), obj.end());
+    auto it = seen_.find(bytes);
+    if (it != seen_.end()) return it->second;
+    const uint32_t ref = static_cast<uint32_t>(pool_.size() / 8);
+    pool_.insert(pool_.end(), obj.begin(), obj.end());
+    ++objects_;
+    seen_.emplace(std::move(bytes), ref);
+    return ref;
+  }
+
+  const std::vector<LpmRange<Key>>& r_;
+  std::vector<uint8_t> pool_;
+  uint32_t objects_ = 0;
+  std::unordered_map<std::string, uint32_t> seen_;
+};
+
+}  // namespace
+
+u128 key6_from_bytes(const uint8_t* network_order) {
+  u128 k = 0;
+  for (int i = 0; i < 16; ++i) k = (k << 8) | network_order[i];
+  return k;
+}
+
+void key6_to_bytes(u128 key, uint8_t* network_order) {
+  for (int i = 15; i >= 0; --i) {
+    network_order[i] = static_cast<uint8_t>(key);
+    key >>= 8;
+  }
+}
+
+std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges) {
+  if (ranges.empty()) return {};
+  return TrieEncoder<uint32_t>(ranges).encode(gtm::geo::kLpm4Magic);
+}
+
+std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges) {
+  if (ranges.empty()) return {};
+  return TrieEncoder<u128>(ranges).encode(gtm::geo::kLpm6Magic);
+}
+
+}  // namespace gtm::control::geo

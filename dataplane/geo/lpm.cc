@@ -1,0 +1,318 @@
+// LPM table views: validation (once per snapshot, one forward pass over the image) and lookup
+// (once per query). Layout and the reasons for it: lpm_format.h.
+#include "dataplane/geo/lpm.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "dataplane/geo/lpm_format.h"
+
+namespace gtm::geo {
+
+namespace {
+
+using u128 = unsigned __int128;
+
+bool fail(std::string* error, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+bool fail(std::string* error, const char* fmt, ...) {
+  if (error != nullptr) {
+    char buf[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    *error = buf;
+  }
+  return false;
+}
+
+constexpr uint64_t align8(uint64_t n) {
+  return (n + 7) & ~uint64_t{7};
+}
+
+inline LpmObject object_at(const uint8_t* pool, uint64_t offset) {
+  LpmObject h;
+  std::memcpy(&h, pool + offset, sizeof(h));
+  return h;
+}
+
+// Bytes of a bucket's key array and of the whole bucket.
+constexpr uint64_t bucket_keys_size(uint32_t bits, uint64_t count) {
+  return align8((count + 1) * (bits / 8));
+}
+constexpr uint64_t bucket_size(uint32_t bits, uint64_t count) {
+  return sizeof(LpmObject) + bucket_keys_size(bits, count) + align8(count * 4);
+}
+constexpr uint64_t node_size(uint32_t stride) {
+  return sizeof(LpmObject) + align8(uint64_t{4} << stride);
+}
+
+template <class Key>
+bool check_bucket(const uint8_t* obj, uint32_t count, uint32_t limit, std::string* error,
+                  uint64_t pos) {
+  const uint8_t* key_bytes = obj + sizeof(LpmObject);
+  auto key = [key_bytes](uint64_t i) {
+    Key k;
+    std::memcpy(&k, key_bytes + i * sizeof(Key), sizeof(Key));
+    return k;
+  };
+  if (key(0) != 0 || key(count) != 0) {
+    return fail(error, "lpm: bucket at %llu: first key or end sentinel not zero",
+                static_cast<unsigned long long>(pos));
+  }
+  for (uint64_t i = 1; i < count; ++i) {
+    if (!(key(i - 1) < key(i))) {
+      return fail(error, "lpm: bucket at %llu: keys not increasing",
+                  static_cast<unsigned long long>(pos));
+    }
+  }
+  const uint8_t* value_bytes = key_bytes + bucket_keys_size(sizeof(Key) * 8, count);
+  uint32_t prev = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    uint32_t v;
+    std::memcpy(&v, value_bytes + i * 4, 4);
+    if (v >= limit) {
+      return fail(error, "lpm: bucket at %llu: value %u out of range (limit %u)",
+                  static_cast<unsigned long long>(pos), v, limit);
+    }
+    // Merged neighbours are what makes prefix_len the largest block with one value.
+    if (i > 0 && v == prev) {
+      return fail(error, "lpm: bucket at %llu: neighbouring ranges have the same value",
+                  static_cast<unsigned long long>(pos));
+    }
+    prev = v;
+  }
+  return true;
+}
+
+bool zero_bytes(const uint8_t* from, const uint8_t* to) {
+  for (; from < to; ++from) {
+    if (*from != 0) return false;
+  }
+  return true;
+}
+
+struct Parsed {
+  const uint8_t* pool = nullptr;
+  uint32_t root = kLpmLeaf;
+};
+
+bool check_leaf(uint32_t e, uint32_t max_rel, uint32_t limit, std::string* error) {
+  const uint32_t v = e & kLpmValueMask;
+  const uint32_t rel = (e & ~kLpmLeaf) >> kLpmValueBits;
+  if (v >= limit) return fail(error, "lpm: leaf value %u out of range (limit %u)", v, limit);
+  if (rel > max_rel) return fail(error, "lpm: leaf prefix length %u past its node", rel);
+  return true;
+}
+
+// Checks every object in one forward pass: O(image size).
+bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t addr_bits,
+                    uint32_t limit, Parsed* out, std::string* error) {
+  if (len < sizeof(LpmHeader)) {
+    return fail(error, "lpm: image too short (%zu bytes, header is %zu)", len, sizeof(LpmHeader));
+  }
+  if (reinterpret_cast<uintptr_t>(data) % 8 != 0)
+    return fail(error, "lpm: image not 8-byte aligned");
+  LpmHeader h;
+  std::memcpy(&h, data, sizeof(h));
+  if (h.magic != magic)
+    return fail(error, "lpm: bad magic (not an IPv%d table)", addr_bits == 32 ? 4 : 6);
+  if (h.version != kLpmFormatVersion) return fail(error, "lpm: unsupported version %u", h.version);
+  if (h.addr_bits != addr_bits)
+    return fail(error, "lpm: addr_bits %u, expected %u", h.addr_bits, addr_bits);
+  if (h.total_size != len || h.pool_offset != sizeof(LpmHeader) || h.pool_size % 8 != 0 ||
+      h.pool_size != len - sizeof(LpmHeader)) {
+    return fail(error, "lpm: sizes do not match the image length %zu", len);
+  }
+  const uint8_t* pool = data + sizeof(LpmHeader);
+  const uint64_t pool_size = h.pool_size;
+  // One bit per 8-byte unit: where objects start, so that references can be checked.
+  std::vector<uint64_t> starts((pool_size / 8 + 63) / 64, 0);
+  auto is_start = [&starts](uint64_t unit) { return (starts[unit / 64] >> (unit % 64)) & 1; };
+
+  uint64_t pos = 0;
+  uint32_t objects = 0;
+  while (pos < pool_size) {
+    const unsigned long long at = pos;
+    if (pool_size - pos < sizeof(LpmObject))
+      return fail(error, "lpm: truncated object at %llu", at);
+    const LpmObject o = object_at(pool, pos);
+    if (o.reserved != 0) return fail(error, "lpm: object at %llu: reserved byte set", at);
+    const uint8_t* obj = pool + pos;
+    uint64_t size = 0;
+    uint32_t height = 0;
+    if (o.kind == kLpmNode) {
+      if (o.bits < 1 || o.bits > kLpmMaxStride || o.count != (1u << o.bits)) {
+        return fail(error, "lpm: node at %llu: bad stride %u / count %u", at, o.bits, o.count);
+      }
+      size = node_size(o.bits);
+      if (size > pool_size - pos) return fail(error, "lpm: node at %llu: truncated", at);
+      uint32_t child_height = 0;
+      bool uniform = true;
+      uint32_t first;
+      std::memcpy(&first, obj + sizeof(LpmObject), 4);
+      for (uint32_t i = 0; i < o.count; ++i) {
+        uint32_t e;
+        std::memcpy(&e, obj + sizeof(LpmObject) + uint64_t{i} * 4, 4);
+        uniform = uniform && (e & kLpmLeaf) && (e & kLpmValueMask) == (first & kLpmValueMask);
+        if (e & kLpmLeaf) {
+          if (!check_leaf(e, o.bits, limit, error)) return false;
+          continue;
+        }
+        if (uint64_t{e} * 8 >= pos || !is_start(e)) {
+          return fail(error, "lpm: node at %llu: entry %u is not a reference to an earlier object",
+                      at, i);
+        }
+        child_height = std::max<uint32_t>(child_height, object_at(pool, uint64_t{e} * 8).height);
+      }
+      // A node must split its block; a uniform one would hide the true ECS scope.
+      if (uniform) return fail(error, "lpm: node at %llu is uniform", at);
+      if (!zero_bytes(obj + sizeof(LpmObject) + uint64_t{4} * o.count, obj + size)) {
+        return fail(error, "lpm: node at %llu: padding not zero", at);
+      }
+      height = o.bits + child_height;
+    } else if (o.kind == kLpmBucket) {
+      if (o.bits != 8 && o.bits != 16 && o.bits != 32 && o.bits != 64) {
+        return fail(error, "lpm: bucket at %llu: bad key width %u", at, o.bits);
+      }
+      if (o.count < 2 || (o.bits < 32 && o.count > (1u << o.bits))) {
+        return fail(error, "lpm: bucket at %llu: bad range count %u", at, o.count);
+      }
+      size = bucket_size(o.bits, o.count);
+      if (size > pool_size - pos) return fail(error, "lpm: bucket at %llu: truncated", at);
+      bool ok = false;
+      switch (o.bits) {
+        case 8:
+          ok = check_bucket<uint8_t>(obj, o.count, limit, error, pos);
+          break;
+        case 16:
+          ok = check_bucket<uint16_t>(obj, o.count, limit, error, pos);
+          break;
+        case 32:
+          ok = check_bucket<uint32_t>(obj, o.count, limit, error, pos);
+          break;
+        default:
+          ok = check_bucket<uint64_t>(obj, o.count, limit, error, pos);
+          break;
+      }
+      if (!ok) return false;
+      const uint8_t* keys_end = obj + sizeof(LpmObject) + (uint64_t{o.count} + 1) * (o.bits / 8);
+      const uint8_t* values = obj + sizeof(LpmObject) + bucket_keys_size(o.bits, o.count);
+      if (!zero_bytes(keys_end, values) ||
+          !zero_bytes(values + uint64_t{4} * o.count, obj + size)) {
+        return fail(error, "lpm: bucket at %llu: padding not zero", at);
+      }
+      height = o.bits;
+    } else {
+      return fail(error, "lpm: object at %llu: unknown kind %u", at, o.kind);
+    }
+    if (o.height != height || height > addr_bits) {
+      return fail(error, "lpm: object at %llu: height %u, expected %u (at most %u)", at, o.height,
+                  height, addr_bits);
+    }
+    starts[pos / 64 / 8] |= uint64_t{1} << (pos / 8 % 64);
+    ++objects;
+    pos += size;
+  }
+  if (objects != h.object_count) return fail(error, "lpm: object count does not match");
+  if (h.root & kLpmLeaf) {
+    if (!check_leaf(h.root, 0, limit, error)) return false;
+  } else if (uint64_t{h.root} * 8 >= pool_size || !is_start(h.root)) {
+    return fail(error, "lpm: root is not a reference to an object");
+  }
+  out->pool = pool;
+  out->root = h.root;
+  return true;
+}
+
+template <class T>
+inline LpmMatch bucket_lookup(const uint8_t* obj, uint32_t count, T key, uint32_t depth) {
+  const T* keys = reinterpret_cast<const T*>(obj + sizeof(LpmObject));
+  uint32_t base = 0, n = count;
+  // Branchless: log2(count) steps, each a conditional move; the keys span one or two lines.
+  while (n > 1) {
+    const uint32_t half = n >> 1;
+    base += keys[base + half] <= key ? half : 0;
+    n -= half;
+  }
+  const T start = keys[base];
+  const T end = static_cast<T>(keys[base + 1] - 1);  // the zero sentinel ends the last range
+  const uint32_t* values = reinterpret_cast<const uint32_t*>(
+      obj + sizeof(LpmObject) + bucket_keys_size(sizeof(T) * 8, count));
+  return {values[base],
+          static_cast<uint8_t>(depth + sizeof(T) * 8 - lpm_block_bits<T>(key, start, end))};
+}
+
+// The `n` address bits after the first `depth` bits, for n <= 64 and depth + n <= Bits.
+template <class A, int Bits>
+inline uint64_t take_bits(A addr, uint32_t depth, uint32_t n) {
+  return static_cast<uint64_t>(static_cast<A>(addr << depth) >> (Bits - n));
+}
+
+template <class A, int Bits>
+inline LpmMatch lookup_in(const uint8_t* pool, uint32_t e, A addr) {
+  uint32_t depth = 0;       // first address bit the current entry's object splits on
+  uint32_t node_depth = 0;  // depth of the node that holds the current entry
+  while (!(e & kLpmLeaf)) {
+    const uint8_t* obj = pool + uint64_t{e} * 8;
+    const LpmObject o = object_at(pool, uint64_t{e} * 8);
+    if (o.kind == kLpmNode) {
+      node_depth = depth;
+      std::memcpy(&e, obj + sizeof(LpmObject) + take_bits<A, Bits>(addr, depth, o.bits) * 4, 4);
+      depth += o.bits;
+      continue;
+    }
+    const uint64_t key = take_bits<A, Bits>(addr, depth, o.bits);
+    switch (o.bits) {
+      case 8:
+        return bucket_lookup<uint8_t>(obj, o.count, static_cast<uint8_t>(key), depth);
+      case 16:
+        return bucket_lookup<uint16_t>(obj, o.count, static_cast<uint16_t>(key), depth);
+      case 32:
+        return bucket_lookup<uint32_t>(obj, o.count, static_cast<uint32_t>(key), depth);
+      default:
+        return bucket_lookup<uint64_t>(obj, o.count, key, depth);
+    }
+  }
+  return {e & kLpmValueMask, static_cast<uint8_t>(node_depth + ((e & ~kLpmLeaf) >> kLpmValueBits))};
+}
+
+}  // namespace
+
+bool Lpm4View::validate(const uint8_t* data, size_t len, uint32_t value_limit, std::string* error) {
+  *this = Lpm4View();
+  if (len == 0) return true;
+  Parsed p;
+  if (!validate_image(data, len, kLpm4Magic, 32, value_limit, &p, error)) return false;
+  pool_ = p.pool;
+  root_ = p.root;
+  return true;
+}
+
+LpmMatch Lpm4View::lookup(uint32_t addr) const {
+  return lookup_in<uint32_t, 32>(pool_, root_, addr);
+}
+
+bool Lpm6View::validate(const uint8_t* data, size_t len, uint32_t value_limit, std::string* error) {
+  *this = Lpm6View();
+  if (len == 0) return true;
+  Parsed p;
+  if (!validate_image(data, len, kLpm6Magic, 128, value_limit, &p, error)) return false;
+  pool_ = p.pool;
+  root_ = p.root;
+  return true;
+}
+
+LpmMatch Lpm6View::lookup(const uint8_t* addr) const {
+  uint64_t hi, lo;
+  std::memcpy(&hi, addr, 8);
+  std::memcpy(&lo, addr + 8, 8);
+  const u128 a = (u128{__builtin_bswap64(hi)} << 64) | __builtin_bswap64(lo);
+  return lookup_in<u128, 128>(pool_, root_, a);
+}
+
+}  // namespace gtm::geo
