@@ -628,6 +628,7 @@ class Builder {
     // Precomputed here so that a query does one array index, never a loop over rules.
     svc.class_rules = kNone;
     svc.fixed_rule = static_cast<uint16_t>(rules.size() - 1);
+    bool vary = false;
     if (rules.size() > 1) {
       std::vector<uint16_t> map(class_count());
       for (uint32_t c = 0; c < map.size(); ++c) map[c] = rule_for_class(rules, c);
@@ -635,12 +636,25 @@ class Builder {
         svc.fixed_rule = map[0];  // no class tells the rules apart: no client dependency
       } else {
         svc.class_rules = intern16(&class_rules_, &class_rules_index_, map);
+        // Different rules may still answer alike (same sets, same active one): then the rule
+        // is named in explain but the answer does not depend on the client.
+        for (uint16_t v : map) vary |= !same_outcome(sets, rules[v], rules[map[0]]);
       }
     }
     svc.flags = static_cast<uint8_t>((sm.use_ecs ? snap::kSvcUseEcs : 0) |
+                                     (vary ? snap::kSvcRulesVary : 0) |
                                      (svc.class_rules != kNone || topology ? snap::kSvcNeedsClass : 0) |
                                      (persistence ? snap::kSvcNeedsAddress : 0));
     services_.push_back(svc);
+  }
+
+  static bool same_outcome(const std::vector<PoolSetModel>& sets, const RuleModel& a,
+                           const RuleModel& b) {
+    auto pools = [&](uint32_t set) {
+      return set == kNone ? std::vector<uint32_t>{} : sets[set].pools;
+    };
+    return pools(a.primary) == pools(b.primary) && pools(a.secondary) == pools(b.secondary) &&
+           a.use_secondary == b.use_secondary;
   }
 
   uint16_t rule_for_class(const std::vector<RuleModel>& rules, uint32_t c) const {
@@ -722,7 +736,9 @@ class Builder {
   // usable member maps to kNoPick (the method fails and the chain goes on).
   void emit_topology(snap::Pool* pool, const std::vector<uint32_t>& usable,
                      const std::vector<uint32_t>& usable_dc) {
-    std::map<std::pair<uint16_t, std::vector<uint32_t>>, uint16_t> picks;
+    // Keyed by the members only: classes whose winners are the same members get the same answer
+    // (whatever the score), so they share a pick and do not make the answer client-dependent.
+    std::map<std::vector<uint32_t>, uint16_t> picks;
     std::vector<uint16_t> map(class_count(), snap::kNoPick);
     pool->topo_pick_first = static_cast<uint32_t>(topo_picks_.size());
     for (uint32_t c = 0; c < map.size(); ++c) {
@@ -736,9 +752,9 @@ class Builder {
         if (group.empty()) first_dc = usable_dc[i];
         group.push_back(usable[i]);
       }
-      auto [it, inserted] = picks.try_emplace({best, group}, 0);
+      auto [it, inserted] = picks.try_emplace(group, 0);
       if (inserted) {
-        if (picks.size() >= snap::kNoPick) fail("pool " + std::string("has too many topology picks"));
+        if (picks.size() >= snap::kNoPick) fail("a topology pool has too many distinct picks");
         it->second = static_cast<uint16_t>(topo_picks_.size() - pool->topo_pick_first);
         snap::TopoPick pick{};
         pick.slot_first = static_cast<uint32_t>(slots_.size());

@@ -563,10 +563,15 @@ bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint64_t turn, S
       p->n = pick.slot_count;
       p->start = static_cast<uint32_t>(turn % pick.slot_count);
       if (GTM_UNLIKELY(c.explain != nullptr)) {
+        // Classes share a pick when its members win for them, at whatever score: the score
+        // shown is this class's.
         const snap::BlobRef dc = c.s.datacenters()[pick.datacenter].name;
+        const uint16_t score =
+            c.s.topo_scores()[static_cast<size_t>(st->cls) * c.s.datacenter_count() +
+                              pick.datacenter];
         c.explain->add("  topology: datacenter %.*s, score %u, %u usable member(s)%s",
                        static_cast<int>(dc.len), reinterpret_cast<const char*>(c.s.blob(dc)),
-                       pick.score, pick.slot_count, pick.slot_count > 1 ? " (rotating)" : "");
+                       score, pick.slot_count, pick.slot_count > 1 ? " (rotating)" : "");
       }
       return true;
     }
@@ -679,7 +684,7 @@ uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t 
   uint32_t r = svc.fixed_rule;
   if (svc.class_rules != kNone) {
     r = c.s.class_rules()[svc.class_rules + st.cls];
-    depends_on(&st, st.class_prefix);
+    if (svc.flags & snap::kSvcRulesVary) depends_on(&st, st.class_prefix);
   }
   const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
   // A plain service (one rule, one set) has nothing to say about rules.

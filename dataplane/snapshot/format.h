@@ -158,6 +158,8 @@ enum ServiceFlags : uint8_t {
   kSvcUseEcs = 1u << 0,        // the client is the ECS subnet when the query has one
   kSvcNeedsClass = 1u << 1,    // rules or a topology method: one LPM lookup per query
   kSvcNeedsAddress = 1u << 2,  // a persistence method: the client prefix is hashed
+  kSvcRulesVary = 1u << 3,     // classes lead to rules with different outcomes (pool sets or
+                               // active set): the rule narrows the ECS scope
 };
 
 // A GSLB service for one (name, record type): A services hold only IPv4 members, AAAA only IPv6,

@@ -664,6 +664,9 @@ bool check_service_steering(const Tables& t, uint32_t s, std::string* error) {
     persistence |= chain_has(t.pools[svc.pool_first + k], PoolMethod::kPersistence);
   }
   const bool needs_class = svc.class_rules != kNone || topology;
+  if ((svc.flags & kSvcRulesVary) != 0 && svc.class_rules == kNone) {
+    return fail(error, "service %u: rules vary without a class map", s);
+  }
   if (((svc.flags & kSvcNeedsClass) != 0) != needs_class ||
       ((svc.flags & kSvcNeedsAddress) != 0) != persistence) {
     return fail(error, "service %u: flags disagree with its rules and methods", s);
@@ -684,7 +687,7 @@ bool check_services(const Tables& t, std::string* error) {
     if (svc.empty_action > static_cast<uint8_t>(EmptyAction::kDrop)) {
       return fail(error, "service %u: empty_action %u out of range", s, svc.empty_action);
     }
-    if ((svc.flags & ~(kSvcUseEcs | kSvcNeedsClass | kSvcNeedsAddress)) != 0) {
+    if ((svc.flags & ~(kSvcUseEcs | kSvcNeedsClass | kSvcNeedsAddress | kSvcRulesVary)) != 0) {
       return fail(error, "service %u: unknown flags", s);
     }
     if (svc.ecs_max_v4 == 0 || svc.ecs_max_v4 > 32 || svc.ecs_max_v6 == 0 ||

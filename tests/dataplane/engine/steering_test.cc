@@ -478,7 +478,6 @@ TEST_F(Steering, PersistenceIsTheSameOnEveryWorker) {
   const std::string first = ask_ecs("p.gtm.example", "100.64.7.0", 24).answers.at(0);
   WorkerState other;
   other.rr_counter = 12345;
-  const std::vector<uint8_t> q = make_query("p.gtm.example", 1);
   const Ecs e{"100.64.7.0", 24};
   const std::vector<uint8_t> qe = make_query("p.gtm.example", 1, &e);
   std::vector<uint8_t> out(512);
@@ -486,6 +485,158 @@ TEST_F(Steering, PersistenceIsTheSameOnEveryWorker) {
                                 source("127.0.0.1"), Transport::kUdp, other);
   out.resize(n);
   EXPECT_EQ(decode(out).answers.at(0), first);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Rules by region (MaxMind test database) and the SCOPE they give.
+
+const std::string kRegions = R"(
+geo:
+  databases:
+    - {name: country, path: GeoIP2-Country-Test.mmdb}
+regions:
+  - {name: cn, mmdb: {field: country.iso_code, values: [CN]}}
+  - {name: se, mmdb: {field: country.iso_code, values: [SE]}}
+  - {name: us, mmdb: {field: country.iso_code, values: [US]}}
+services:
+  - name: r.gtm.example.
+    ttl: 30
+    pools:
+      - {name: asia, members: [{address: 192.0.2.1}, {address: "2001:db8::1"}]}
+      - {name: europe, members: [{address: 192.0.2.2}, {address: "2001:db8::2"}]}
+      - {name: america, members: [{address: 192.0.2.3}]}
+      - {name: rest, members: [{address: 192.0.2.4}, {address: "2001:db8::4"}]}
+    access_policy:
+      - {regions: [cn], primary: asia, secondary: rest}
+      - {regions: [se], primary: europe, secondary: rest}
+      - {regions: [us], primary: america, secondary: rest}
+      - {primary: rest}
+)";
+
+TEST_F(Steering, RegionRulesDecideAndScopeIsTheClassBlock) {
+  load(kRegions);
+  Explain ex;
+  Reply r = ask_ecs("r.gtm.example", "175.16.199.0", 24, 1, &ex);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"192.0.2.1"}));
+  EXPECT_EQ(r.ecs_scope, 24);
+  EXPECT_TRUE(has(ex, "client 175.16.199.0/24 (ECS) -> class")) << dump(ex);
+  EXPECT_TRUE(has(ex, "region cn; prefix 175.16.199.0/24")) << dump(ex);
+  EXPECT_TRUE(has(ex, "rule 1 of 4: matches region cn")) << dump(ex);
+  // 214.78.120.0/22 is one US network.
+  r = ask_ecs("r.gtm.example", "214.78.121.0", 24);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"192.0.2.3"}));
+  EXPECT_EQ(r.ecs_scope, 22);
+  // No ECS: the source address decides; a source in no region gets the default rule.
+  EXPECT_EQ(ask("r.gtm.example", "175.16.199.7").answers, (std::vector<std::string>{"192.0.2.1"}));
+  EXPECT_EQ(ask("r.gtm.example", "10.0.0.1").answers, (std::vector<std::string>{"192.0.2.4"}));
+  // IPv6: 2001:250::/31 is CN; an IPv6 client asking for A gets the A of its rule.
+  r = ask_ecs("r.gtm.example", "2001:250:1::", 48, 28);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"2001:db8::1"}));
+  EXPECT_EQ(r.ecs_scope, 31);
+  EXPECT_EQ(ask_ecs("r.gtm.example", "2001:250:1::", 48, 1).answers,
+            (std::vector<std::string>{"192.0.2.1"}));
+  EXPECT_EQ(ask("r.gtm.example", "2001:250::5", nullptr, 28).answers,
+            (std::vector<std::string>{"2001:db8::1"}));
+}
+
+TEST_F(Steering, LongestHonouredSourcePrefixIsConfigurable) {
+  // 89.160.20.128/25 is SE, 89.160.20.0/25 is not. By default an ECS subnet is cut to /24, so
+  // the /25 cannot be told apart: the client is 89.160.20.0/24, not in SE.
+  load(kRegions);
+  Reply r = ask_ecs("r.gtm.example", "89.160.20.128", 25);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"192.0.2.4"}));
+  EXPECT_LE(r.ecs_scope, 24);
+  // Honouring up to /32, the /25 is SE.
+  load("options: {ecs_max_prefix_v4: 32, ecs_max_prefix_v6: 64}\n" + kRegions);
+  r = ask_ecs("r.gtm.example", "89.160.20.128", 25);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"192.0.2.2"}));
+  EXPECT_EQ(r.ecs_scope, 25);
+}
+
+TEST_F(Steering, AnswerNotDependingOnTheClientHasScopeZero) {
+  // One region, but both rules lead to the same set: the builder sees that no class changes the
+  // outcome, so nothing about the client decided (explain still names the rule that matched).
+  load(R"(
+regions:
+  - {name: lab, cidr: [198.18.0.0/15]}
+services:
+  - name: s.gtm.example.
+    type: A
+    ttl: 30
+    pools: [{name: p, members: [{address: 192.0.2.1}]}]
+    access_policy:
+      - {regions: [lab], primary: p}
+      - {primary: p}
+)");
+  Explain ex;
+  EXPECT_EQ(ask_ecs("s.gtm.example", "198.18.0.0", 24, 1, &ex).ecs_scope, 0);
+  EXPECT_TRUE(has(ex, "rule 1 of 2: matches region lab")) << dump(ex);
+  EXPECT_EQ(ask_ecs("s.gtm.example", "203.0.113.0", 24).ecs_scope, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Topology with ISP lines (CIDR lists) and scores.
+
+const char* kTopology = R"(
+isp_lines:
+  - {name: CNC, cidr: [123.112.0.0/12]}
+  - {name: TEL, cidr: [180.96.0.0/11]}
+datacenters: [cnc, tel, bgp]
+topology:
+  - {client: CNC, datacenter: cnc, score: 200}
+  - {client: TEL, datacenter: tel, score: 200}
+  - {client: CNC, datacenter: bgp, score: 100}
+  - {client: TEL, datacenter: bgp, score: 100}
+  - {client: 180.100.0.0/16, datacenter: cnc, score: 300}
+services:
+  - name: t.gtm.example.
+    type: A
+    ttl: 30
+    pools:
+      - name: p
+        method: [topology, global-availability]
+        members:
+          - {name: c1, address: 192.0.2.1, datacenter: cnc}
+          - {name: c2, address: 192.0.2.2, datacenter: cnc}
+          - {name: t1, address: 192.0.2.3, datacenter: tel}
+          - {name: g1, address: 192.0.2.4, datacenter: bgp}
+)";
+
+TEST_F(Steering, TopologyPicksTheBestScoredDatacenterAndRotatesTies) {
+  load(kTopology);
+  Explain ex;
+  Reply r = ask_ecs("t.gtm.example", "180.96.1.0", 24, 1, &ex);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"192.0.2.3"}));
+  // TEL is a /11, but the /16 record inside it makes 180.96.0.0/14 the widest block where the
+  // client's class (and so the answer) stays the same.
+  EXPECT_EQ(r.ecs_scope, 14);
+  EXPECT_TRUE(has(ex, "isp-line TEL")) << dump(ex);
+  EXPECT_TRUE(has(ex, "topology: datacenter tel, score 200, 1 usable member(s)")) << dump(ex);
+  // CNC: two members in the best datacenter take turns.
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; ++i) seen.insert(ask_ecs("t.gtm.example", "123.112.9.0", 24).answers.at(0));
+  EXPECT_EQ(seen, (std::set<std::string>{"192.0.2.1", "192.0.2.2"}));
+  // A longer topology record inside TEL wins for its block: cnc, score 300.
+  Reply inner = ask_ecs("t.gtm.example", "180.100.3.0", 24);
+  EXPECT_TRUE(inner.answers.at(0) == "192.0.2.1" || inner.answers.at(0) == "192.0.2.2")
+      << inner.answers.at(0);
+  EXPECT_EQ(inner.ecs_scope, 16);
+  // A client scored nowhere: the alternate method answers.
+  Explain other;
+  r = ask_ecs("t.gtm.example", "8.8.8.0", 24, 1, &other);
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"192.0.2.1"}));
+  EXPECT_TRUE(has(other, "topology cannot pick")) << dump(other);
+  EXPECT_GT(r.ecs_scope, 0) << "that nothing scores this client is a fact about the client";
+}
+
+TEST_F(Steering, TopologySkipsADatacenterWithNothingUsable) {
+  load(kTopology, [](control::SnapshotModel& m) {
+    set_mode(m, "t1", snap::MemberMode::kAlwaysDown);
+  });
+  EXPECT_EQ(ask_ecs("t.gtm.example", "180.96.1.0", 24).answers,
+            (std::vector<std::string>{"192.0.2.4"}))
+      << "TEL's own datacenter is down: its second choice, bgp";
 }
 
 }  // namespace
