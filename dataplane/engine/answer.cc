@@ -268,14 +268,20 @@ struct Steer {
   uint8_t family = 0;     // 4 or 6; 0 = unknown (offline tools without --client)
   uint8_t bits = 0;       // address bits known: the ECS prefix used, or 32 / 128
   bool from_ecs = false;  // only then does a decision narrow the response's SCOPE
-  uint8_t addr[16] = {};  // network order, zero past `bits`
-  uint32_t cls = 0;       // client class (geo::kNoClass until looked up)
   uint8_t class_prefix = 0;  // the LPM entry's prefix length, at most `bits`
   uint8_t scope = 0;      // the longest prefix a decision so far depended on
+  uint32_t cls = 0;       // client class (geo::kNoClass unless looked up)
+  uint8_t addr[16];       // network order, zero past `bits`; valid when family != 0
 };
 
-void mask_address(uint8_t* addr, size_t bytes, uint8_t bits) {
-  for (size_t i = 0; i < bytes; ++i) {
+// Zeroes the bits of `addr` (4 or 16 bytes) past `bits`.
+void mask_address(uint8_t* addr, uint8_t family, uint8_t bits) {
+  if (family == 4) {
+    const uint32_t a = dns::load32(addr) & (bits == 0 ? 0u : ~0u << (32 - bits));
+    dns::store32(addr, a);
+    return;
+  }
+  for (size_t i = 0; i < 16; ++i) {
     const size_t lo = i * 8;
     if (bits >= lo + 8) continue;
     addr[i] = bits <= lo ? 0 : static_cast<uint8_t>(addr[i] & (0xFF00u >> (bits - lo)));
@@ -289,7 +295,8 @@ void identify_client(const Ctx& c, const snap::Service& svc, Steer* st) {
     const uint8_t max = st->family == 4 ? svc.ecs_max_v4 : svc.ecs_max_v6;
     st->bits = e.source_prefix < max ? e.source_prefix : max;
     memcpy(st->addr, e.address, 16);
-    mask_address(st->addr, st->family == 4 ? 4 : 16, st->bits);
+    // The parser zeroed the address past the source prefix; only a cut to `max` is left.
+    if (st->bits < e.source_prefix) mask_address(st->addr, st->family, st->bits);
     st->from_ecs = true;
     return;
   }
@@ -306,6 +313,8 @@ void identify_client(const Ctx& c, const snap::Service& svc, Steer* st) {
     st->family = 6;
     st->bits = 128;
     memcpy(st->addr, c.src.addr, 16);
+  } else {
+    memset(st->addr, 0, sizeof(st->addr));  // unknown: persistence hashes "no address"
   }
 }
 
@@ -375,10 +384,12 @@ void explain_client(Ctx& c, const Steer& st, bool classified) {
     if (cl.set_count == 0) line.put("no region or ISP line");
     put_set_names(&line, c.s, c.s.class_sets() + cl.set_first, cl.set_count);
     line.put("; prefix ");
-    uint8_t block[16];
-    memcpy(block, st.addr, 16);
-    mask_address(block, st.family == 4 ? 4 : 16, st.class_prefix);
-    if (st.family != 0) put_address(&line, st.family, block, st.class_prefix);
+    if (st.family != 0) {
+      uint8_t block[16];
+      memcpy(block, st.addr, 16);
+      mask_address(block, st.family, st.class_prefix);
+      put_address(&line, st.family, block, st.class_prefix);
+    }
   }
   c.explain->add("%s", line.s);
 }
@@ -507,6 +518,37 @@ uint32_t persistence_slot(const Ctx& c, const snap::Pool& pool, uint64_t client_
   return best;
 }
 
+// Classes share a pick when its members win for them, at whatever score: the score shown is this
+// class's.
+__attribute__((noinline, cold)) void explain_topology(Ctx& c, const snap::TopoPick& pick,
+                                                      uint32_t cls) {
+  const snap::BlobRef dc = c.s.datacenters()[pick.datacenter].name;
+  const uint16_t score =
+      c.s.topo_scores()[static_cast<size_t>(cls) * c.s.datacenter_count() + pick.datacenter];
+  c.explain->add("  topology: datacenter %.*s, score %u, %u usable member(s)%s",
+                 static_cast<int>(dc.len), reinterpret_cast<const char*>(c.s.blob(dc)), score,
+                 pick.slot_count, pick.slot_count > 1 ? " (rotating)" : "");
+}
+
+__attribute__((noinline, cold)) void explain_persistence(Ctx& c, const snap::Pool& pool,
+                                                         const Steer& st, uint8_t bits,
+                                                         const GslbPick& p) {
+  LineBuf line;
+  line.put("  persistence: client prefix ");
+  if (st.family != 0) {
+    uint8_t block[16];
+    memcpy(block, st.addr, 16);
+    mask_address(block, st.family, bits);
+    put_address(&line, st.family, block, bits);
+  } else {
+    line.put("(none)");
+  }
+  line.put(" -> ");
+  put_blob(&line, c.s, c.s.members()[p.slots[p.start]].name);
+  line.put(pool.persist_weighted ? " (weighted rendezvous)" : " (rendezvous)");
+  c.explain->add("%s", line.s);
+}
+
 // One method of a pool's chain. Returns false when the method cannot pick: the pool has no usable
 // member, or (topology) none of them is in a datacenter the client's class scores.
 bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint64_t turn, Steer* st,
@@ -562,17 +604,7 @@ bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint64_t turn, S
       p->slots = slots + pick.slot_first;
       p->n = pick.slot_count;
       p->start = static_cast<uint32_t>(turn % pick.slot_count);
-      if (GTM_UNLIKELY(c.explain != nullptr)) {
-        // Classes share a pick when its members win for them, at whatever score: the score
-        // shown is this class's.
-        const snap::BlobRef dc = c.s.datacenters()[pick.datacenter].name;
-        const uint16_t score =
-            c.s.topo_scores()[static_cast<size_t>(st->cls) * c.s.datacenter_count() +
-                              pick.datacenter];
-        c.explain->add("  topology: datacenter %.*s, score %u, %u usable member(s)%s",
-                       static_cast<int>(dc.len), reinterpret_cast<const char*>(c.s.blob(dc)),
-                       score, pick.slot_count, pick.slot_count > 1 ? " (rotating)" : "");
-      }
+      if (GTM_UNLIKELY(c.explain != nullptr)) explain_topology(c, pick, st->cls);
       return true;
     }
     case snap::PoolMethod::kPersistence: {
@@ -581,18 +613,7 @@ bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint64_t turn, S
       const uint8_t bits = mask < st->bits ? mask : st->bits;
       depends_on(st, bits);
       p->start = persistence_slot(c, pool, client_prefix_hash(st->family, st->addr, bits));
-      if (GTM_UNLIKELY(c.explain != nullptr)) {
-        LineBuf line;
-        line.put("  persistence: client prefix ");
-        uint8_t block[16];
-        memcpy(block, st->addr, 16);
-        mask_address(block, st->family == 4 ? 4 : 16, bits);
-        if (st->family != 0) put_address(&line, st->family, block, bits);
-        line.put(" -> ");
-        put_blob(&line, c.s, c.s.members()[p->slots[p->start]].name);
-        line.put(pool.persist_weighted ? " (weighted rendezvous)" : " (rendezvous)");
-        c.explain->add("%s", line.s);
-      }
+      if (GTM_UNLIKELY(c.explain != nullptr)) explain_persistence(c, pool, *st, bits, *p);
       return true;
     }
   }
@@ -600,7 +621,8 @@ bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint64_t turn, S
 }
 
 // The pools of one set in order; the first pool whose method chain picks answers.
-bool pick_in_set(Ctx& c, const snap::PoolSet& set, uint64_t turn, Steer* st, GslbPick* p) {
+bool pick_in_set(Ctx& c, const snap::PoolSet& set,
+                                                       uint64_t turn, Steer* st, GslbPick* p) {
   const uint32_t* pools = c.s.set_pools() + set.pool_first;
   for (uint32_t i = 0; i < set.pool_count; ++i) {
     const snap::Pool& pool = c.s.pools()[pools[i]];
@@ -609,10 +631,12 @@ bool pick_in_set(Ctx& c, const snap::PoolSet& set, uint64_t turn, Steer* st, Gsl
       continue;
     }
     if (GTM_UNLIKELY(c.explain != nullptr)) explain_pool(c, pool, "");
-    for (uint8_t m : {pool.method, pool.alternate, pool.fallback}) {
-      if (m == snap::kNoMethod) break;
-      if (try_method(c, pool, m, turn, st, p)) {
-        if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("  answers by %s", method_text(m));
+    const uint8_t chain[3] = {pool.method, pool.alternate, pool.fallback};
+    for (int k = 0; k < 3 && chain[k] != snap::kNoMethod; ++k) {
+      if (try_method(c, pool, chain[k], turn, st, p)) {
+        if (GTM_UNLIKELY(c.explain != nullptr)) {
+          c.explain->add("  answers by %s", method_text(chain[k]));
+        }
         return true;
       }
     }
@@ -621,24 +645,29 @@ bool pick_in_set(Ctx& c, const snap::PoolSet& set, uint64_t turn, Steer* st, Gsl
   return false;
 }
 
-// Adds the chosen members; returns the first one's Rdata index.
-uint32_t add_members(Ctx& c, const Owner& o, const snap::Service& svc, GslbPick p) {
-  if (svc.rtype == dns::kTypeCNAME) p.count = 1;  // a name has at most one CNAME
+__attribute__((noinline, cold)) void explain_chosen(Ctx& c, const GslbPick& p, uint32_t count) {
   LineBuf chosen;
-  if (GTM_UNLIKELY(c.explain != nullptr)) chosen.put("chosen:");
-  uint32_t first_rdata = kNone;
+  chosen.put("chosen:");
   uint32_t idx = p.start;
-  for (uint32_t k = 0; k < p.count; ++k) {
-    const snap::Member& m = c.s.members()[p.slots[idx]];
+  for (uint32_t k = 0; k < count; ++k) {
+    chosen.put(k == 0 ? " " : ", ");
+    put_blob(&chosen, c.s, c.s.members()[p.slots[idx]].name);
     if (++idx == p.n) idx = 0;
-    if (k == 0) first_rdata = m.rdata;
-    add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl, c.s.rdatas()[m.rdata]);
-    if (GTM_UNLIKELY(c.explain != nullptr)) {
-      chosen.put(k == 0 ? " " : ", ");
-      put_blob(&chosen, c.s, m.name);
-    }
   }
-  if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("%s", chosen.s);
+  c.explain->add("%s", chosen.s);
+}
+
+// Adds the chosen members; returns the first one's Rdata index.
+uint32_t add_members(Ctx& c, const Owner& o, const snap::Service& svc, const GslbPick& p) {
+  const uint32_t count = svc.rtype == dns::kTypeCNAME ? 1 : p.count;  // at most one CNAME
+  const snap::Member* members = c.s.members();
+  uint32_t idx = p.start;
+  const uint32_t first_rdata = members[p.slots[idx]].rdata;
+  for (uint32_t k = 0; k < count; ++k) {
+    add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl, c.s.rdatas()[members[p.slots[idx]].rdata]);
+    if (++idx == p.n) idx = 0;
+  }
+  if (GTM_UNLIKELY(c.explain != nullptr)) explain_chosen(c, p, count);
   return first_rdata;
 }
 
@@ -666,48 +695,27 @@ uint32_t add_all_members(Ctx& c, const Owner& o, const snap::Service& svc, const
 // index for the rule, the active set's pools in order, and in each pool its method chain. `turn`
 // (the worker's rotation counter, advanced once per selection) picks the round-robin position, the
 // wheel slot for ratio (exact proportions over a cycle) and the first of return-n's members.
-uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t zone) {
-  ++c.ws.counters.gslb_answers;
-  if (GTM_UNLIKELY(c.explain != nullptr)) {
-    const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
-    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype),
-                   svc.pool_count, svc.ttl);
-  }
-  Steer st;
-  if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) {
-    identify_client(c, svc, &st);
-    if (svc.flags & snap::kSvcNeedsClass) classify_client(c, &st);
-    if (GTM_UNLIKELY(c.explain != nullptr)) {
-      explain_client(c, st, (svc.flags & snap::kSvcNeedsClass) != 0);
-    }
-  }
-  uint32_t r = svc.fixed_rule;
-  if (svc.class_rules != kNone) {
-    r = c.s.class_rules()[svc.class_rules + st.cls];
-    if (svc.flags & snap::kSvcRulesVary) depends_on(&st, st.class_prefix);
-  }
-  const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
-  // A plain service (one rule, one set) has nothing to say about rules.
-  if (GTM_UNLIKELY(c.explain != nullptr) && (svc.rule_count > 1 || rule.secondary != kNone)) {
-    explain_rule(c, svc, r);
-  }
-
-  const uint64_t turn = c.ws.rr_counter++;
-  const uint32_t first = rule.active ? rule.secondary : rule.primary;
-  const uint32_t second = rule.active ? rule.primary : rule.secondary;
-  GslbPick p;
-  bool picked = pick_in_set(c, c.s.pool_sets()[first], turn, &st, &p);
-  if (!picked && second != kNone) {
+// The rare outcomes of answer_gslb, out of its way: the active set had nothing, so the other set,
+// then the fallback address, then the empty action. Kept apart so the common path stays small.
+__attribute__((noinline)) uint32_t answer_gslb_slow(Ctx& c, const Owner& o,
+                                                    const snap::Service& svc, uint32_t zone,
+                                                    const snap::Rule& rule, uint64_t turn,
+                                                    Steer* st) {
+  const uint32_t other = rule.active ? rule.primary : rule.secondary;
+  if (other != kNone) {
     if (GTM_UNLIKELY(c.explain != nullptr)) {
       c.explain->add("active set has nothing usable: trying the %s set",
                      rule.active ? "primary" : "secondary");
     }
-    picked = pick_in_set(c, c.s.pool_sets()[second], turn, &st, &p);
-    if (picked) ++c.ws.counters.gslb_other_set;
+    GslbPick p;
+    const bool picked = pick_in_set(c, c.s.pool_sets()[other], turn, st, &p);
+    if (st->scope > c.ecs_scope) c.ecs_scope = st->scope;
+    if (picked) {
+      ++c.ws.counters.gslb_other_set;
+      return add_members(c, o, svc, p);
+    }
   }
-  if (st.scope > c.ecs_scope) c.ecs_scope = st.scope;
-  if (GTM_LIKELY(picked)) return add_members(c, o, svc, p);
-
+  if (st->scope > c.ecs_scope) c.ecs_scope = st->scope;
   if (svc.fallback_rdata != kNone) {
     ++c.ws.counters.gslb_fallback;
     if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool: fallback answer");
@@ -748,6 +756,51 @@ uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t 
   if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool, no fallback: NODATA");
   add_negative_soa(c, zone);
   return kNone;
+}
+
+// Who the client is, for a service that depends on it: identity, then class.
+__attribute__((noinline)) void steer_client(const Ctx& c, const snap::Service& svc, Steer* st) {
+  identify_client(c, svc, st);
+  if (svc.flags & snap::kSvcNeedsClass) classify_client(c, st);
+}
+
+// Answers one GSLB service at `o`: the heart of the traffic manager. Returns the Rdata index of the
+// first record answered (the target, for CNAME services), or kNone when none was.
+//
+// Everything that can be decided without the client was decided by the snapshot builder (usable
+// lists, wheels, per-class rule and topology tables) and by control's switch policy (which set of
+// each rule is active). Per query that leaves: at most one LPM lookup (client -> class), an array
+// index for the rule, the active set's pools in order, and in each pool its method chain. `turn`
+// (the worker's rotation counter, advanced once per selection) picks the round-robin position, the
+// wheel slot for ratio (exact proportions over a cycle) and the first of return-n's members.
+uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t zone) {
+  ++c.ws.counters.gslb_answers;
+  Steer st;
+  if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(c, svc, &st);
+  uint32_t r = svc.fixed_rule;
+  if (svc.class_rules != kNone) {
+    r = c.s.class_rules()[svc.class_rules + st.cls];
+    if (svc.flags & snap::kSvcRulesVary) depends_on(&st, st.class_prefix);
+  }
+  const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
+  if (GTM_UNLIKELY(c.explain != nullptr)) {
+    const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
+    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype),
+                   svc.pool_count, svc.ttl);
+    if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) {
+      explain_client(c, st, (svc.flags & snap::kSvcNeedsClass) != 0);
+    }
+    // A plain service (one rule, one set) has nothing to say about rules.
+    if (svc.rule_count > 1 || rule.secondary != kNone) explain_rule(c, svc, r);
+  }
+  const uint64_t turn = c.ws.rr_counter++;
+  GslbPick p;
+  if (GTM_LIKELY(pick_in_set(c, c.s.pool_sets()[rule.active ? rule.secondary : rule.primary],
+                             turn, &st, &p))) {
+    if (st.scope > c.ecs_scope) c.ecs_scope = st.scope;
+    return add_members(c, o, svc, p);
+  }
+  return answer_gslb_slow(c, o, svc, zone, rule, turn, &st);
 }
 
 // ---------------------------------------------------------------------------------------------
