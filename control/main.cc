@@ -600,6 +600,9 @@ class ControlDaemon {
           std::chrono::duration_cast<std::chrono::milliseconds>(
               std::chrono::system_clock::now().time_since_epoch())
               .count());
+      for (const std::string& line : switch_changes(published_, now_published)) {
+        log("switch: %s", line.c_str());
+      }
       for (const StateEvent& e : diff_states(published_, now_published)) {
         ++events_;
         log("event: %s", event_text(e, change_reason_).c_str());

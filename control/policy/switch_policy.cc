@@ -106,4 +106,27 @@ void SwitchTracker::apply(SnapshotModel* model, SwitchClock::time_point now) {
   rules_ = std::move(kept);
 }
 
+std::vector<std::string> switch_changes(const SnapshotModel& before, const SnapshotModel& after) {
+  std::vector<std::string> out;
+  for (const ServiceModel& now : after.services) {
+    for (const ServiceModel& old : before.services) {
+      if (old.name != now.name || old.rtype != now.rtype) continue;
+      for (size_t r = 0; r < now.rules.size() && r < old.rules.size(); ++r) {
+        if (old.rules[r].use_secondary == now.rules[r].use_secondary) continue;
+        const char* type = dns::rr_type_name(now.rtype);
+        const char* why = "primary good again";
+        if (now.rules[r].switch_reason == snap::SwitchReason::kPrimaryBelowMin) {
+          why = "primary below its minimum";
+        }
+        out.push_back(wire_name_text(now.name) + " " + (type != nullptr ? type : "?") + " rule " +
+                      std::to_string(r + 1) + ": " +
+                      (now.rules[r].use_secondary ? "primary set -> secondary set"
+                                                  : "secondary set -> primary set") +
+                      " (" + why + ")");
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace gtm::control

@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "control/compiler/model.h"
 
@@ -62,5 +63,10 @@ class SwitchTracker {
   std::map<std::string, RuleSwitch> rules_;
   std::optional<SwitchClock::time_point> next_deadline_;
 };
+
+// One line per rule whose active set differs between two images (matched by service name, type
+// and rule position), e.g. "www.gtm.example. A rule 1: primary set -> secondary set (primary
+// below its minimum)", for the log.
+std::vector<std::string> switch_changes(const SnapshotModel& before, const SnapshotModel& after);
 
 }  // namespace gtm::control

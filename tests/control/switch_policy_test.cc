@@ -197,5 +197,20 @@ TEST(SwitchTracker, AChangedRuleStartsFresh) {
   EXPECT_FALSE(image.services[0].rules[0].use_secondary);
 }
 
+TEST(SwitchChanges, NamesTheRulesThatSwitched) {
+  SnapshotModel before;
+  before.services = {two_sets(3, SwitchPolicy())};
+  SnapshotModel after = before;
+  EXPECT_TRUE(switch_changes(before, after).empty());
+  after.services[0].rules[0].use_secondary = true;
+  after.services[0].rules[0].switch_reason = Reason::kPrimaryBelowMin;
+  EXPECT_EQ(switch_changes(before, after),
+            (std::vector<std::string>{
+                "www. A rule 1: primary set -> secondary set (primary below its minimum)"}));
+  EXPECT_EQ(switch_changes(after, before),
+            (std::vector<std::string>{
+                "www. A rule 1: secondary set -> primary set (primary good again)"}));
+}
+
 }  // namespace
 }  // namespace gtm::control

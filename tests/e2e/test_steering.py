@@ -32,7 +32,7 @@ CHINA_V6 = {"2001:db8:c::10"}
 WORLD_V6 = {"2001:db8:f::10"}
 
 
-def config(geo_dir, china_mode="auto"):
+def config(geo_dir, china_mode="auto", switch="{}"):
     return gtm_harness.ZONE_HEADER + f"""
 geo:
   databases:
@@ -62,6 +62,7 @@ services:
       - {{regions: [cn], primary: china, secondary: world}}
       - {{regions: [lab], primary: lab, secondary: world}}
       - {{primary: world, secondary: china}}
+    switch_policy: {switch}
   - name: plain.gtm.example.
     ttl: 30
     ecs: false
@@ -197,6 +198,26 @@ class SteeringTest(unittest.TestCase):
             f.write(config(self.geo_dir))
         self.assertEqual(self.gtmctl("reload").returncode, 0)
         self.assertEqual(self.ecs_answers("175.16.199.0", 24)[0], CHINA)
+
+    def test_hold_down_returns_to_the_primary_only_after_it(self):
+        hold = "{failback: hold-down, hold_down_s: 2}"
+        with open(self.env.config_path, "w") as f:
+            f.write(config(self.geo_dir, china_mode="always-down", switch=hold))
+        self.assertEqual(self.gtmctl("reload").returncode, 0)
+        self.assertEqual(self.ecs_answers("175.16.199.0", 24)[0], WORLD)
+        with open(self.env.config_path, "w") as f:
+            f.write(config(self.geo_dir, switch=hold))
+        self.assertEqual(self.gtmctl("reload").returncode, 0)
+        start = time.monotonic()
+        # Healthy again, but held down: the secondary keeps answering for 2 s.
+        self.assertEqual(self.ecs_answers("175.16.199.0", 24)[0], WORLD)
+        q = self.gtmctl("query", "www.gtm.example.", "A", "--ecs", "175.16.199.0/24")
+        self.assertIn("hold-down", q.stdout)
+        # Then gtm-control publishes the switch back by itself: no reload, no health change.
+        self.wait_ecs_answers("175.16.199.0", 24, CHINA, limit_s=6)
+        self.assertGreaterEqual(time.monotonic() - start, 1.8)
+        self.assertIn("switch: www.gtm.example. A rule 1: secondary set -> primary set",
+                      self.env.control.log())
 
     def test_changed_geo_file_changes_answers(self):
         self.assertEqual(self.ecs_answers("192.0.2.0", 24)[0], LAB)
