@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -290,7 +291,7 @@ class DbWalker {
       if ((status == MMDB_FILE_OPEN_ERROR || status == MMDB_IO_ERROR) && errno != 0) {
         return fail(std::string(MMDB_strerror(status)) + ": " + std::strerror(errno));
       }
-      return fail(MMDB_strerror(status));
+      return fail(std::string("not a valid MaxMind DB: ") + MMDB_strerror(status));
     }
     open_ = true;
     const MMDB_metadata_s& md = mmdb_.metadata;
@@ -302,7 +303,18 @@ class DbWalker {
     }
     if (md.node_count == 0) return fail("empty search tree");
     bits_ = md.ip_version == 4 ? 32 : 128;
+    // Far future build times are corrupt metadata (no clock is off by years).
+    const uint64_t now = static_cast<uint64_t>(std::time(nullptr));
+    if (md.build_epoch > now + 366ull * 86400) {
+      return fail("metadata build_epoch " + std::to_string(md.build_epoch) + " lies in the future");
+    }
     if (!walk()) return false;
+    // A writer emits exactly the nodes its tree uses; unreachable ones are garbage.
+    const uint64_t reached = static_cast<uint64_t>(std::count(visited_.begin(), visited_.end(), 1));
+    if (reached != md.node_count) {
+      return fail("corrupt search tree: " + std::to_string(md.node_count - reached) + " of " +
+                  std::to_string(md.node_count) + " nodes are unreachable");
+    }
     for (const Matcher& m : matchers_) {
       if (!m.path_seen) {
         return fail("field '" + path_text(m.def->field_path) + "'" + where_note(*m.def) +
@@ -376,7 +388,7 @@ class DbWalker {
           return fail("corrupt search tree: a record points into the data section separator");
         }
         ++out_->networks;
-        int32_t combo;
+        int32_t combo = -1;
         if (!resolve(entry, &combo)) return false;
         if (combo >= 0) add_network(prefix, depth, static_cast<uint32_t>(combo));
         return true;
@@ -426,6 +438,15 @@ class DbWalker {
     if (it != cache_.end()) {
       *combo = it->second;
     } else {
+      // Decode the whole record once, so that a corrupt one is refused even where no matcher
+      // looks (libmaxminddb bounds nesting depth and checks every offset).
+      MMDB_entry_data_list_s* list = nullptr;
+      const int status = MMDB_get_entry_data_list(&entry, &list);
+      MMDB_free_entry_data_list(list);
+      if (status != MMDB_SUCCESS) {
+        return fail("data record at offset " + std::to_string(entry.offset) + ": " +
+                    MMDB_strerror(status));
+      }
       std::vector<uint32_t> sets;
       for (Matcher& m : matchers_) {
         bool match = false;
@@ -464,9 +485,22 @@ class DbWalker {
     m->path_seen = true;
     std::string text;
     switch (data.type) {
-      case MMDB_DATA_TYPE_UTF8_STRING:
+      case MMDB_DATA_TYPE_UTF8_STRING: {
+        // libmaxminddb 1.7 checks strings only against the end of the file; the data section
+        // ends where the metadata marker ("\xAB\xCD\xEFMaxMind.com", 14 bytes) begins.
+        const auto* p = reinterpret_cast<const uint8_t*>(data.utf8_string);
+        const uint8_t* end = mmdb_.data_section + mmdb_.data_section_size;
+        if (mmdb_.metadata_section >= mmdb_.data_section + 14 &&
+            mmdb_.metadata_section - 14 < end) {
+          end = mmdb_.metadata_section - 14;
+        }
+        if (p < mmdb_.data_section || p > end || data.data_size > static_cast<size_t>(end - p)) {
+          return fail("data record at offset " + std::to_string(entry.offset) +
+                      ": a string runs past the data section");
+        }
         text.assign(data.utf8_string, data.data_size);
         break;
+      }
       case MMDB_DATA_TYPE_UINT16:
         text = std::to_string(data.uint16);
         break;

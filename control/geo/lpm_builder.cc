@@ -52,8 +52,8 @@ class TrieEncoder {
   }
 
  private:
-  // Buckets stay within about two cache lines of keys.
-  static uint64_t bucket_capacity(int key_bits) { return 128 / (key_bits / 8); }
+  // Up to 256 bytes of keys: a binary search touches at most 3-4 lines of them.
+  static uint64_t bucket_capacity(int key_bits) { return 256 / (key_bits / 8); }
 
   Key range_last(size_t i) const { return i + 1 < r_.size() ? r_[i + 1].start - 1 : ~Key{0}; }
 
@@ -80,13 +80,32 @@ class TrieEncoder {
       tz = std::min(tz, gtm::geo::lpm_trailing_zeros(r_[i].start));
     }
     const int needed = kBits - depth - tz;
-    for (int key_bits = 8; key_bits <= 64; key_bits *= 2) {
-      if (key_bits >= needed && depth + key_bits <= kBits && count <= bucket_capacity(key_bits)) {
-        return bucket(start, depth, lo, hi, key_bits);
-      }
+    // The narrowest key width that holds them; it may reach past the last address bit (the
+    // lookup reads zeros there). Deciding on relative quantities only keeps equal subtrees equal
+    // wherever they sit.
+    int key_bits = 8;
+    while (key_bits < needed) key_bits *= 2;
+    if (key_bits <= std::min(64, kBits) && count <= bucket_capacity(key_bits)) {
+      return bucket(start, depth, lo, hi, key_bits, needed);
     }
-    const int stride = std::min(std::clamp(ceil_log2(count) - 3, 4, 16), kBits - depth);
+    // Where all boundaries share a longer prefix (the path from ::/16 down to the IPv4 data at
+    // ::/96), wide nodes would be almost all leaves: walk there with 1 KB nodes.
+    const int common = gtm::geo::lpm_bit_width(static_cast<Key>(r_[lo + 1].start ^ r_[hi].start));
+    const int shared = kBits - common - depth;  // bits below `depth` that every boundary shares
+    int stride = choose_stride(depth, count);
+    if (depth > 0 && shared >= 4) stride = std::min(stride, std::min(8, shared / 4 * 4));
     return node(start, depth, lo, stride);
+  }
+
+  // About 16 ranges per child, in multiples of 4 bits that never cross a depth that is a multiple
+  // of 16: a subtree at such a depth (::/96, 2002::/16, 2001::/32) then starts with its own
+  // object, and identical subtrees are stored once.
+  // Large tables get the full 16-bit direct index at the root (small ones a smaller root).
+  static int choose_stride(int depth, uint64_t count) {
+    if (depth == 0 && count >= 4096) return 16;
+    const int room = 16 - depth % 16;
+    const int wanted = (std::clamp(ceil_log2(count) - 4, 4, 16) + 3) / 4 * 4;
+    return std::min(wanted, room);
   }
 
   uint32_t node(Key start, int depth, size_t lo, int stride) {
@@ -112,18 +131,19 @@ class TrieEncoder {
     return emit(std::move(obj));
   }
 
-  uint32_t bucket(Key start, int depth, size_t lo, size_t hi, int key_bits) {
+  uint32_t bucket(Key start, int depth, size_t lo, size_t hi, int key_bits, int used_bits) {
     const uint32_t count = static_cast<uint32_t>(hi - lo + 1);
     const uint64_t key_bytes = static_cast<uint64_t>(key_bits / 8);
     const uint64_t keys_size = align8((uint64_t{count} + 1) * key_bytes);
     std::vector<uint8_t> obj(sizeof(LpmObject) + keys_size + align8(uint64_t{count} * 4), 0);
-    LpmObject h{kLpmBucket, static_cast<uint8_t>(key_bits), static_cast<uint8_t>(key_bits), 0,
+    LpmObject h{kLpmBucket, static_cast<uint8_t>(key_bits), static_cast<uint8_t>(used_bits), 0,
                 count};
     std::memcpy(obj.data(), &h, sizeof(h));
     for (uint32_t i = 0; i < count; ++i) {
       // Offsets inside the block, in units of the key: the first range starts at the block.
       const Key off = i == 0 ? Key{0} : r_[lo + i].start - start;
-      const uint64_t key = static_cast<uint64_t>(off >> (kBits - depth - key_bits));
+      const int shift = kBits - depth - key_bits;
+      const uint64_t key = static_cast<uint64_t>(shift >= 0 ? off >> shift : off << -shift);
       std::memcpy(obj.data() + sizeof(LpmObject) + i * key_bytes, &key, key_bytes);
       std::memcpy(obj.data() + sizeof(LpmObject) + keys_size + uint64_t{i} * 4, &r_[lo + i].value,
                   4);

@@ -51,9 +51,11 @@ constexpr uint64_t node_size(uint32_t stride) {
   return sizeof(LpmObject) + align8(uint64_t{4} << stride);
 }
 
+// Also sets *used to the key bits that the boundaries use (key width minus their common trailing
+// zeros): the bucket's height, since the ECS block of any address is at least that aligned.
 template <class Key>
 bool check_bucket(const uint8_t* obj, uint32_t count, uint32_t limit, std::string* error,
-                  uint64_t pos) {
+                  uint64_t pos, uint32_t* used) {
   const uint8_t* key_bytes = obj + sizeof(LpmObject);
   auto key = [key_bytes](uint64_t i) {
     Key k;
@@ -64,12 +66,15 @@ bool check_bucket(const uint8_t* obj, uint32_t count, uint32_t limit, std::strin
     return fail(error, "lpm: bucket at %llu: first key or end sentinel not zero",
                 static_cast<unsigned long long>(pos));
   }
+  int tz = static_cast<int>(sizeof(Key) * 8);
   for (uint64_t i = 1; i < count; ++i) {
     if (!(key(i - 1) < key(i))) {
       return fail(error, "lpm: bucket at %llu: keys not increasing",
                   static_cast<unsigned long long>(pos));
     }
+    tz = std::min(tz, std::countr_zero(key(i)));
   }
+  *used = static_cast<uint32_t>(static_cast<int>(sizeof(Key) * 8) - tz);
   const uint8_t* value_bytes = key_bytes + bucket_keys_size(sizeof(Key) * 8, count);
   uint32_t prev = 0;
   for (uint64_t i = 0; i < count; ++i) {
@@ -176,7 +181,7 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
       }
       height = o.bits + child_height;
     } else if (o.kind == kLpmBucket) {
-      if (o.bits != 8 && o.bits != 16 && o.bits != 32 && o.bits != 64) {
+      if ((o.bits != 8 && o.bits != 16 && o.bits != 32 && o.bits != 64) || o.bits > addr_bits) {
         return fail(error, "lpm: bucket at %llu: bad key width %u", at, o.bits);
       }
       if (o.count < 2 || (o.bits < 32 && o.count > (1u << o.bits))) {
@@ -187,16 +192,16 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
       bool ok = false;
       switch (o.bits) {
         case 8:
-          ok = check_bucket<uint8_t>(obj, o.count, limit, error, pos);
+          ok = check_bucket<uint8_t>(obj, o.count, limit, error, pos, &height);
           break;
         case 16:
-          ok = check_bucket<uint16_t>(obj, o.count, limit, error, pos);
+          ok = check_bucket<uint16_t>(obj, o.count, limit, error, pos, &height);
           break;
         case 32:
-          ok = check_bucket<uint32_t>(obj, o.count, limit, error, pos);
+          ok = check_bucket<uint32_t>(obj, o.count, limit, error, pos, &height);
           break;
         default:
-          ok = check_bucket<uint64_t>(obj, o.count, limit, error, pos);
+          ok = check_bucket<uint64_t>(obj, o.count, limit, error, pos, &height);
           break;
       }
       if (!ok) return false;
@@ -206,7 +211,6 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
           !zero_bytes(values + uint64_t{4} * o.count, obj + size)) {
         return fail(error, "lpm: bucket at %llu: padding not zero", at);
       }
-      height = o.bits;
     } else {
       return fail(error, "lpm: object at %llu: unknown kind %u", at, o.kind);
     }

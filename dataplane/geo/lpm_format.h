@@ -9,8 +9,8 @@
 //     value and the ECS prefix length precomputed for the block; or a reference to a child node
 //     or bucket.
 //   - A *bucket* covers a block in which few ranges start: their start offsets inside the block,
-//     truncated to the next 8, 16, 32 or 64 address bits (all its boundaries are aligned to that),
-//     sorted, with one value each, searched branchlessly.
+//     as the next 8, 16, 32 or 64 address bits (all its boundaries are aligned to that), sorted,
+//     with one value each, searched branchlessly.
 //
 // Why this shape (measured on the full-scale country database, bench/RESULTS.md): sorted ranges
 // behind a direct index are compact, but a dense bucket (the IPv4 subtree of an IPv6 database
@@ -72,8 +72,10 @@ enum LpmObjectKind : uint8_t { kLpmNode = 1, kLpmBucket = 2 };
 struct LpmObject {
   uint8_t kind;    // LpmObjectKind
   uint8_t bits;    // node: stride 1..16; bucket: key width 8, 16, 32 or 64
-  uint8_t height;  // address bits consumed below this object's block, at most: node: stride + max
-                   // child height; bucket: key width
+  uint8_t height;  // address bits this object resolves below its block's depth, at most: node:
+                   // stride + max child height; bucket: key width minus the trailing zero bits
+                   // common to its keys (a key may reach past the last address bit, where the
+                   // lookup reads zeros: the boundaries are aligned above it)
   uint8_t reserved;
   uint32_t count;  // node: 2^stride entries; bucket: ranges (>= 2)
   // node:   uint32_t entries[count], padded to 8 bytes

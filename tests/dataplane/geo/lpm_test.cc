@@ -1,0 +1,437 @@
+// LPM tables (dataplane/geo/lpm.h built by control/geo/lpm_builder.h) against a naive reference:
+// for every address, the longest matching prefix (the last added among equal ones) gives the
+// value, and prefix_len must be the largest CIDR block around the address that is uniform.
+#include "dataplane/geo/lpm.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "control/geo/lpm_builder.h"
+#include "dataplane/geo/lpm_format.h"
+
+namespace {
+
+using gtm::control::geo::key6_to_bytes;
+using gtm::control::geo::LpmBuilder;
+using gtm::control::geo::prefix_last;
+using gtm::control::geo::prefix_mask;
+using gtm::control::geo::u128;
+using gtm::geo::LpmMatch;
+
+template <class Key>
+struct Prefix {
+  Key addr;
+  int len;
+  uint32_t value;
+};
+
+// The reference: the longest prefix containing `a` (the last added among equal lengths).
+template <class Key>
+uint32_t naive_value(const std::vector<Prefix<Key>>& ps, Key a) {
+  int best = -1;
+  uint32_t v = 0;
+  for (const auto& p : ps) {
+    if (p.len >= best && a >= p.addr && a <= prefix_last(p.addr, p.len)) {
+      best = p.len;
+      v = p.value;
+    }
+  }
+  return v;
+}
+
+// The reference partition: values only change where a prefix starts or just after one ends, so
+// the naive value at each such point, neighbours with equal values joined, gives the uniform
+// runs (independently of the builder's flatten()).
+template <class Key>
+class Reference {
+ public:
+  explicit Reference(const std::vector<Prefix<Key>>& ps) {
+    std::vector<Key> points{0};
+    for (const auto& p : ps) {
+      points.push_back(p.addr);
+      const Key last = prefix_last(p.addr, p.len);
+      if (last != ~Key{0}) points.push_back(last + 1);
+    }
+    std::sort(points.begin(), points.end());
+    points.erase(std::unique(points.begin(), points.end()), points.end());
+    for (Key pt : points) {
+      const uint32_t v = naive_value(ps, pt);
+      if (values_.empty() || values_.back() != v) {
+        starts_.push_back(pt);
+        values_.push_back(v);
+      }
+    }
+  }
+  uint32_t value(Key a) const { return values_[run(a)]; }
+  bool uniform(Key lo, Key hi) const { return run(lo) == run(hi); }
+
+ private:
+  size_t run(Key a) const {
+    return static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), a) -
+                               starts_.begin()) -
+           1;
+  }
+  std::vector<Key> starts_;
+  std::vector<uint32_t> values_;
+};
+
+struct View4 {
+  std::vector<uint8_t> image;
+  gtm::geo::Lpm4View view;
+  LpmMatch lookup(uint32_t a) const { return view.lookup(a); }
+};
+
+struct View6 {
+  std::vector<uint8_t> image;
+  gtm::geo::Lpm6View view;
+  LpmMatch lookup(u128 a) const {
+    uint8_t b[16];
+    key6_to_bytes(a, b);
+    return view.lookup(b);
+  }
+};
+
+template <class Key>
+using ViewFor = std::conditional_t<sizeof(Key) == 4, View4, View6>;
+
+template <class Key>
+void build(const std::vector<Prefix<Key>>& ps, uint32_t limit, ViewFor<Key>* v) {
+  LpmBuilder<Key> b;
+  for (const auto& p : ps) b.add(p.addr, p.len, p.value);
+  v->image = gtm::control::geo::encode_lpm(b.ranges());
+  std::string error;
+  ASSERT_TRUE(v->view.validate(v->image.data(), v->image.size(), limit, &error)) << error;
+}
+
+// Checks the value against the reference, and that prefix_len names a uniform block whose parent
+// is not uniform.
+template <class Key>
+void check_address(const Reference<Key>& ref, const ViewFor<Key>& v, Key a) {
+  constexpr int kBits = static_cast<int>(sizeof(Key) * 8);
+  const LpmMatch m = v.lookup(a);
+  ASSERT_EQ(m.value, ref.value(a)) << "address " << static_cast<uint64_t>(a);
+  ASSERT_LE(m.prefix_len, kBits);
+  const Key lo = prefix_mask(a, m.prefix_len);
+  ASSERT_TRUE(ref.uniform(lo, prefix_last(lo, m.prefix_len)))
+      << "block /" << int{m.prefix_len} << " is not uniform";
+  if (m.prefix_len > 0) {
+    const int parent = m.prefix_len - 1;
+    const Key plo = prefix_mask(a, parent);
+    ASSERT_FALSE(ref.uniform(plo, prefix_last(plo, parent)))
+        << "block /" << int{m.prefix_len} << " is not the largest uniform one";
+  }
+}
+
+template <class Key>
+Key random_key(std::mt19937_64& rng) {
+  if constexpr (sizeof(Key) == 4) {
+    return static_cast<Key>(rng());
+  } else {
+    return (static_cast<u128>(rng()) << 64) | rng();
+  }
+}
+
+// Random prefixes clustered so that they nest and touch: lengths skewed to the family's useful
+// range, addresses often derived from an earlier prefix.
+template <class Key>
+std::vector<Prefix<Key>> random_prefixes(std::mt19937_64& rng, int n, uint32_t values) {
+  constexpr int kBits = static_cast<int>(sizeof(Key) * 8);
+  std::vector<Prefix<Key>> ps;
+  for (int i = 0; i < n; ++i) {
+    int len = static_cast<int>(rng() % (kBits + 1));
+    Key addr = random_key<Key>(rng);
+    if (!ps.empty() && rng() % 3 != 0) {
+      const auto& base = ps[rng() % ps.size()];
+      // Inside, next to, or at the same place as an earlier prefix.
+      addr = base.addr;
+      if (rng() % 2 == 0) addr = prefix_last(base.addr, base.len) + 1;
+      len = std::min(kBits, base.len + static_cast<int>(rng() % 6));
+      addr ^= random_key<Key>(rng) & ~prefix_mask(~Key{0}, base.len) & prefix_mask(~Key{0}, len);
+    }
+    ps.push_back({prefix_mask(addr, len), len, static_cast<uint32_t>(rng() % values)});
+  }
+  return ps;
+}
+
+// Random addresses, and the interesting ones: each prefix's first and last address and the
+// addresses just outside.
+template <class Key>
+void check_all(const std::vector<Prefix<Key>>& ps, uint32_t limit, std::mt19937_64& rng,
+               int random_count) {
+  ViewFor<Key> v;
+  build(ps, limit, &v);
+  const Reference<Key> ref(ps);
+  for (const auto& p : ps) {
+    const Key last = prefix_last(p.addr, p.len);
+    for (Key a : {p.addr, last, static_cast<Key>(p.addr - 1), static_cast<Key>(last + 1)}) {
+      check_address(ref, v, a);
+    }
+  }
+  for (int i = 0; i < random_count; ++i) check_address(ref, v, random_key<Key>(rng));
+  check_address(ref, v, Key{0});
+  check_address(ref, v, ~Key{0});
+}
+
+TEST(Lpm4, RandomPrefixSetsMatchReference) {
+  std::mt19937_64 rng(4);
+  for (int round = 0; round < 150; ++round) {
+    const auto ps = random_prefixes<uint32_t>(rng, 1 + round % 60, 1 + round % 5);
+    check_all(ps, 8, rng, 300);
+  }
+}
+
+TEST(Lpm6, RandomPrefixSetsMatchReference) {
+  std::mt19937_64 rng(6);
+  for (int round = 0; round < 150; ++round) {
+    const auto ps = random_prefixes<u128>(rng, 1 + round % 60, 1 + round % 5);
+    check_all(ps, 8, rng, 300);
+  }
+}
+
+// Many prefixes in one /16 and one /8: exercises nodes, buckets of every key width and dense
+// trie levels, which small random sets rarely reach.
+TEST(Lpm4, DenseRegions) {
+  std::mt19937_64 rng(44);
+  std::vector<Prefix<uint32_t>> ps;
+  for (int i = 0; i < 3000; ++i) {
+    const int len = 17 + static_cast<int>(rng() % 16);
+    const uint32_t base = i % 2 == 0 ? 0x0A0B0000u : 0xC6000000u;
+    const uint32_t span = i % 2 == 0 ? 0xFFFFu : 0xFFFFFFu;
+    ps.push_back({prefix_mask(base | (static_cast<uint32_t>(rng()) & span), len), len,
+                  static_cast<uint32_t>(1 + rng() % 3)});
+  }
+  ViewFor<uint32_t> v;
+  build(ps, 4, &v);
+  const Reference<uint32_t> ref(ps);
+  for (int i = 0; i < 3000; ++i) {
+    const auto& p = ps[rng() % ps.size()];
+    const uint32_t a = p.addr | (static_cast<uint32_t>(rng()) & ~prefix_mask(~0u, p.len));
+    check_address(ref, v, a);
+  }
+}
+
+TEST(Lpm6, DenseRegions) {
+  std::mt19937_64 rng(66);
+  std::vector<Prefix<u128>> ps;
+  const u128 base = static_cast<u128>(0x2a01'0e00'0000'0000ull) << 64;
+  for (int i = 0; i < 3000; ++i) {
+    // /32../64 networks, some /96../128 ones (host routes, IPv4-embedded data).
+    const int len =
+        i % 7 == 0 ? 96 + static_cast<int>(rng() % 33) : 32 + static_cast<int>(rng() % 33);
+    const u128 addr = base | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, 24));
+    ps.push_back({prefix_mask(addr, len), len, static_cast<uint32_t>(1 + rng() % 3)});
+  }
+  ViewFor<u128> v;
+  build(ps, 4, &v);
+  const Reference<u128> ref(ps);
+  for (int i = 0; i < 3000; ++i) {
+    const auto& p = ps[rng() % ps.size()];
+    const u128 a = p.addr | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, p.len));
+    check_address(ref, v, a);
+  }
+}
+
+TEST(Lpm4, EdgeCases) {
+  std::mt19937_64 rng(1);
+  // Nothing: every address is {0, 0}.
+  check_all<uint32_t>({}, 1, rng, 10);
+  // /0 alone, /0 with a /32 inside, the first and last /32.
+  check_all<uint32_t>({{0, 0, 3}}, 4, rng, 10);
+  check_all<uint32_t>({{0, 0, 3}, {0x01020304, 32, 1}}, 4, rng, 10);
+  check_all<uint32_t>({{0, 32, 1}, {0xFFFFFFFF, 32, 2}}, 4, rng, 10);
+  // Nested chain /8 ⊃ /16 ⊃ /24 ⊃ /32 that all end at the same address.
+  check_all<uint32_t>(
+      {{0x0A000000, 8, 1}, {0x0AFF0000, 16, 2}, {0x0AFFFF00, 24, 3}, {0x0AFFFFFF, 32, 4}}, 5, rng,
+      100);
+  // Equal prefixes: the last one added wins.
+  check_all<uint32_t>({{0x0A000000, 8, 1}, {0x0A000000, 8, 2}}, 3, rng, 10);
+}
+
+TEST(Lpm4, AdjacentEqualBlocksMergeIntoOneScope) {
+  // Two /25 halves with one value are one /24 for ECS; the /26 inside a third value splits it.
+  std::vector<Prefix<uint32_t>> ps = {{0xC0000200, 25, 1}, {0xC0000280, 25, 1}};
+  View4 v;
+  build(ps, 3, &v);
+  EXPECT_EQ(v.lookup(0xC0000201).prefix_len, 24);
+  EXPECT_EQ(v.lookup(0xC0000201).value, 1u);
+  // Outside: the largest uniform block around 192.0.3.0 is 192.0.3.0/24, around 0.0.0.0 it is /1.
+  EXPECT_EQ(v.lookup(0xC0000300).prefix_len, 24);
+  EXPECT_EQ(v.lookup(0).prefix_len, 1);
+  ps.push_back({0xC00002C0, 26, 2});
+  build(ps, 3, &v);
+  EXPECT_EQ(v.lookup(0xC0000201).prefix_len, 25);
+  EXPECT_EQ(v.lookup(0xC00002C1).prefix_len, 26);
+  EXPECT_EQ(v.lookup(0xC00002C1).value, 2u);
+  EXPECT_EQ(v.lookup(0xC0000281).prefix_len, 26);
+  EXPECT_EQ(v.lookup(0xC0000281).value, 1u);
+}
+
+TEST(Lpm6, EdgeCases) {
+  std::mt19937_64 rng(2);
+  const u128 ones = ~u128{0};
+  check_all<u128>({}, 1, rng, 10);
+  check_all<u128>({{0, 0, 1}}, 2, rng, 10);
+  check_all<u128>({{0, 128, 1}, {ones, 128, 2}, {0, 1, 3}}, 4, rng, 10);
+  check_all<u128>({{u128{1} << 127, 1, 1}, {0, 1, 2}}, 3, rng, 10);
+  // IPv4-embedded data at ::/96 and under the IPv4-mapped prefix, and a host route after a /64.
+  const u128 mapped = u128{0xFFFF} << 32;
+  check_all<u128>({{0x0A000000, 104, 1},
+                   {0x0A000001, 128, 2},
+                   {mapped | 0x0A000000, 104, 1},
+                   {mapped | 0x0A000001, 128, 2},
+                   {static_cast<u128>(0x2001'0db8'0000'0001ull) << 64, 64, 3},
+                   {(static_cast<u128>(0x2001'0db8'0000'0002ull) << 64) | 5, 128, 3}},
+                  4, rng, 200);
+}
+
+// The same IPv4-shaped subtree at ::/96, ::ffff:0:0/96 and 2002::/16 is stored once: the two
+// extra copies cost only the nodes on their paths.
+TEST(Lpm6, IdenticalSubtreesAreStoredOnce) {
+  std::mt19937_64 rng(9);
+  std::vector<Prefix<uint32_t>> v4;
+  for (int i = 0; i < 2000; ++i) {
+    const int len = 8 + static_cast<int>(rng() % 25);
+    v4.push_back({prefix_mask(static_cast<uint32_t>(rng()), len), len,
+                  static_cast<uint32_t>(1 + rng() % 4)});
+  }
+  // Native IPv6 networks around them, so that all three tables have the same large root.
+  std::vector<Prefix<u128>> background;
+  for (int i = 0; i < 6000; ++i) {
+    const u128 a = (u128{0x24} << 120) | (random_key<u128>(rng) >> 8);
+    background.push_back({prefix_mask(a, 32), 32, static_cast<uint32_t>(1 + rng() % 4)});
+  }
+  auto place = [&](u128 prefix, int depth, std::vector<Prefix<u128>>* out) {
+    for (const auto& p : v4) {
+      out->push_back(
+          {prefix | (static_cast<u128>(p.addr) << (96 - depth)), depth + p.len, p.value});
+    }
+  };
+  std::vector<Prefix<u128>> once = background, thrice = background;
+  place(0, 96, &once);
+  place(0, 96, &thrice);
+  place(u128{0xFFFF} << 32, 96, &thrice);
+  place(u128{0x2002} << 112, 16, &thrice);
+  View6 base, a, b;
+  build(background, 5, &base);
+  build(once, 5, &a);
+  build(thrice, 5, &b);
+  const size_t copy = a.image.size() - base.image.size();
+  EXPECT_LT(b.image.size(), a.image.size() + copy / 2)
+      << "background " << base.image.size() << " bytes, one copy " << copy << ", three copies "
+      << b.image.size() - base.image.size();
+  const Reference<u128> ref(thrice);
+  for (int i = 0; i < 2000; ++i) {
+    const auto& p = thrice[rng() % thrice.size()];
+    const u128 addr = p.addr | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, p.len));
+    check_address(ref, b, addr);
+  }
+}
+
+TEST(Lpm, EmptyAndDefaultViewsMapEverythingToNoClass) {
+  gtm::geo::Lpm4View v4;
+  gtm::geo::Lpm6View v6;
+  EXPECT_EQ(v4.lookup(0x01020304).value, gtm::geo::kNoClass);
+  EXPECT_EQ(v4.lookup(0x01020304).prefix_len, 0);
+  const uint8_t addr[16] = {0x20, 0x01};
+  EXPECT_EQ(v6.lookup(addr).value, gtm::geo::kNoClass);
+  std::string error;
+  EXPECT_TRUE(v4.validate(nullptr, 0, 1, &error));
+  EXPECT_TRUE(v6.validate(nullptr, 0, 1, &error));
+  EXPECT_EQ(v6.lookup(addr).prefix_len, 0);
+}
+
+// A small image with nodes and buckets of several widths, for the corruption tests.
+template <class Key>
+std::vector<uint8_t> small_image() {
+  std::mt19937_64 rng(12);
+  LpmBuilder<Key> b;
+  constexpr int kBits = static_cast<int>(sizeof(Key) * 8);
+  for (int i = 0; i < 40; ++i) {
+    const int len = static_cast<int>(rng() % (kBits + 1));
+    b.add(random_key<Key>(rng) >> (i % 3 == 0 ? 4 : 0), len, static_cast<uint32_t>(1 + rng() % 3));
+  }
+  for (int i = 0; i < 40; ++i) b.add(static_cast<Key>(i) << (kBits - 24), 24, 1 + i % 2);
+  return gtm::control::geo::encode_lpm(b.ranges());
+}
+
+template <class View, class Key>
+void exercise(const View& v, std::mt19937_64& rng, uint32_t limit) {
+  for (int i = 0; i < 64; ++i) {
+    LpmMatch m;
+    if constexpr (sizeof(Key) == 4) {
+      m = v.lookup(static_cast<uint32_t>(rng()));
+    } else {
+      uint8_t a[16];
+      key6_to_bytes(random_key<u128>(rng), a);
+      m = v.lookup(a);
+    }
+    ASSERT_LT(m.value, limit);
+    ASSERT_LE(m.prefix_len, sizeof(Key) * 8);
+  }
+}
+
+template <class View, class Key>
+void corruption_is_refused() {
+  const std::vector<uint8_t> good = small_image<Key>();
+  ASSERT_GT(good.size(), 200u);
+  std::mt19937_64 rng(3);
+  std::string error;
+  View v;
+  ASSERT_TRUE(v.validate(good.data(), good.size(), 4, &error)) << error;
+  // Every truncation is refused.
+  for (size_t len = 1; len < good.size(); ++len) {
+    std::vector<uint64_t> buf(len / 8 + 1);
+    std::memcpy(buf.data(), good.data(), len);
+    EXPECT_FALSE(v.validate(reinterpret_cast<const uint8_t*>(buf.data()), len, 4, &error)) << len;
+  }
+  // A value limit below the values in use is refused.
+  EXPECT_FALSE(v.validate(good.data(), good.size(), 2, &error));
+  EXPECT_NE(error.find("out of range"), std::string::npos) << error;
+  // Flipping any byte either is refused with a reason or leaves a table whose lookups stay in
+  // bounds (a changed value or key can be valid).
+  size_t refused = 0;
+  std::vector<uint64_t> storage(good.size() / 8 + 1);
+  uint8_t* image = reinterpret_cast<uint8_t*>(storage.data());
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (uint8_t flip : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xFF}}) {
+      std::memcpy(image, good.data(), good.size());
+      image[i] ^= flip;
+      error.clear();
+      if (!v.validate(image, good.size(), 4, &error)) {
+        EXPECT_FALSE(error.empty());
+        ++refused;
+        continue;
+      }
+      exercise<View, Key>(v, rng, 4);
+    }
+  }
+  EXPECT_GT(refused, good.size()) << "most corruptions must be caught";
+  // Misaligned images are refused rather than read unaligned.
+  std::memcpy(image + 1, good.data(), good.size() - 1);
+  EXPECT_FALSE(v.validate(image + 1, good.size() - 1, 4, &error));
+}
+
+TEST(Lpm4, CorruptImagesAreRefused) {
+  corruption_is_refused<gtm::geo::Lpm4View, uint32_t>();
+}
+TEST(Lpm6, CorruptImagesAreRefused) {
+  corruption_is_refused<gtm::geo::Lpm6View, u128>();
+}
+
+TEST(Lpm, WrongFamilyIsRefused) {
+  const auto img4 = small_image<uint32_t>();
+  const auto img6 = small_image<u128>();
+  gtm::geo::Lpm4View v4;
+  gtm::geo::Lpm6View v6;
+  std::string error;
+  EXPECT_FALSE(v4.validate(img6.data(), img6.size(), 4, &error));
+  EXPECT_NE(error.find("IPv4"), std::string::npos) << error;
+  EXPECT_FALSE(v6.validate(img4.data(), img4.size(), 4, &error));
+}
+
+}  // namespace
