@@ -15,6 +15,8 @@ run_dir=$root/run/demo
 ./scripts/build.sh release
 
 mkdir -p "$run_dir"
+# A previous run's "ready" lines must not be mistaken for this run's.
+rm -f "$run_dir/dataplane.log" "$run_dir/control.log"
 dp_pid="" ; cp_pid=""
 cleanup() {
   [ -n "$cp_pid" ] && kill "$cp_pid" 2>/dev/null && wait "$cp_pid" 2>/dev/null
