@@ -308,34 +308,6 @@ TEST_F(Steering, AllDownNodataAndServfail) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Method chains.
-
-TEST_F(Steering, ChainFallsThroughWhenTopologyCannotPick) {
-  // The client is in no topology record: no datacenter is scored for it, so topology cannot
-  // pick and the alternate answers.
-  load(R"(
-datacenters: [east, west]
-topology:
-  - {client: 10.0.0.0/8, datacenter: east, score: 10}
-services:
-  - name: t.gtm.example.
-    type: A
-    ttl: 30
-    pools:
-      - name: p
-        method: [topology, global-availability]
-        members:
-          - {name: e1, address: 192.0.2.1, datacenter: east}
-          - {name: w1, address: 192.0.2.2, datacenter: west}
-)");
-  Explain ex;
-  Reply r = ask("t.gtm.example", "172.16.0.1", nullptr, 1, &ex);
-  EXPECT_EQ(r.answers, (std::vector<std::string>{"192.0.2.1"}));
-  EXPECT_TRUE(has(ex, "topology cannot pick")) << dump(ex);
-  EXPECT_TRUE(has(ex, "answers by global-availability")) << dump(ex);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Persistence.
 
 std::string persistence_pool(int n, const std::string& extra = "") {
