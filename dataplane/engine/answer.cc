@@ -658,7 +658,9 @@ __attribute__((noinline, cold)) void explain_chosen(Ctx& c, const GslbPick& p, u
 }
 
 // Adds the chosen members; returns the first one's Rdata index.
-uint32_t add_members(Ctx& c, const Owner& o, const snap::Service& svc, const GslbPick& p) {
+inline __attribute__((always_inline)) uint32_t add_members(Ctx& c, const Owner& o,
+                                                              const snap::Service& svc,
+                                                              const GslbPick& p) {
   const uint32_t count = svc.rtype == dns::kTypeCNAME ? 1 : p.count;  // at most one CNAME
   const snap::Member* members = c.s.members();
   uint32_t idx = p.start;
