@@ -5,6 +5,8 @@
 // output costs one predictable branch per decision when `explain` is nullptr.
 #include "dataplane/engine/answer.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 #include "dataplane/dns/name.h"
@@ -339,17 +341,9 @@ void depends_on(Steer* st, uint8_t bits) {
 // Explain helpers for steering.
 
 void put_address(LineBuf* line, uint8_t family, const uint8_t* addr, uint8_t bits) {
-  char text[64];
-  char out[80];
-  if (family == 4) {
-    snprintf(text, sizeof(text), "%u.%u.%u.%u", addr[0], addr[1], addr[2], addr[3]);
-  } else {
-    size_t o = 0;
-    for (int i = 0; i < 16; i += 2) {
-      o += static_cast<size_t>(snprintf(text + o, sizeof(text) - o, "%s%x", i ? ":" : "",
-                                        (addr[i] << 8) | addr[i + 1]));
-    }
-  }
+  char text[INET6_ADDRSTRLEN] = "?";
+  inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, text, sizeof(text));
+  char out[INET6_ADDRSTRLEN + 8];
   snprintf(out, sizeof(out), "%s/%u", text, bits);
   line->put(out);
 }
