@@ -216,14 +216,19 @@ class SteeringTest(unittest.TestCase):
         # Then gtm-control publishes the switch back by itself: no reload, no health change.
         self.wait_ecs_answers("175.16.199.0", 24, CHINA, limit_s=6)
         self.assertGreaterEqual(time.monotonic() - start, 1.8)
-        self.assertIn("switch: www.gtm.example. A rule 1: secondary set -> primary set",
-                      self.env.control.log())
+        # The dataplane takes the image before gtm-control logs it: give the log a moment.
+        line = "switch: www.gtm.example. A rule 1: secondary set -> primary set"
+        deadline = time.monotonic() + WAIT_S
+        while line not in self.env.control.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(line, self.env.control.log())
 
     def test_changed_geo_file_changes_answers(self):
         self.assertEqual(self.ecs_answers("192.0.2.0", 24)[0], LAB)
         self.write_lab("# moved\n198.18.0.0/24\n")
         self.wait_ecs_answers("192.0.2.0", 24, WORLD)
         self.wait_ecs_answers("198.18.0.0", 24, LAB)
+        # Logged before the publish, so it is there once the answers changed.
         self.assertIn("geo: sources changed, recompiled", self.env.control.log())
 
     def test_corrupt_geo_file_keeps_old_tables_and_says_why(self):
