@@ -325,48 +325,34 @@ class DbWalker {
   }
 
  private:
-  struct Frame {
-    u128 prefix;  // address bits at the top of the word (bit 127 is the first address bit)
-    uint32_t node;
-    int depth;
-  };
-
   bool fail(const std::string& why) {
     out_->error = db_.path + ": " + why;
     return false;
   }
 
   bool walk() {
-    const uint32_t node_count = mmdb_.metadata.node_count;
-    visited_.assign(node_count, 0);
-    std::vector<Frame> stack;
-    stack.push_back({0, 0, 0});
+    visited_.assign(mmdb_.metadata.node_count, 0);
     visited_[0] = 1;
-    while (!stack.empty()) {
-      const Frame f = stack.back();
-      stack.pop_back();
-      if (f.depth >= bits_) {
-        return fail("corrupt search tree: deeper than " + std::to_string(bits_) + " bits");
-      }
-      MMDB_search_node_s node;
-      const int status = MMDB_read_node(&mmdb_, f.node, &node);
-      if (status != MMDB_SUCCESS) return fail(MMDB_strerror(status));
-      const int depth = f.depth + 1;
-      const u128 right_prefix = f.prefix | (u128{1} << (128 - depth));
-      // Right first onto the stack, so that the left subtree (and with it the IPv4 subtree at
-      // ::/96, the all-zero path) is finished before any alias of it is met.
-      if (!record(node.right_record, node.right_record_type, node.right_record_entry, right_prefix,
-                  depth, &stack) ||
-          !record(node.left_record, node.left_record_type, node.left_record_entry, f.prefix, depth,
-                  &stack)) {
-        return false;
-      }
-    }
-    return true;
+    return visit(0, 0, 0);
   }
 
-  bool record(uint64_t value, uint8_t type, MMDB_entry_s entry, u128 prefix, int depth,
-              std::vector<Frame>* stack) {
+  // Depth first, left before right: networks come out in address order (no sort needed), and
+  // the IPv4 subtree at ::/96, on the all-zero path, is finished before any alias of it is met.
+  // The recursion is at most 128 deep.
+  bool visit(uint32_t n, u128 prefix, int depth) {
+    if (depth >= bits_) {
+      return fail("corrupt search tree: deeper than " + std::to_string(bits_) + " bits");
+    }
+    MMDB_search_node_s node;
+    const int status = MMDB_read_node(&mmdb_, n, &node);
+    if (status != MMDB_SUCCESS) return fail(MMDB_strerror(status));
+    const int d = depth + 1;
+    return record(node.left_record, node.left_record_type, node.left_record_entry, prefix, d) &&
+           record(node.right_record, node.right_record_type, node.right_record_entry,
+                  prefix | (u128{1} << (128 - d)), d);
+  }
+
+  bool record(uint64_t value, uint8_t type, MMDB_entry_s entry, u128 prefix, int depth) {
     const uint32_t node_count = mmdb_.metadata.node_count;
     switch (type) {
       case MMDB_RECORD_TYPE_EMPTY:
@@ -380,8 +366,7 @@ class DbWalker {
         }
         visited_[n] = 1;
         if (bits_ == 128 && depth == 96 && prefix == 0) ipv4_node_ = n;
-        stack->push_back({prefix, n, depth});
-        return true;
+        return visit(n, prefix, depth);
       }
       case MMDB_RECORD_TYPE_DATA: {
         if (value < uint64_t{node_count} + 16) {
@@ -595,8 +580,164 @@ bool read_file(const std::string& path, std::string* text, SourceFile* file, std
   return true;
 }
 
-bool parse_cidr_file(const std::string& path, const std::string& text, std::vector<Cidr>* out,
-                     std::string* error) {
+// ---------------------------------------------------------------------------------------------
+// Flattening into classes.
+
+class ClassBuilder {
+ public:
+  ClassBuilder() { classes_.intern(Key{0}); }  // class 0: no set, no score
+
+  uint32_t contrib(Key&& k) { return contribs_.intern(std::move(k)); }
+  const Key& contrib_key(uint32_t id) const { return contribs_.key(id); }
+  const Interner& classes() const { return classes_; }
+  bool overflow() const { return classes_.size() > kMaxClasses; }
+
+  // flatten()'s combine: the enclosing prefix's class plus this prefix's contributions.
+  template <class K>
+  uint32_t operator()(uint32_t outer, const PrefixItem<K>* run, size_t count) {
+    uint32_t c = run[0].payload;
+    for (size_t i = 1; i < count; ++i) c = same_prefix(c, run[i].payload);
+    const uint64_t memo = (uint64_t{outer} << 32) | c;
+    if (memo == last_memo_) return last_class_;  // neighbouring networks usually repeat
+    last_memo_ = memo;
+    auto it = nested_.find(memo);
+    if (it != nested_.end()) return last_class_ = it->second;
+    const uint32_t cls = classes_.intern(merge_keys(classes_.key(outer), contribs_.key(c), true));
+    nested_.emplace(memo, cls);
+    return last_class_ = cls;
+  }
+
+ private:
+  uint32_t same_prefix(uint32_t a, uint32_t b) {
+    if (a == b) return a;
+    const uint64_t memo = (uint64_t{std::min(a, b)} << 32) | std::max(a, b);
+    auto it = same_.find(memo);
+    if (it != same_.end()) return it->second;
+    const uint32_t c = contribs_.intern(merge_keys(contribs_.key(a), contribs_.key(b), false));
+    same_.emplace(memo, c);
+    return c;
+  }
+
+  Interner classes_;
+  Interner contribs_;
+  std::unordered_map<uint64_t, uint32_t> nested_;
+  std::unordered_map<uint64_t, uint32_t> same_;
+  uint64_t last_memo_ = UINT64_MAX;
+  uint32_t last_class_ = 0;
+};
+
+// Orders items that were appended in runs: each database's walk is already in address order (an
+// unsorted run, impossible from a tree walk, is sorted anyway), CIDR items are sorted here; then
+// the runs are merged. Linear for the millions of database items, unlike one big sort.
+template <class K>
+void order_runs(std::vector<PrefixItem<K>>* items, std::vector<size_t> ends) {
+  ends.push_back(items->size());
+  size_t begin = 0;
+  for (size_t end : ends) {
+    auto first = items->begin() + static_cast<std::ptrdiff_t>(begin);
+    auto last = items->begin() + static_cast<std::ptrdiff_t>(end);
+    if (!std::is_sorted(first, last, prefix_item_less<K>)) {
+      tbb::parallel_sort(first, last, prefix_item_less<K>);
+    }
+    if (begin != 0) std::inplace_merge(items->begin(), first, last, prefix_item_less<K>);
+    begin = end;
+  }
+}
+
+void cidr_key(const Cidr& c, uint32_t* k4, u128* k6) {
+  if (c.family == 4) {
+    *k4 = (uint32_t{c.addr[0]} << 24) | (uint32_t{c.addr[1]} << 16) | (uint32_t{c.addr[2]} << 8) |
+          c.addr[3];
+    *k4 = prefix_mask(*k4, c.prefix_len);
+  } else {
+    *k6 = prefix_mask(key6_from_bytes(c.addr), c.prefix_len);
+  }
+}
+
+struct Items {
+  std::vector<PrefixItem<uint32_t>> v4;
+  std::vector<PrefixItem<u128>> v6;
+  std::vector<size_t> runs4, runs6;  // where each appended sorted run ends
+  void add(const Cidr& c, uint32_t payload) {
+    uint32_t k4 = 0;
+    u128 k6 = 0;
+    cidr_key(c, &k4, &k6);
+    if (c.family == 4) {
+      v4.push_back({k4, c.prefix_len, payload});
+    } else {
+      v6.push_back({k6, c.prefix_len, payload});
+    }
+  }
+};
+
+}  // namespace
+
+namespace {
+
+// `s` for a one-line message: control and non-ASCII bytes as \xNN, at most 64 of them shown.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < 64; ++i) {
+    const unsigned char ch = static_cast<unsigned char>(s[i]);
+    if (ch >= 0x20 && ch < 0x7F) {
+      out += static_cast<char>(ch);
+    } else {
+      static const char kHex[] = "0123456789abcdef";
+      out += {'\\', 'x', kHex[ch >> 4], kHex[ch & 15]};
+    }
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+}  // namespace
+
+bool parse_cidr(const std::string& text, Cidr* out, std::string* error) {
+  const size_t slash = text.find('/');
+  const std::string addr = text.substr(0, slash);
+  if (addr.empty()) {
+    *error = "empty address in '" + printable(text) + "'";
+    return false;
+  }
+  Cidr c;
+  c.where = out->where;
+  const bool v6 = addr.find(':') != std::string::npos;
+  c.family = v6 ? 6 : 4;
+  const int bits = v6 ? 128 : 32;
+  if (addr.find('\0') != std::string::npos ||
+      inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), c.addr) != 1) {
+    *error = std::string("bad IPv") + (v6 ? "6" : "4") + " address '" + printable(addr) + "'";
+    return false;
+  }
+  int len = bits;
+  if (slash != std::string::npos) {
+    const std::string p = text.substr(slash + 1);
+    if (p.empty() || p.size() > 3 ||
+        !std::all_of(p.begin(), p.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) ||
+        (len = std::stoi(p)) > bits) {
+      *error = "bad prefix length /" + printable(p);
+      return false;
+    }
+  }
+  c.prefix_len = static_cast<uint8_t>(len);
+  for (int bit = len; bit < bits; ++bit) {
+    if ((c.addr[bit / 8] >> (7 - bit % 8)) & 1) {
+      Cidr masked = c;
+      for (int b = len; b < bits; ++b)
+        masked.addr[b / 8] &= static_cast<uint8_t>(~(1u << (7 - b % 8)));
+      char buf[INET6_ADDRSTRLEN];
+      inet_ntop(v6 ? AF_INET6 : AF_INET, masked.addr, buf, sizeof(buf));
+      *error = "address bits past /" + std::to_string(len) + " are not zero in '" +
+               printable(text) + "' (the network is " + buf + "/" + std::to_string(len) + ")";
+      return false;
+    }
+  }
+  *out = std::move(c);
+  return true;
+}
+
+bool parse_cidr_lines(const std::string& text, const std::string& path, std::vector<Cidr>* out,
+                      std::string* error) {
   size_t pos = 0;
   for (size_t line = 1; pos < text.size(); ++line) {
     size_t eol = text.find('\n', pos);
@@ -619,124 +760,6 @@ bool parse_cidr_file(const std::string& path, const std::string& text, std::vect
     c.where = path + ":" + std::to_string(line);
     out->push_back(std::move(c));
   }
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Flattening into classes.
-
-class ClassBuilder {
- public:
-  ClassBuilder() { classes_.intern(Key{0}); }  // class 0: no set, no score
-
-  uint32_t contrib(Key&& k) { return contribs_.intern(std::move(k)); }
-  const Key& contrib_key(uint32_t id) const { return contribs_.key(id); }
-  const Interner& classes() const { return classes_; }
-  bool overflow() const { return classes_.size() > kMaxClasses; }
-
-  // flatten()'s combine: the enclosing prefix's class plus this prefix's contributions.
-  template <class K>
-  uint32_t operator()(uint32_t outer, const PrefixItem<K>* run, size_t count) {
-    uint32_t c = run[0].payload;
-    for (size_t i = 1; i < count; ++i) c = same_prefix(c, run[i].payload);
-    const uint64_t memo = (uint64_t{outer} << 32) | c;
-    auto it = nested_.find(memo);
-    if (it != nested_.end()) return it->second;
-    const uint32_t cls = classes_.intern(merge_keys(classes_.key(outer), contribs_.key(c), true));
-    nested_.emplace(memo, cls);
-    return cls;
-  }
-
- private:
-  uint32_t same_prefix(uint32_t a, uint32_t b) {
-    if (a == b) return a;
-    const uint64_t memo = (uint64_t{std::min(a, b)} << 32) | std::max(a, b);
-    auto it = same_.find(memo);
-    if (it != same_.end()) return it->second;
-    const uint32_t c = contribs_.intern(merge_keys(contribs_.key(a), contribs_.key(b), false));
-    same_.emplace(memo, c);
-    return c;
-  }
-
-  Interner classes_;
-  Interner contribs_;
-  std::unordered_map<uint64_t, uint32_t> nested_;
-  std::unordered_map<uint64_t, uint32_t> same_;
-};
-
-template <class K>
-void sort_items(std::vector<PrefixItem<K>>* items) {
-  tbb::parallel_sort(items->begin(), items->end(), prefix_item_less<K>);
-}
-
-void cidr_key(const Cidr& c, uint32_t* k4, u128* k6) {
-  if (c.family == 4) {
-    *k4 = (uint32_t{c.addr[0]} << 24) | (uint32_t{c.addr[1]} << 16) | (uint32_t{c.addr[2]} << 8) |
-          c.addr[3];
-    *k4 = prefix_mask(*k4, c.prefix_len);
-  } else {
-    *k6 = prefix_mask(key6_from_bytes(c.addr), c.prefix_len);
-  }
-}
-
-struct Items {
-  std::vector<PrefixItem<uint32_t>> v4;
-  std::vector<PrefixItem<u128>> v6;
-  void add(const Cidr& c, uint32_t payload) {
-    uint32_t k4 = 0;
-    u128 k6 = 0;
-    cidr_key(c, &k4, &k6);
-    if (c.family == 4) {
-      v4.push_back({k4, c.prefix_len, payload});
-    } else {
-      v6.push_back({k6, c.prefix_len, payload});
-    }
-  }
-};
-
-}  // namespace
-
-bool parse_cidr(const std::string& text, Cidr* out, std::string* error) {
-  const size_t slash = text.find('/');
-  const std::string addr = text.substr(0, slash);
-  if (addr.empty()) {
-    *error = "empty address in '" + text + "'";
-    return false;
-  }
-  Cidr c;
-  c.where = out->where;
-  const bool v6 = addr.find(':') != std::string::npos;
-  c.family = v6 ? 6 : 4;
-  const int bits = v6 ? 128 : 32;
-  if (addr.find('\0') != std::string::npos ||
-      inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), c.addr) != 1) {
-    *error = std::string("bad IPv") + (v6 ? "6" : "4") + " address '" + addr + "'";
-    return false;
-  }
-  int len = bits;
-  if (slash != std::string::npos) {
-    const std::string p = text.substr(slash + 1);
-    if (p.empty() || p.size() > 3 ||
-        !std::all_of(p.begin(), p.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) ||
-        (len = std::stoi(p)) > bits) {
-      *error = "bad prefix length /" + p;
-      return false;
-    }
-  }
-  c.prefix_len = static_cast<uint8_t>(len);
-  for (int bit = len; bit < bits; ++bit) {
-    if ((c.addr[bit / 8] >> (7 - bit % 8)) & 1) {
-      Cidr masked = c;
-      for (int b = len; b < bits; ++b)
-        masked.addr[b / 8] &= static_cast<uint8_t>(~(1u << (7 - b % 8)));
-      char buf[INET6_ADDRSTRLEN];
-      inet_ntop(v6 ? AF_INET6 : AF_INET, masked.addr, buf, sizeof(buf));
-      *error = "address bits past /" + std::to_string(len) + " are not zero in '" + text +
-               "' (the network is " + buf + "/" + std::to_string(len) + ")";
-      return false;
-    }
-  }
-  *out = std::move(c);
   return true;
 }
 
@@ -801,6 +824,8 @@ bool compile_geo(const GeoConfig& config, CompiledGeo* out, std::string* error) 
     for (auto& it : r.items6) it.payload = remap[it.payload];
     items.v4.insert(items.v4.end(), r.items4.begin(), r.items4.end());
     items.v6.insert(items.v6.end(), r.items6.begin(), r.items6.end());
+    items.runs4.push_back(items.v4.size());
+    items.runs6.push_back(items.v6.size());
     r = DbResult();
   }
   for (uint32_t s = 0; s < config.sets.size(); ++s) {
@@ -811,7 +836,7 @@ bool compile_geo(const GeoConfig& config, CompiledGeo* out, std::string* error) 
       std::string text;
       SourceFile file;
       std::vector<Cidr> cidrs;
-      if (!read_file(path, &text, &file, error) || !parse_cidr_file(path, text, &cidrs, error)) {
+      if (!read_file(path, &text, &file, error) || !parse_cidr_lines(text, path, &cidrs, error)) {
         return false;
       }
       geo.files.push_back(std::move(file));
@@ -824,7 +849,8 @@ bool compile_geo(const GeoConfig& config, CompiledGeo* out, std::string* error) 
     }
   }
 
-  tbb::parallel_invoke([&] { sort_items(&items.v4); }, [&] { sort_items(&items.v6); });
+  tbb::parallel_invoke([&] { order_runs(&items.v4, items.runs4); },
+                       [&] { order_runs(&items.v6, items.runs6); });
   const auto ranges4 = flatten<uint32_t>(items.v4.data(), items.v4.size(), 0, classes);
   const auto ranges6 = flatten<u128>(items.v6.data(), items.v6.size(), 0, classes);
   if (classes.overflow()) {
@@ -864,8 +890,15 @@ bool compile_geo(const GeoConfig& config, CompiledGeo* out, std::string* error) 
     }
   }
   // A table where every address is in no class is the empty image (lpm.h).
-  if (!(final4.size() == 1 && final4[0].value == 0)) geo.lpm4 = encode_lpm4(final4);
-  if (!(final6.size() == 1 && final6[0].value == 0)) geo.lpm6 = encode_lpm6(final6);
+  const bool trivial4 = final4.size() == 1 && final4[0].value == 0;
+  const bool trivial6 = final6.size() == 1 && final6[0].value == 0;
+  if (!trivial4) geo.lpm4 = encode_lpm4(final4);
+  if (!trivial6) geo.lpm6 = encode_lpm6(final6);
+  if ((!trivial4 && geo.lpm4.empty()) || (!trivial6 && geo.lpm6.empty())) {
+    *error = "geo: the address tables are too large (" + std::to_string(final4.size()) +
+             " IPv4 and " + std::to_string(final6.size()) + " IPv6 ranges)";
+    return false;
+  }
   geo.lpm4_entries = geo.lpm4.empty() ? 0 : final4.size();
   geo.lpm6_entries = geo.lpm6.empty() ? 0 : final6.size();
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "control/geo/geo_model.h"
 
@@ -23,5 +24,11 @@ bool geo_sources_changed(const CompiledGeo& compiled);
 // Parses "175.16.199.0/24", "2001:250::/31" or a bare address (a /32 or /128). Address bits past
 // the prefix length must be zero. Returns false and sets *error on anything else.
 bool parse_cidr(const std::string& text, Cidr* out, std::string* error);
+
+// Parses the text of a CIDR file: one CIDR (or bare address) per line, '#' starts a comment,
+// blank lines and surrounding whitespace (also a CR before the newline) are ignored. Appends to
+// *out with `where` = "path:line"; on a bad line returns false with "path:line: reason".
+bool parse_cidr_lines(const std::string& text, const std::string& path, std::vector<Cidr>* out,
+                      std::string* error);
 
 }  // namespace gtm::control::geo

@@ -48,8 +48,8 @@ struct ClientSetDef {
   std::string name;
   Kind kind = Kind::kRegion;
   std::vector<MmdbMatch> mmdb;
-  std::vector<Cidr> cidrs;               // inline `cidr:` lists
-  std::vector<std::string> cidr_files;   // one CIDR per line, '#' comments, blank lines ignored
+  std::vector<Cidr> cidrs;              // inline `cidr:` lists
+  std::vector<std::string> cidr_files;  // one CIDR per line, '#' comments, blank lines ignored
   std::string where;
 };
 
@@ -60,8 +60,8 @@ struct ClientSetDef {
 struct TopologyRecord {
   enum class Kind : uint8_t { kSet, kCidr };
   Kind kind = Kind::kSet;
-  uint32_t set = 0;  // index into GeoConfig::sets (kSet)
-  Cidr cidr;         // kCidr
+  uint32_t set = 0;         // index into GeoConfig::sets (kSet)
+  Cidr cidr;                // kCidr
   uint32_t datacenter = 0;  // index into GeoConfig::datacenters
   uint16_t score = 1;
   std::string where;
@@ -107,7 +107,7 @@ struct CompiledGeo {
 
   std::vector<SourceFile> files;  // databases and CIDR files read
   // For logs and `gtmctl status`: how big the result is and what it cost.
-  uint64_t networks_read = 0;     // MaxMind networks visited, all databases
+  uint64_t networks_read = 0;  // MaxMind networks visited, all databases
   uint64_t lpm4_entries = 0, lpm6_entries = 0;
   double compile_ms = 0;
 };

@@ -35,7 +35,8 @@ class TrieEncoder {
   explicit TrieEncoder(const std::vector<LpmRange<Key>>& ranges) : r_(ranges) {}
 
   std::vector<uint8_t> encode(uint32_t magic) {
-    const uint32_t root = entry(0, 0, 0, 0);
+    const uint32_t root = entry(0, 0, 0, 0, r_.size());
+    if (pool_.size() > gtm::geo::kLpmMaxPool) return {};
     std::vector<uint8_t> image(sizeof(LpmHeader) + pool_.size());
     LpmHeader h{};
     h.magic = magic;
@@ -47,7 +48,7 @@ class TrieEncoder {
     h.pool_size = pool_.size();
     h.total_size = image.size();
     std::memcpy(image.data(), &h, sizeof(h));
-    std::memcpy(image.data() + sizeof(h), pool_.data(), pool_.size());
+    if (!pool_.empty()) std::memcpy(image.data() + sizeof(h), pool_.data(), pool_.size());
     return image;
   }
 
@@ -57,27 +58,32 @@ class TrieEncoder {
 
   Key range_last(size_t i) const { return i + 1 < r_.size() ? r_[i + 1].start - 1 : ~Key{0}; }
 
-  // The index of the range holding `addr`, searching from `lo` (which holds an address <= addr).
-  size_t range_of(Key addr, size_t lo) const {
-    auto it = std::upper_bound(r_.begin() + static_cast<std::ptrdiff_t>(lo) + 1, r_.end(), addr,
+  // The index of the range holding `addr`, among [lo, limit) (lo holds an address <= addr).
+  size_t range_of(Key addr, size_t lo, size_t limit) const {
+    auto it = std::upper_bound(r_.begin() + static_cast<std::ptrdiff_t>(lo) + 1,
+                               r_.begin() + static_cast<std::ptrdiff_t>(limit), addr,
                                [](Key a, const LpmRange<Key>& x) { return a < x.start; });
     return static_cast<size_t>(it - r_.begin()) - 1;
   }
 
   // The entry for the block of `depth` bits at `start`, held by a node at `node_depth`; range
-  // `lo` holds `start`.
-  uint32_t entry(Key start, int depth, int node_depth, size_t lo) {
+  // `lo` holds `start`, and no range at or after `limit` starts inside the block.
+  uint32_t entry(Key start, int depth, int node_depth, size_t lo, size_t limit) {
     const Key last = prefix_last(start, depth);
-    const size_t hi = range_of(last, lo);
+    const size_t hi = range_of(last, lo, limit);
     if (lo == hi) {
       const int plen = kBits - gtm::geo::lpm_block_bits<Key>(start, r_[lo].start, range_last(lo));
       return gtm::geo::lpm_leaf(r_[lo].value, static_cast<uint32_t>(plen - node_depth));
     }
     const uint64_t count = hi - lo + 1;
-    // The narrowest key that holds every boundary inside the block.
-    int tz = kBits;
-    for (size_t i = lo + 1; i <= hi; ++i) {
-      tz = std::min(tz, gtm::geo::lpm_trailing_zeros(r_[i].start));
+    // The narrowest key that holds every boundary inside the block (only small blocks can be
+    // buckets, so only they are scanned).
+    int tz = 0;
+    if (count <= bucket_capacity(8)) {
+      tz = kBits;
+      for (size_t i = lo + 1; i <= hi; ++i) {
+        tz = std::min(tz, gtm::geo::lpm_trailing_zeros(r_[i].start));
+      }
     }
     const int needed = kBits - depth - tz;
     // The narrowest key width that holds them; it may reach past the last address bit (the
@@ -94,7 +100,7 @@ class TrieEncoder {
     const int shared = kBits - common - depth;  // bits below `depth` that every boundary shares
     int stride = choose_stride(depth, count);
     if (depth > 0 && shared >= 4) stride = std::min(stride, std::min(8, shared / 4 * 4));
-    return node(start, depth, lo, stride);
+    return node(start, depth, lo, hi, stride);
   }
 
   // About 16 ranges per child, in multiples of 4 bits that never cross a depth that is a multiple
@@ -108,7 +114,7 @@ class TrieEncoder {
     return std::min(wanted, room);
   }
 
-  uint32_t node(Key start, int depth, size_t lo, int stride) {
+  uint32_t node(Key start, int depth, size_t lo, size_t hi, int stride) {
     const uint32_t n = 1u << stride;
     std::vector<uint8_t> obj(sizeof(LpmObject) + align8(uint64_t{4} * n), 0);
     LpmObject h{kLpmNode, static_cast<uint8_t>(stride), 0, 0, n};
@@ -117,18 +123,18 @@ class TrieEncoder {
     size_t at = lo;
     for (uint32_t i = 0; i < n; ++i) {
       const Key child = start | (static_cast<Key>(i) << (kBits - child_depth));
-      while (at + 1 < r_.size() && r_[at + 1].start <= child) ++at;
-      const uint32_t e = entry(child, child_depth, depth, at);
+      while (at < hi && r_[at + 1].start <= child) ++at;
+      const uint32_t e = entry(child, child_depth, depth, at, hi + 1);
       if (!(e & kLpmLeaf)) {
         LpmObject c;
-        std::memcpy(&c, pool_.data() + uint64_t{e} * 8, sizeof(c));
+        std::memcpy(&c, pool_.data() + uint64_t{e & gtm::geo::kLpmRefOffsetMask} * 8, sizeof(c));
         child_height = std::max<int>(child_height, c.height);
       }
       std::memcpy(obj.data() + sizeof(LpmObject) + uint64_t{i} * 4, &e, 4);
     }
     h.height = static_cast<uint8_t>(stride + child_height);
     std::memcpy(obj.data(), &h, sizeof(h));
-    return emit(std::move(obj));
+    return h.ref(emit(std::move(obj)));
   }
 
   uint32_t bucket(Key start, int depth, size_t lo, size_t hi, int key_bits, int used_bits) {
@@ -148,9 +154,10 @@ class TrieEncoder {
       std::memcpy(obj.data() + sizeof(LpmObject) + keys_size + uint64_t{i} * 4, &r_[lo + i].value,
                   4);
     }
-    return emit(std::move(obj));
+    return h.ref(emit(std::move(obj)));
   }
 
+  // The pool unit where `obj` is stored.
   uint32_t emit(std::vector<uint8_t>&& obj) {
     std::string bytes(obj.begin(), obj.end());
     auto it = seen_.find(bytes);

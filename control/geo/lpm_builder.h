@@ -108,7 +108,9 @@ std::vector<LpmRange<Key>> flatten(const PrefixItem<Key>* items, size_t n, uint3
   return out;
 }
 
-// Lays ranges (as flatten() returns them) out as an image. An empty vector yields an empty image.
+// Lays ranges (as flatten() returns them) out as an image. Values must be < 2^23 (class ids).
+// An empty vector yields an empty image; so does a table too large for the format (a pool over
+// 512 MB, some 50 million ranges), which callers must treat as an error.
 std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges);
 std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdarg>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -101,11 +102,6 @@ bool zero_bytes(const uint8_t* from, const uint8_t* to) {
   return true;
 }
 
-struct Parsed {
-  const uint8_t* pool = nullptr;
-  uint32_t root = kLpmLeaf;
-};
-
 bool check_leaf(uint32_t e, uint32_t max_rel, uint32_t limit, std::string* error) {
   const uint32_t v = e & kLpmValueMask;
   const uint32_t rel = (e & ~kLpmLeaf) >> kLpmValueBits;
@@ -115,8 +111,11 @@ bool check_leaf(uint32_t e, uint32_t max_rel, uint32_t limit, std::string* error
 }
 
 // Checks every object in one forward pass: O(image size).
+// On success sets *pool and *root; an empty image is the empty table (they stay as they are).
 bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t addr_bits,
-                    uint32_t limit, Parsed* out, std::string* error) {
+                    uint32_t limit, const uint8_t** pool_out, uint32_t* root_out,
+                    std::string* error) {
+  if (len == 0) return true;
   if (len < sizeof(LpmHeader)) {
     return fail(error, "lpm: image too short (%zu bytes, header is %zu)", len, sizeof(LpmHeader));
   }
@@ -137,7 +136,12 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
   const uint64_t pool_size = h.pool_size;
   // One bit per 8-byte unit: where objects start, so that references can be checked.
   std::vector<uint64_t> starts((pool_size / 8 + 63) / 64, 0);
-  auto is_start = [&starts](uint64_t unit) { return (starts[unit / 64] >> (unit % 64)) & 1; };
+  // A reference must point before `limit`, at an object start, and say what that object is.
+  auto reference_ok = [&starts, pool](uint32_t e, uint64_t limit) {
+    const uint64_t unit = e & kLpmRefOffsetMask;
+    if (unit * 8 >= limit || ((starts[unit / 64] >> (unit % 64)) & 1) == 0) return false;
+    return object_at(pool, unit * 8).ref(static_cast<uint32_t>(unit)) == e;
+  };
 
   uint64_t pos = 0;
   uint32_t objects = 0;
@@ -168,11 +172,12 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
           if (!check_leaf(e, o.bits, limit, error)) return false;
           continue;
         }
-        if (uint64_t{e} * 8 >= pos || !is_start(e)) {
+        if (!reference_ok(e, pos)) {
           return fail(error, "lpm: node at %llu: entry %u is not a reference to an earlier object",
                       at, i);
         }
-        child_height = std::max<uint32_t>(child_height, object_at(pool, uint64_t{e} * 8).height);
+        child_height = std::max<uint32_t>(
+            child_height, object_at(pool, uint64_t{e & kLpmRefOffsetMask} * 8).height);
       }
       // A node must split its block; a uniform one would hide the true ECS scope.
       if (uniform) return fail(error, "lpm: node at %llu is uniform", at);
@@ -225,11 +230,11 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
   if (objects != h.object_count) return fail(error, "lpm: object count does not match");
   if (h.root & kLpmLeaf) {
     if (!check_leaf(h.root, 0, limit, error)) return false;
-  } else if (uint64_t{h.root} * 8 >= pool_size || !is_start(h.root)) {
+  } else if (!reference_ok(h.root, pool_size)) {
     return fail(error, "lpm: root is not a reference to an object");
   }
-  out->pool = pool;
-  out->root = h.root;
+  *pool_out = pool;
+  *root_out = h.root;
   return true;
 }
 
@@ -262,24 +267,28 @@ inline LpmMatch lookup_in(const uint8_t* pool, uint32_t e, A addr) {
   uint32_t depth = 0;       // first address bit the current entry's object splits on
   uint32_t node_depth = 0;  // depth of the node that holds the current entry
   while (!(e & kLpmLeaf)) {
-    const uint8_t* obj = pool + uint64_t{e} * 8;
-    const LpmObject o = object_at(pool, uint64_t{e} * 8);
-    if (o.kind == kLpmNode) {
+    const uint8_t* obj = pool + uint64_t{e & kLpmRefOffsetMask} * 8;
+    const uint32_t param = (e >> kLpmRefParamShift) & 15;
+    if (!(e & kLpmRefBucket)) {
+      // A node: the reference carries the stride, so only the entry's cache line is read.
+      const uint32_t stride = param + 1;
       node_depth = depth;
-      std::memcpy(&e, obj + sizeof(LpmObject) + take_bits<A, Bits>(addr, depth, o.bits) * 4, 4);
-      depth += o.bits;
+      std::memcpy(&e, obj + sizeof(LpmObject) + take_bits<A, Bits>(addr, depth, stride) * 4, 4);
+      depth += stride;
       continue;
     }
-    const uint64_t key = take_bits<A, Bits>(addr, depth, o.bits);
-    switch (o.bits) {
-      case 8:
-        return bucket_lookup<uint8_t>(obj, o.count, static_cast<uint8_t>(key), depth);
-      case 16:
-        return bucket_lookup<uint16_t>(obj, o.count, static_cast<uint16_t>(key), depth);
-      case 32:
-        return bucket_lookup<uint32_t>(obj, o.count, static_cast<uint32_t>(key), depth);
+    uint32_t count;
+    std::memcpy(&count, obj + offsetof(LpmObject, count), 4);
+    const uint64_t key = take_bits<A, Bits>(addr, depth, 8u << param);
+    switch (param) {
+      case 0:
+        return bucket_lookup<uint8_t>(obj, count, static_cast<uint8_t>(key), depth);
+      case 1:
+        return bucket_lookup<uint16_t>(obj, count, static_cast<uint16_t>(key), depth);
+      case 2:
+        return bucket_lookup<uint32_t>(obj, count, static_cast<uint32_t>(key), depth);
       default:
-        return bucket_lookup<uint64_t>(obj, o.count, key, depth);
+        return bucket_lookup<uint64_t>(obj, count, key, depth);
     }
   }
   return {e & kLpmValueMask, static_cast<uint8_t>(node_depth + ((e & ~kLpmLeaf) >> kLpmValueBits))};
@@ -289,12 +298,7 @@ inline LpmMatch lookup_in(const uint8_t* pool, uint32_t e, A addr) {
 
 bool Lpm4View::validate(const uint8_t* data, size_t len, uint32_t value_limit, std::string* error) {
   *this = Lpm4View();
-  if (len == 0) return true;
-  Parsed p;
-  if (!validate_image(data, len, kLpm4Magic, 32, value_limit, &p, error)) return false;
-  pool_ = p.pool;
-  root_ = p.root;
-  return true;
+  return validate_image(data, len, kLpm4Magic, 32, value_limit, &pool_, &root_, error);
 }
 
 LpmMatch Lpm4View::lookup(uint32_t addr) const {
@@ -303,12 +307,7 @@ LpmMatch Lpm4View::lookup(uint32_t addr) const {
 
 bool Lpm6View::validate(const uint8_t* data, size_t len, uint32_t value_limit, std::string* error) {
   *this = Lpm6View();
-  if (len == 0) return true;
-  Parsed p;
-  if (!validate_image(data, len, kLpm6Magic, 128, value_limit, &p, error)) return false;
-  pool_ = p.pool;
-  root_ = p.root;
-  return true;
+  return validate_image(data, len, kLpm6Magic, 128, value_limit, &pool_, &root_, error);
 }
 
 LpmMatch Lpm6View::lookup(const uint8_t* addr) const {

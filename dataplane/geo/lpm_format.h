@@ -40,18 +40,26 @@ namespace gtm::geo {
 
 inline constexpr uint32_t kLpm4Magic = 0x344D504Cu;  // "LPM4" read as little-endian bytes
 inline constexpr uint32_t kLpm6Magic = 0x364D504Cu;  // "LPM6"
-inline constexpr uint16_t kLpmFormatVersion = 2;
+inline constexpr uint16_t kLpmFormatVersion = 3;
 
 // Entry encoding.
 inline constexpr uint32_t kLpmLeaf = 1u << 31;
 inline constexpr uint32_t kLpmValueBits = 23;  // values (class ids) are < 2^23
 inline constexpr uint32_t kLpmValueMask = (1u << kLpmValueBits) - 1;
 // Leaf: kLpmLeaf | rel << 23 | value, where rel = prefix_len - (depth of the enclosing node);
-// the root entry counts as enclosed by a node at depth 0. Reference: the object's offset in the
-// pool in units of 8 bytes (bit 31 clear).
+// the root entry counts as enclosed by a node at depth 0.
 constexpr uint32_t lpm_leaf(uint32_t value, uint32_t rel) {
   return kLpmLeaf | (rel << kLpmValueBits) | value;
 }
+// Reference (bit 31 clear): what the object is, so that a lookup goes straight to the entry or
+// key it needs without first reading the object's header (for a node, another cache line):
+//   bit 30      1 = bucket, 0 = node
+//   bits 26-29  node: stride - 1; bucket: log2(key width / 8)
+//   bits 0-25   the object's offset in the pool in units of 8 bytes (pools up to 512 MB)
+inline constexpr uint32_t kLpmRefBucket = 1u << 30;
+inline constexpr uint32_t kLpmRefParamShift = 26;
+inline constexpr uint32_t kLpmRefOffsetMask = (1u << kLpmRefParamShift) - 1;
+inline constexpr uint64_t kLpmMaxPool = uint64_t{8} << kLpmRefParamShift;
 
 inline constexpr uint32_t kLpmMaxStride = 16;
 
@@ -78,6 +86,13 @@ struct LpmObject {
                    // lookup reads zeros: the boundaries are aligned above it)
   uint8_t reserved;
   uint32_t count;  // node: 2^stride entries; bucket: ranges (>= 2)
+  // A reference to this object at pool unit `unit`.
+  constexpr uint32_t ref(uint32_t unit) const {
+    const uint32_t param =
+        kind == kLpmNode ? bits - 1u
+                         : static_cast<uint32_t>(std::countr_zero(static_cast<unsigned>(bits / 8)));
+    return (kind == kLpmBucket ? kLpmRefBucket : 0u) | (param << kLpmRefParamShift) | unit;
+  }
   // node:   uint32_t entries[count], padded to 8 bytes
   // bucket: Key keys[count + 1] (keys[0] = 0, strictly increasing, keys[count] = 0: the end
   //         sentinel, so keys[i + 1] - 1 is the last offset of range i in Key arithmetic),
