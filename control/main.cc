@@ -176,7 +176,8 @@ class ControlDaemon {
       fds.push_back({geo_job_.fd(), POLLIN, 0});
       for (int c : clients_) fds.push_back({c, POLLIN, 0});
       auto wake = std::min(next_timer_, prober_.next_deadline());
-      if (!need_publish_ && switch_.next_deadline()) wake = std::min(wake, *switch_.next_deadline());
+      if (!need_publish_ && switch_.next_deadline())
+        wake = std::min(wake, *switch_.next_deadline());
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now());
       int timeout = static_cast<int>(std::max<int64_t>(0, wait.count()));
       int n = poll(fds.data(), fds.size(), timeout);
@@ -322,8 +323,8 @@ class ControlDaemon {
            ",\"events\":" + std::to_string(events_) +
            ",\"webhooks_delivered\":" + std::to_string(hooks.delivered) +
            ",\"webhooks_failed\":" + std::to_string(hooks.failed) +
-           ",\"webhooks_dropped\":" + std::to_string(hooks.dropped) +
-           ",\"geo\":" + geo_json() + ",\"admin\":" + admin_.to_json() + "}";
+           ",\"webhooks_dropped\":" + std::to_string(hooks.dropped) + ",\"geo\":" + geo_json() +
+           ",\"admin\":" + admin_.to_json() + "}";
   }
 
   std::string geo_json() const {
@@ -655,9 +656,9 @@ class ControlDaemon {
   std::string geo_error_;      // why the last geo compilation was refused; cleared by a good one
   std::vector<geo::SourceFile> geo_failed_sources_;  // the files as they were when it was refused
   geo::GeoJob geo_job_;
-  LoadedConfig reload_candidate_;        // waiting for its geo tables
-  std::vector<int> reload_waiters_;      // clients waiting for that reload's reply
-  bool reload_queued_ = false;           // a reload asked for while a compilation ran
+  LoadedConfig reload_candidate_;    // waiting for its geo tables
+  std::vector<int> reload_waiters_;  // clients waiting for that reload's reply
+  bool reload_queued_ = false;       // a reload asked for while a compilation ran
   std::vector<int> queued_reload_waiters_;
   SwitchTracker switch_;
   Prober prober_;

@@ -84,8 +84,8 @@ struct SwitchPolicy {
 // sets is the default rule; it is the last one.
 struct RuleModel {
   std::vector<uint32_t> client_sets;
-  uint32_t primary = 0;                 // PoolSetModel index
-  uint32_t secondary = snap::kNone;     // PoolSetModel index or kNone
+  uint32_t primary = 0;              // PoolSetModel index
+  uint32_t secondary = snap::kNone;  // PoolSetModel index or kNone
   // Decided by control's switch policy before every build; the defaults mean "primary".
   bool use_secondary = false;
   snap::SwitchReason switch_reason = snap::SwitchReason::kPrimaryGood;

@@ -26,7 +26,8 @@ using snap::kNone;
 constexpr uint64_t kMaxWheelSlots = 4096;
 // Bounds the O(members x slots) wheel computation and the size of a pool.
 constexpr size_t kMaxPoolMembers = 4096;
-// Weighted rendezvous multiplies weights by 22-bit costs in 64 bits (dataplane/engine/rendezvous.h).
+// Weighted rendezvous multiplies weights by 22-bit costs in 64 bits
+// (dataplane/engine/rendezvous.h).
 constexpr uint32_t kMaxPersistenceWeight = 1u << 20;
 // Class -> rule maps are uint16_t; so are topology maps.
 constexpr size_t kMaxRules = 0xFFFE;
@@ -305,7 +306,8 @@ class Builder {
     if (g.class_count == 0 || g.class_count > kMaxClasses ||
         g.class_set_first.size() != static_cast<size_t>(g.class_count) + 1 ||
         g.class_set_first.back() != g.class_sets.size() ||
-        g.topology_scores.size() != static_cast<size_t>(g.class_count) * g.datacenter_names.size()) {
+        g.topology_scores.size() !=
+            static_cast<size_t>(g.class_count) * g.datacenter_names.size()) {
       fail("the geo tables are inconsistent (class tables)");
     }
     for (uint32_t c = 0; c < g.class_count; ++c) {
@@ -322,7 +324,8 @@ class Builder {
   std::pair<const uint32_t*, size_t> class_sets(uint32_t c) const {
     if (!model_.geo) return {nullptr, 0};
     const geo::CompiledGeo& g = *model_.geo;
-    return {g.class_sets.data() + g.class_set_first[c], g.class_set_first[c + 1] - g.class_set_first[c]};
+    return {g.class_sets.data() + g.class_set_first[c],
+            g.class_set_first[c + 1] - g.class_set_first[c]};
   }
 
   uint16_t topology_score(uint32_t c, uint32_t dc) const {
@@ -377,8 +380,7 @@ class Builder {
       }
       uint32_t z = deepest_zone(svc.name);
       if (z == kNone) fail(where + ": not inside any zone");
-      if (static_cast<uint8_t>(svc.empty_action) >
-          static_cast<uint8_t>(snap::EmptyAction::kDrop)) {
+      if (static_cast<uint8_t>(svc.empty_action) > static_cast<uint8_t>(snap::EmptyAction::kDrop)) {
         fail(where + ": unknown empty action");
       }
       if (svc.fallback) check_member_rdata(svc.rtype, *svc.fallback, where + ": fallback");
@@ -641,10 +643,10 @@ class Builder {
         for (uint16_t v : map) vary |= !same_outcome(sets, rules[v], rules[map[0]]);
       }
     }
-    svc.flags = static_cast<uint8_t>((sm.use_ecs ? snap::kSvcUseEcs : 0) |
-                                     (vary ? snap::kSvcRulesVary : 0) |
-                                     (svc.class_rules != kNone || topology ? snap::kSvcNeedsClass : 0) |
-                                     (persistence ? snap::kSvcNeedsAddress : 0));
+    svc.flags = static_cast<uint8_t>(
+        (sm.use_ecs ? snap::kSvcUseEcs : 0) | (vary ? snap::kSvcRulesVary : 0) |
+        (svc.class_rules != kNone || topology ? snap::kSvcNeedsClass : 0) |
+        (persistence ? snap::kSvcNeedsAddress : 0));
     services_.push_back(svc);
   }
 
@@ -687,7 +689,8 @@ class Builder {
     pool.name = blob_ref(pm.name);
     pool.method = static_cast<uint8_t>(pm.method);
     pool.alternate = pm.alternate ? static_cast<uint8_t>(*pm.alternate) : snap::kNoMethod;
-    pool.fallback = pm.fallback_method ? static_cast<uint8_t>(*pm.fallback_method) : snap::kNoMethod;
+    pool.fallback =
+        pm.fallback_method ? static_cast<uint8_t>(*pm.fallback_method) : snap::kNoMethod;
     pool.return_n = pm.return_n;
     pool.persist_v4 = pm.persist_v4;
     pool.persist_v6 = pm.persist_v6;
@@ -706,9 +709,8 @@ class Builder {
       m.enabled = mm.enabled ? 1 : 0;
       m.usable = member_usable(mm, model_.unknown_health_is_up) ? 1 : 0;
       m.datacenter = mm.datacenter;
-      m.persist_key = engine::member_persist_key(
-          reinterpret_cast<const uint8_t*>(mm.name.data()), mm.name.size(), mm.rdata.data(),
-          mm.rdata.size());
+      m.persist_key = engine::member_persist_key(reinterpret_cast<const uint8_t*>(mm.name.data()),
+                                                 mm.name.size(), mm.rdata.data(), mm.rdata.size());
       if (m.usable) {
         usable.push_back(static_cast<uint32_t>(members_.size()));
         usable_dc.push_back(mm.datacenter);

@@ -581,8 +581,8 @@ std::string plain_name(const YAML::Node& v, const std::string& what) {
           c == '_' || c == '.';
   }
   if (!ok) {
-    fail(v.Mark(), what + " must be 1..63 characters of letters, digits, '-', '_' and '.', got " +
-                       quoted(s));
+    fail(v.Mark(),
+         what + " must be 1..63 characters of letters, digits, '-', '_' and '.', got " + quoted(s));
   }
   return s;
 }
@@ -649,8 +649,8 @@ geo::MmdbMatch load_mmdb_match(const YAML::Node& node, const Source& src,
     const size_t dot = path.find('.', start);
     const std::string part = path.substr(start, dot == std::string::npos ? dot : dot - start);
     if (part.empty()) {
-      fail(field.value.Mark(), "field path " + quoted(path) +
-                                   " has an empty component (write e.g. country.iso_code)");
+      fail(field.value.Mark(),
+           "field path " + quoted(path) + " has an empty component (write e.g. country.iso_code)");
     }
     match.field_path.push_back(part);
     if (dot == std::string::npos) break;
@@ -790,7 +790,8 @@ void load_method_chain(const Entry& e, PoolModel* pool) {
   }
   std::vector<snap::PoolMethod> chain;
   for (const YAML::Node& item : items) {
-    const snap::PoolMethod m = to_choice<snap::PoolMethod>(Entry{e.key, e.key_node, item}, kMethods);
+    const snap::PoolMethod m =
+        to_choice<snap::PoolMethod>(Entry{e.key, e.key_node, item}, kMethods);
     if (std::find(chain.begin(), chain.end(), m) != chain.end()) {
       fail(item.Mark(), "method " + quoted(item.Scalar()) + " appears twice in the chain");
     }
@@ -844,8 +845,9 @@ ParsedMember load_member(const YAML::Node& node, int family, const WireName& zon
                          const std::vector<MonitorSpec>& monitors,
                          const std::vector<std::string>& pool_monitors, uint32_t pool_rule,
                          const Clients& clients, uint32_t pool_datacenter) {
-  const MapReader m(node, "member", {"name", "address", "target", "weight", "mode", "enabled",
-                                     "monitors", "monitor_rule", "datacenter"});
+  const MapReader m(node, "member",
+                    {"name", "address", "target", "weight", "mode", "enabled", "monitors",
+                     "monitor_rule", "datacenter"});
   ParsedMember pm;
   const bool is_cname = family < 0;
   const char* value_key = is_cname ? "target" : "address";
@@ -912,8 +914,8 @@ ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_ap
                      const std::vector<MonitorSpec>& monitors, const Clients& clients,
                      const PoolDefaults& defaults) {
   const MapReader m(node, "pool",
-                    {"name", "method", "count", "members", "monitors", "monitor_rule",
-                     "datacenter", "persistence"});
+                    {"name", "method", "count", "members", "monitors", "monitor_rule", "datacenter",
+                     "persistence"});
   std::vector<std::string> pool_monitors;
   if (const Entry* refs = m.find("monitors")) pool_monitors = load_monitor_refs(*refs, monitors);
   uint32_t pool_rule = 0;
@@ -1033,8 +1035,8 @@ uint32_t load_set_ref(const Entry& e, const std::vector<ParsedPool>& pools,
 }
 
 // `pool_sets`, `access_policy` and `switch_policy` of a service.
-void load_steering(const MapReader& m, const std::vector<ParsedPool>& pools,
-                   const Clients& clients, ServiceModel* svc) {
+void load_steering(const MapReader& m, const std::vector<ParsedPool>& pools, const Clients& clients,
+                   ServiceModel* svc) {
   if (const Entry* e = m.find("pool_sets")) {
     if (!e->value.IsMap()) {
       fail(e->value.Mark(), "'pool_sets' must be a map: set name -> list of pool names");
@@ -1050,8 +1052,7 @@ void load_steering(const MapReader& m, const std::vector<ParsedPool>& pools,
       if (pool_index(pools, name) != snap::kNone) {
         fail(it->first.Mark(), "pool set " + quoted(name) + " has the name of a pool");
       }
-      svc->pool_sets.push_back(
-          {name, load_pool_list(Entry{name, it->first, it->second}, pools)});
+      svc->pool_sets.push_back({name, load_pool_list(Entry{name, it->first, it->second}, pools)});
     }
   }
   const size_t named_sets = svc->pool_sets.size();
@@ -1148,10 +1149,11 @@ void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<Wire
   base.name = wire_name;
   base.ttl = to_ttl(m.require("ttl"));
   if (const Entry* when_empty = m.find("when_empty")) {
-    base.empty_action = to_choice<snap::EmptyAction>(
-        *when_empty,
-        {{"nodata", snap::EmptyAction::kNodata}, {"servfail", snap::EmptyAction::kServfail},
-         {"return-all", snap::EmptyAction::kReturnAll}, {"drop", snap::EmptyAction::kDrop}});
+    base.empty_action =
+        to_choice<snap::EmptyAction>(*when_empty, {{"nodata", snap::EmptyAction::kNodata},
+                                                   {"servfail", snap::EmptyAction::kServfail},
+                                                   {"return-all", snap::EmptyAction::kReturnAll},
+                                                   {"drop", snap::EmptyAction::kDrop}});
   }
   if (const Entry* ecs = m.find("ecs")) base.use_ecs = to_bool(*ecs);
 

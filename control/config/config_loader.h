@@ -37,7 +37,7 @@ struct LoadedConfig {
   // compiled from `geo` separately (control/geo/geo_job.h), since that reads files and can take
   // seconds.
   SnapshotModel model;
-  geo::GeoConfig geo;  // `geo`, `regions`, `isp_lines`, `datacenters`, `topology`
+  geo::GeoConfig geo;                   // `geo`, `regions`, `isp_lines`, `datacenters`, `topology`
   std::vector<MonitorSpec> monitors;    // `monitors:`, referenced by name from members
   std::vector<WebhookConfig> webhooks;  // `alerts: webhooks:`; control-only, not in the snapshot
   std::string path;

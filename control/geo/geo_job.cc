@@ -36,8 +36,8 @@ void put(std::string* key, const std::string& s) {
 }
 
 void put_cidr(std::string* key, const Cidr& c) {
-  put(key, std::string(reinterpret_cast<const char*>(c.addr), 16) +
-               static_cast<char>(c.family) + static_cast<char>(c.prefix_len));
+  put(key, std::string(reinterpret_cast<const char*>(c.addr), 16) + static_cast<char>(c.family) +
+               static_cast<char>(c.prefix_len));
 }
 
 void add_file(std::vector<SourceFile>* out, const std::string& path) {
@@ -108,7 +108,9 @@ bool same_sources(const std::vector<SourceFile>& a, const std::vector<SourceFile
   return true;
 }
 
-GeoJob::GeoJob() { event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+GeoJob::GeoJob() {
+  event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
 
 GeoJob::~GeoJob() {
   if (thread_.joinable()) thread_.join();

@@ -31,8 +31,8 @@ RuleSwitch::Decision RuleSwitch::update(bool primary_good, bool has_secondary,
     if (now < until) {
       d.use_secondary = true;
       d.reason = snap::SwitchReason::kHoldDown;
-      d.hold_down_left_s = static_cast<uint32_t>(
-          std::chrono::ceil<std::chrono::seconds>(until - now).count());
+      d.hold_down_left_s =
+          static_cast<uint32_t>(std::chrono::ceil<std::chrono::seconds>(until - now).count());
       d.deadline = until;
       return d;
     }
@@ -68,8 +68,8 @@ namespace {
 std::string rule_key(const ServiceModel& svc, size_t r) {
   const RuleModel& rule = svc.rules[r];
   const char* type = dns::rr_type_name(svc.rtype);
-  std::string key = wire_name_text(svc.name) + " " + (type != nullptr ? type : "?") + " #" +
-                    std::to_string(r);
+  std::string key =
+      wire_name_text(svc.name) + " " + (type != nullptr ? type : "?") + " #" + std::to_string(r);
   for (uint32_t set : {rule.primary, rule.secondary}) {
     key += " |";
     if (set >= svc.pool_sets.size()) continue;

@@ -30,7 +30,7 @@ class RuleSwitch {
   struct Decision {
     bool use_secondary = false;
     snap::SwitchReason reason = snap::SwitchReason::kPrimaryGood;
-    uint32_t hold_down_left_s = 0;                 // kHoldDown: rounded up
+    uint32_t hold_down_left_s = 0;                    // kHoldDown: rounded up
     std::optional<SwitchClock::time_point> deadline;  // kHoldDown: when the primary returns
   };
 

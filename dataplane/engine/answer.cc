@@ -267,13 +267,13 @@ void explain_lookup(Ctx& c, const uint8_t* name, size_t len, const Lookup& lk) {
 // answer not tailored to its clients (RFC 7871 section 7.1.2): it gets the answer for itself, with
 // SCOPE 0.
 struct Steer {
-  uint8_t family = 0;     // 4 or 6; 0 = unknown (offline tools without --client)
-  uint8_t bits = 0;       // address bits known: the ECS prefix used, or 32 / 128
-  bool from_ecs = false;  // only then does a decision narrow the response's SCOPE
+  uint8_t family = 0;        // 4 or 6; 0 = unknown (offline tools without --client)
+  uint8_t bits = 0;          // address bits known: the ECS prefix used, or 32 / 128
+  bool from_ecs = false;     // only then does a decision narrow the response's SCOPE
   uint8_t class_prefix = 0;  // the LPM entry's prefix length, at most `bits`
-  uint8_t scope = 0;      // the longest prefix a decision so far depended on
-  uint32_t cls = 0;       // client class (geo::kNoClass unless looked up)
-  uint8_t addr[16];       // network order, zero past `bits`; valid when family != 0
+  uint8_t scope = 0;         // the longest prefix a decision so far depended on
+  uint32_t cls = 0;          // client class (geo::kNoClass unless looked up)
+  uint8_t addr[16];          // network order, zero past `bits`; valid when family != 0
 };
 
 // Zeroes the bits of `addr` (4 or 16 bytes) past `bits`.
@@ -588,9 +588,10 @@ bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint32_t turn, S
       const uint16_t v = c.s.topo_maps()[pool.topo_map + st->cls];
       if (v == snap::kNoPick) {
         if (GTM_UNLIKELY(c.explain != nullptr)) {
-          c.explain->add("  topology cannot pick: no usable member in a datacenter scored for "
-                         "class %u",
-                         st->cls);
+          c.explain->add(
+              "  topology cannot pick: no usable member in a datacenter scored for "
+              "class %u",
+              st->cls);
         }
         return false;
       }
@@ -615,8 +616,7 @@ bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint32_t turn, S
 }
 
 // The pools of one set in order; the first pool whose method chain picks answers.
-bool pick_in_set(Ctx& c, const snap::PoolSet& set,
-                                                       uint32_t turn, Steer* st, GslbPick* p) {
+bool pick_in_set(Ctx& c, const snap::PoolSet& set, uint32_t turn, Steer* st, GslbPick* p) {
   const uint32_t* pools = c.s.set_pools() + set.pool_first;
   for (uint32_t i = 0; i < set.pool_count; ++i) {
     const snap::Pool& pool = c.s.pools()[pools[i]];
@@ -653,14 +653,15 @@ __attribute__((noinline, cold)) void explain_chosen(Ctx& c, const GslbPick& p, u
 
 // Adds the chosen members; returns the first one's Rdata index.
 inline __attribute__((always_inline)) uint32_t add_members(Ctx& c, const Owner& o,
-                                                              const snap::Service& svc,
-                                                              const GslbPick& p) {
+                                                           const snap::Service& svc,
+                                                           const GslbPick& p) {
   const uint32_t count = svc.rtype == dns::kTypeCNAME ? 1 : p.count;  // at most one CNAME
   const snap::Member* members = c.s.members();
   uint32_t idx = p.start;
   const uint32_t first_rdata = members[p.slots[idx]].rdata;
   for (uint32_t k = 0; k < count; ++k) {
-    add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl, c.s.rdatas()[members[p.slots[idx]].rdata]);
+    add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl,
+              c.s.rdatas()[members[p.slots[idx]].rdata]);
     if (++idx == p.n) idx = 0;
   }
   if (GTM_UNLIKELY(c.explain != nullptr)) explain_chosen(c, p, count);
@@ -668,7 +669,8 @@ inline __attribute__((always_inline)) uint32_t add_members(Ctx& c, const Owner& 
 }
 
 // Fail open: every configured member of the rule's primary set, whatever its health.
-uint32_t add_all_members(Ctx& c, const Owner& o, const snap::Service& svc, const snap::PoolSet& set) {
+uint32_t add_all_members(Ctx& c, const Owner& o, const snap::Service& svc,
+                         const snap::PoolSet& set) {
   uint32_t first_rdata = kNone;
   for (uint32_t i = 0; i < set.pool_count; ++i) {
     const snap::Pool& pool = c.s.pools()[c.s.set_pools()[set.pool_first + i]];
@@ -781,8 +783,8 @@ uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t 
   const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
   if (GTM_UNLIKELY(c.explain != nullptr)) {
     const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
-    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype),
-                   svc.pool_count, svc.ttl);
+    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype), svc.pool_count,
+                   svc.ttl);
     if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) {
       explain_client(c, st, (svc.flags & snap::kSvcNeedsClass) != 0);
     }
@@ -793,8 +795,8 @@ uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t 
   // one, and the rotation only skips a step once every 2^32 selections.
   const uint32_t turn = static_cast<uint32_t>(c.ws.rr_counter++);
   GslbPick p;
-  if (GTM_LIKELY(pick_in_set(c, c.s.pool_sets()[rule.active ? rule.secondary : rule.primary],
-                             turn, &st, &p))) {
+  if (GTM_LIKELY(pick_in_set(c, c.s.pool_sets()[rule.active ? rule.secondary : rule.primary], turn,
+                             &st, &p))) {
     if (st.scope > c.ecs_scope) c.ecs_scope = st.scope;
     return add_members(c, o, svc, p);
   }

@@ -524,7 +524,8 @@ bool check_pools(const Tables& t, std::string* error) {
     if (pool.usable_count > pool.member_count) {
       return fail(error, "pool %u: more usable members than members", p);
     }
-    if (chain_has(pool, PoolMethod::kRatio) && (pool.usable_count == 0) != (pool.wheel_count == 0)) {
+    if (chain_has(pool, PoolMethod::kRatio) &&
+        (pool.usable_count == 0) != (pool.wheel_count == 0)) {
       return fail(error, "pool %u: ratio wheel empty while members are usable", p);
     }
     if (!check_slots(t, p, "usable", pool.usable_first, pool.usable_count, error)) return false;
@@ -640,13 +641,13 @@ bool check_service_steering(const Tables& t, uint32_t s, std::string* error) {
       for (uint32_t k = 0; k < ps.pool_count; ++k) {
         const uint32_t pool = t.set_pools[ps.pool_first + k];
         if (pool < svc.pool_first || pool - svc.pool_first >= svc.pool_count) {
-          return fail(error, "service %u: rule %u: pool set names a pool of another service", s,
-                      r);
+          return fail(error, "service %u: rule %u: pool set names a pool of another service", s, r);
         }
       }
     }
   }
-  if (svc.fixed_rule >= svc.rule_count) return fail(error, "service %u: fixed rule out of bounds", s);
+  if (svc.fixed_rule >= svc.rule_count)
+    return fail(error, "service %u: fixed rule out of bounds", s);
   if (svc.class_rules != kNone) {
     if (!range_ok(svc.class_rules, t.class_count, t.class_rule_count)) {
       return fail(error, "service %u: class rules out of bounds", s);
@@ -690,8 +691,7 @@ bool check_services(const Tables& t, std::string* error) {
     if ((svc.flags & ~(kSvcUseEcs | kSvcNeedsClass | kSvcNeedsAddress | kSvcRulesVary)) != 0) {
       return fail(error, "service %u: unknown flags", s);
     }
-    if (svc.ecs_max_v4 == 0 || svc.ecs_max_v4 > 32 || svc.ecs_max_v6 == 0 ||
-        svc.ecs_max_v6 > 128) {
+    if (svc.ecs_max_v4 == 0 || svc.ecs_max_v4 > 32 || svc.ecs_max_v6 == 0 || svc.ecs_max_v6 > 128) {
       return fail(error, "service %u: ECS prefix limits out of range", s);
     }
     if (!range_ok(svc.pool_first, svc.pool_count, t.pool_count)) {

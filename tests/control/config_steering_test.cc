@@ -214,7 +214,8 @@ std::string with_service(const std::string& service_keys, const std::string& poo
       - name: bj
         datacenter: bj
         members: [{name: b1, address: 192.0.2.1}]
-)" + pool_keys + R"(      - name: fra
+)" + pool_keys +
+         R"(      - name: fra
         members: [{name: f1, address: 192.0.2.2}]
 )" + service_keys;
 }
@@ -224,8 +225,9 @@ TEST(ConfigSteering, Errors) {
   const std::vector<Bad> cases = {
       {"geo: {databases: [{name: a, path: x}, {name: a, path: y}]}\n",
        "gtm.yaml:5:46: duplicate database 'a'"},
-      {"regions: [{name: x}]\n", "gtm.yaml:5:11: region 'x' needs at least one of 'mmdb', "
-                                 "'cidr', 'cidr_files'"},
+      {"regions: [{name: x}]\n",
+       "gtm.yaml:5:11: region 'x' needs at least one of 'mmdb', "
+       "'cidr', 'cidr_files'"},
       {"regions: [{name: 'a b', cidr: [10.0.0.0/8]}]\n",
        "gtm.yaml:5:18: region name must be 1..63 characters of letters, digits, '-', '_' and '.', "
        "got 'a b'"},
@@ -252,8 +254,9 @@ TEST(ConfigSteering, Errors) {
        "gtm.yaml:" + std::to_string(svc + 8) +
            ":21: a rule without 'regions' is the default rule and must be the last"},
       {with_service("    access_policy: [{primary: nope}]\n"),
-       "gtm.yaml:" + std::to_string(svc + 8) + ":31: unknown pool set or pool 'nope' in this "
-                                               "service"},
+       "gtm.yaml:" + std::to_string(svc + 8) +
+           ":31: unknown pool set or pool 'nope' in this "
+           "service"},
       {with_service("    access_policy: [{primary: bj, secondary: bj}]\n"),
        "gtm.yaml:" + std::to_string(svc + 8) + ":46: the secondary set is the primary set"},
       {with_service("    pool_sets: {s: [bj, bj]}\n    access_policy: [{primary: s}]\n"),

@@ -61,7 +61,7 @@ std::vector<uint8_t> make_query(const std::string& dotted, uint16_t qtype,
     const bool v6 = ecs->address.find(':') != std::string::npos;
     EXPECT_EQ(inet_pton(v6 ? AF_INET6 : AF_INET, ecs->address.c_str(), addr), 1);
     const size_t len = (ecs->source + 7u) / 8u;
-    opt = {0, 8, 0, static_cast<uint8_t>(4 + len), 0, static_cast<uint8_t>(v6 ? 2 : 1),
+    opt = {0,           8, 0, static_cast<uint8_t>(4 + len), 0, static_cast<uint8_t>(v6 ? 2 : 1),
            ecs->source, 0};
     opt.insert(opt.end(), addr, addr + len);
   }
@@ -143,7 +143,9 @@ std::string dump(const Explain& ex) {
   for (int i = 0; i < ex.count; ++i) s += std::string(ex.lines[i]) + "\n";
   return s;
 }
-bool has(const Explain& ex, const std::string& needle) { return dump(ex).find(needle) != std::string::npos; }
+bool has(const Explain& ex, const std::string& needle) {
+  return dump(ex).find(needle) != std::string::npos;
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -151,12 +153,12 @@ class Steering : public ::testing::Test {
  protected:
   // Loads `services` (YAML after the zone), compiles its geo tables when it has any, applies
   // `mutate` to the model, builds and validates the image.
-  void load(const std::string& yaml, const std::function<void(control::SnapshotModel&)>& mutate =
-                                         nullptr) {
+  void load(const std::string& yaml,
+            const std::function<void(control::SnapshotModel&)>& mutate = nullptr) {
     control::LoadedConfig cfg;
     control::ConfigError err;
-    ASSERT_TRUE(control::load_config_string(std::string(kZone) + yaml, kGeoDir + "/test.yaml",
-                                            &cfg, &err))
+    ASSERT_TRUE(
+        control::load_config_string(std::string(kZone) + yaml, kGeoDir + "/test.yaml", &cfg, &err))
         << err.to_string();
     if (!cfg.geo.empty()) {
       std::string error;
@@ -173,8 +175,8 @@ class Steering : public ::testing::Test {
             uint16_t qtype = 1, Explain* ex = nullptr) {
     const std::vector<uint8_t> q = make_query(name, qtype, ecs);
     std::vector<uint8_t> out(4096);
-    const size_t n = answer_query(&view_, q.data(), q.size(), out.data(), out.size(),
-                                  source(from), Transport::kUdp, ws_, ex);
+    const size_t n = answer_query(&view_, q.data(), q.size(), out.data(), out.size(), source(from),
+                                  Transport::kUdp, ws_, ex);
     out.resize(n);
     return decode(out);
   }
@@ -267,7 +269,8 @@ services:
   - name: x.gtm.example.
     type: A
     ttl: 30
-    when_empty: )" + action + R"(
+    when_empty: )" +
+         action + R"(
     pools:
       - {name: p1, members: [{name: a, address: 192.0.2.1, mode: always-down}, {name: b, address: 192.0.2.2, mode: always-down}]}
       - {name: p2, members: [{name: c, address: 192.0.2.3, mode: always-down}]}
@@ -400,9 +403,8 @@ TEST_F(Steering, PersistenceMovesOnlyTheClientsOfARemovedMember) {
   }
 
   const std::string removed = "192.0.2.4";  // member m3
-  load(persistence_pool(kMembers), [](control::SnapshotModel& m) {
-    set_mode(m, "m3", snap::MemberMode::kAlwaysDown);
-  });
+  load(persistence_pool(kMembers),
+       [](control::SnapshotModel& m) { set_mode(m, "m3", snap::MemberMode::kAlwaysDown); });
   const std::vector<std::string> after = persisted(this, clients, query);
   int moved = 0;
   for (int i = 0; i < kClients; ++i) {
@@ -412,8 +414,8 @@ TEST_F(Steering, PersistenceMovesOnlyTheClientsOfARemovedMember) {
   }
   const double fraction = static_cast<double>(moved) / kClients;
   EXPECT_NEAR(fraction, 1.0 / kMembers, 0.01);
-  std::printf("persistence: %d of %d clients moved (%.4f, 1/N = %.4f)\n", moved, kClients,
-              fraction, 1.0 / kMembers);
+  std::printf("persistence: %d of %d clients moved (%.4f, 1/N = %.4f)\n", moved, kClients, fraction,
+              1.0 / kMembers);
 
   load(persistence_pool(kMembers));
   EXPECT_EQ(persisted(this, clients, query), before) << "adding it back restores every client";
@@ -458,7 +460,6 @@ TEST_F(Steering, PersistenceIsTheSameOnEveryWorker) {
   out.resize(n);
   EXPECT_EQ(decode(out).answers.at(0), first);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Rules by region (MaxMind test database) and the SCOPE they give.
@@ -587,7 +588,8 @@ TEST_F(Steering, TopologyPicksTheBestScoredDatacenterAndRotatesTies) {
   EXPECT_TRUE(has(ex, "topology: datacenter tel, score 200, 1 usable member(s)")) << dump(ex);
   // CNC: two members in the best datacenter take turns.
   std::set<std::string> seen;
-  for (int i = 0; i < 4; ++i) seen.insert(ask_ecs("t.gtm.example", "123.112.9.0", 24).answers.at(0));
+  for (int i = 0; i < 4; ++i)
+    seen.insert(ask_ecs("t.gtm.example", "123.112.9.0", 24).answers.at(0));
   EXPECT_EQ(seen, (std::set<std::string>{"192.0.2.1", "192.0.2.2"}));
   // A longer topology record inside TEL wins for its block: cnc, score 300.
   Reply inner = ask_ecs("t.gtm.example", "180.100.3.0", 24);
@@ -603,9 +605,8 @@ TEST_F(Steering, TopologyPicksTheBestScoredDatacenterAndRotatesTies) {
 }
 
 TEST_F(Steering, TopologySkipsADatacenterWithNothingUsable) {
-  load(kTopology, [](control::SnapshotModel& m) {
-    set_mode(m, "t1", snap::MemberMode::kAlwaysDown);
-  });
+  load(kTopology,
+       [](control::SnapshotModel& m) { set_mode(m, "t1", snap::MemberMode::kAlwaysDown); });
   EXPECT_EQ(ask_ecs("t.gtm.example", "180.96.1.0", 24).answers,
             (std::vector<std::string>{"192.0.2.4"}))
       << "TEL's own datacenter is down: its second choice, bgp";
