@@ -1,5 +1,25 @@
 // GeoConfig -> CompiledGeo: where MaxMind databases, CIDR lists and the topology table become LPM
 // tables (see geo_model.h). Runs in control only, never per query.
+//
+// What the tables say, exactly:
+// - IPv4 table: for an IPv4 address, what MMDB_lookup_sockaddr(AF_INET) finds (in an IPv6
+//   database, the subtree at ::/96), plus the IPv4 CIDRs.
+// - IPv6 table: for an IPv6 address, what MMDB_lookup_sockaddr(AF_INET6) finds, everywhere: the
+//   IPv4 data under ::/96 (IPv4-compatible addresses) and under every prefix whose record points
+//   at the IPv4 subtree (MaxMind's aliases ::ffff:0:0/96, 2001::/32, 2002::/16), plus the IPv6
+//   CIDRs. The aliases are stored once (lpm_format.h). An IPv4-only database contributes nothing
+//   here, as libmaxminddb answers no IPv6 lookup in one.
+// - CIDR lists and CIDR topology records apply to their own family only: 10.0.0.0/8 does not
+//   cover ::ffff:10.1.2.3. So an IPv4 client seen as an IPv4-mapped IPv6 address (a dual-stack
+//   socket) must be looked up as IPv4; then every source agrees.
+// - A set matches an address with the prefix length of the network that put the address in it,
+//   in that table's family (an IPv4 network of an IPv6 database counts as /n, not /96+n).
+//
+// Databases are checked as they are walked: every reachable node and record (each distinct data
+// record is decoded whole, once), no node reached twice except the IPv4 subtree through an
+// alias, no node left unreachable, no tree deeper than the address, no string past the data
+// section, no build time in the future. Records are matched with MMDB_aget_value, so a field path
+// element that is a number indexes an array (negative ones count from the end).
 #pragma once
 
 #include <string>

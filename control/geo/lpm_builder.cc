@@ -141,9 +141,14 @@ class TrieEncoder {
     const uint32_t count = static_cast<uint32_t>(hi - lo + 1);
     const uint64_t key_bytes = static_cast<uint64_t>(key_bits / 8);
     const uint64_t keys_size = align8((uint64_t{count} + 1) * key_bytes);
-    std::vector<uint8_t> obj(sizeof(LpmObject) + keys_size + align8(uint64_t{count} * 4), 0);
-    LpmObject h{kLpmBucket, static_cast<uint8_t>(key_bits), static_cast<uint8_t>(used_bits), 0,
-                count};
+    uint32_t value_bytes = 2;
+    for (size_t i = lo; i <= hi; ++i) {
+      if (r_[i].value > 0xFFFF) value_bytes = 4;
+    }
+    std::vector<uint8_t> obj(sizeof(LpmObject) + keys_size + align8(uint64_t{count} * value_bytes),
+                             0);
+    LpmObject h{kLpmBucket, static_cast<uint8_t>(key_bits), static_cast<uint8_t>(used_bits),
+                static_cast<uint8_t>(value_bytes), count};
     std::memcpy(obj.data(), &h, sizeof(h));
     for (uint32_t i = 0; i < count; ++i) {
       // Offsets inside the block, in units of the key: the first range starts at the block.
@@ -151,8 +156,9 @@ class TrieEncoder {
       const int shift = kBits - depth - key_bits;
       const uint64_t key = static_cast<uint64_t>(shift >= 0 ? off >> shift : off << -shift);
       std::memcpy(obj.data() + sizeof(LpmObject) + i * key_bytes, &key, key_bytes);
-      std::memcpy(obj.data() + sizeof(LpmObject) + keys_size + uint64_t{i} * 4, &r_[lo + i].value,
-                  4);
+      // Little-endian: the low value_bytes of the value.
+      std::memcpy(obj.data() + sizeof(LpmObject) + keys_size + uint64_t{i} * value_bytes,
+                  &r_[lo + i].value, value_bytes);
     }
     return h.ref(emit(std::move(obj)));
   }

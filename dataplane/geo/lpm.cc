@@ -45,8 +45,8 @@ inline LpmObject object_at(const uint8_t* pool, uint64_t offset) {
 constexpr uint64_t bucket_keys_size(uint32_t bits, uint64_t count) {
   return align8((count + 1) * (bits / 8));
 }
-constexpr uint64_t bucket_size(uint32_t bits, uint64_t count) {
-  return sizeof(LpmObject) + bucket_keys_size(bits, count) + align8(count * 4);
+constexpr uint64_t bucket_size(uint32_t bits, uint64_t count, uint32_t value_bytes) {
+  return sizeof(LpmObject) + bucket_keys_size(bits, count) + align8(count * value_bytes);
 }
 constexpr uint64_t node_size(uint32_t stride) {
   return sizeof(LpmObject) + align8(uint64_t{4} << stride);
@@ -55,8 +55,8 @@ constexpr uint64_t node_size(uint32_t stride) {
 // Also sets *used to the key bits that the boundaries use (key width minus their common trailing
 // zeros): the bucket's height, since the ECS block of any address is at least that aligned.
 template <class Key>
-bool check_bucket(const uint8_t* obj, uint32_t count, uint32_t limit, std::string* error,
-                  uint64_t pos, uint32_t* used) {
+bool check_bucket(const uint8_t* obj, uint32_t count, uint32_t value_bytes, uint32_t limit,
+                  std::string* error, uint64_t pos, uint32_t* used) {
   const uint8_t* key_bytes = obj + sizeof(LpmObject);
   auto key = [key_bytes](uint64_t i) {
     Key k;
@@ -76,11 +76,11 @@ bool check_bucket(const uint8_t* obj, uint32_t count, uint32_t limit, std::strin
     tz = std::min(tz, std::countr_zero(key(i)));
   }
   *used = static_cast<uint32_t>(static_cast<int>(sizeof(Key) * 8) - tz);
-  const uint8_t* value_bytes = key_bytes + bucket_keys_size(sizeof(Key) * 8, count);
+  const uint8_t* values = key_bytes + bucket_keys_size(sizeof(Key) * 8, count);
   uint32_t prev = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    uint32_t v;
-    std::memcpy(&v, value_bytes + i * 4, 4);
+    uint32_t v = 0;
+    std::memcpy(&v, values + i * value_bytes, value_bytes);
     if (v >= limit) {
       return fail(error, "lpm: bucket at %llu: value %u out of range (limit %u)",
                   static_cast<unsigned long long>(pos), v, limit);
@@ -150,12 +150,11 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
     if (pool_size - pos < sizeof(LpmObject))
       return fail(error, "lpm: truncated object at %llu", at);
     const LpmObject o = object_at(pool, pos);
-    if (o.reserved != 0) return fail(error, "lpm: object at %llu: reserved byte set", at);
     const uint8_t* obj = pool + pos;
     uint64_t size = 0;
     uint32_t height = 0;
     if (o.kind == kLpmNode) {
-      if (o.bits < 1 || o.bits > kLpmMaxStride || o.count != (1u << o.bits)) {
+      if (o.bits < 1 || o.bits > kLpmMaxStride || o.count != (1u << o.bits) || o.value_bytes != 0) {
         return fail(error, "lpm: node at %llu: bad stride %u / count %u", at, o.bits, o.count);
       }
       size = node_size(o.bits);
@@ -192,28 +191,31 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
       if (o.count < 2 || (o.bits < 32 && o.count > (1u << o.bits))) {
         return fail(error, "lpm: bucket at %llu: bad range count %u", at, o.count);
       }
-      size = bucket_size(o.bits, o.count);
+      if (o.value_bytes != 2 && o.value_bytes != 4) {
+        return fail(error, "lpm: bucket at %llu: bad value size %u", at, o.value_bytes);
+      }
+      size = bucket_size(o.bits, o.count, o.value_bytes);
       if (size > pool_size - pos) return fail(error, "lpm: bucket at %llu: truncated", at);
       bool ok = false;
       switch (o.bits) {
         case 8:
-          ok = check_bucket<uint8_t>(obj, o.count, limit, error, pos, &height);
+          ok = check_bucket<uint8_t>(obj, o.count, o.value_bytes, limit, error, pos, &height);
           break;
         case 16:
-          ok = check_bucket<uint16_t>(obj, o.count, limit, error, pos, &height);
+          ok = check_bucket<uint16_t>(obj, o.count, o.value_bytes, limit, error, pos, &height);
           break;
         case 32:
-          ok = check_bucket<uint32_t>(obj, o.count, limit, error, pos, &height);
+          ok = check_bucket<uint32_t>(obj, o.count, o.value_bytes, limit, error, pos, &height);
           break;
         default:
-          ok = check_bucket<uint64_t>(obj, o.count, limit, error, pos, &height);
+          ok = check_bucket<uint64_t>(obj, o.count, o.value_bytes, limit, error, pos, &height);
           break;
       }
       if (!ok) return false;
       const uint8_t* keys_end = obj + sizeof(LpmObject) + (uint64_t{o.count} + 1) * (o.bits / 8);
       const uint8_t* values = obj + sizeof(LpmObject) + bucket_keys_size(o.bits, o.count);
       if (!zero_bytes(keys_end, values) ||
-          !zero_bytes(values + uint64_t{4} * o.count, obj + size)) {
+          !zero_bytes(values + uint64_t{o.value_bytes} * o.count, obj + size)) {
         return fail(error, "lpm: bucket at %llu: padding not zero", at);
       }
     } else {
@@ -239,7 +241,8 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
 }
 
 template <class T>
-inline LpmMatch bucket_lookup(const uint8_t* obj, uint32_t count, T key, uint32_t depth) {
+inline LpmMatch bucket_lookup(const uint8_t* obj, const LpmObject& o, T key, uint32_t depth) {
+  const uint32_t count = o.count;
   const T* keys = reinterpret_cast<const T*>(obj + sizeof(LpmObject));
   uint32_t base = 0, n = count;
   // Branchless: log2(count) steps, each a conditional move; the keys span one or two lines.
@@ -250,10 +253,17 @@ inline LpmMatch bucket_lookup(const uint8_t* obj, uint32_t count, T key, uint32_
   }
   const T start = keys[base];
   const T end = static_cast<T>(keys[base + 1] - 1);  // the zero sentinel ends the last range
-  const uint32_t* values = reinterpret_cast<const uint32_t*>(
-      obj + sizeof(LpmObject) + bucket_keys_size(sizeof(T) * 8, count));
-  return {values[base],
-          static_cast<uint8_t>(depth + sizeof(T) * 8 - lpm_block_bits<T>(key, start, end))};
+  const uint8_t* values = obj + sizeof(LpmObject) + bucket_keys_size(sizeof(T) * 8, count);
+  // One table almost always has one value width; this branch is predicted.
+  uint32_t value;
+  if (o.value_bytes == 2) {
+    uint16_t v;
+    std::memcpy(&v, values + base * 2, 2);
+    value = v;
+  } else {
+    std::memcpy(&value, values + base * 4, 4);
+  }
+  return {value, static_cast<uint8_t>(depth + sizeof(T) * 8 - lpm_block_bits<T>(key, start, end))};
 }
 
 // The `n` address bits after the first `depth` bits, for n <= 64 and depth + n <= Bits.
@@ -277,18 +287,18 @@ inline LpmMatch lookup_in(const uint8_t* pool, uint32_t e, A addr) {
       depth += stride;
       continue;
     }
-    uint32_t count;
-    std::memcpy(&count, obj + offsetof(LpmObject, count), 4);
+    LpmObject o;
+    std::memcpy(&o, obj, sizeof(o));
     const uint64_t key = take_bits<A, Bits>(addr, depth, 8u << param);
     switch (param) {
       case 0:
-        return bucket_lookup<uint8_t>(obj, count, static_cast<uint8_t>(key), depth);
+        return bucket_lookup<uint8_t>(obj, o, static_cast<uint8_t>(key), depth);
       case 1:
-        return bucket_lookup<uint16_t>(obj, count, static_cast<uint16_t>(key), depth);
+        return bucket_lookup<uint16_t>(obj, o, static_cast<uint16_t>(key), depth);
       case 2:
-        return bucket_lookup<uint32_t>(obj, count, static_cast<uint32_t>(key), depth);
+        return bucket_lookup<uint32_t>(obj, o, static_cast<uint32_t>(key), depth);
       default:
-        return bucket_lookup<uint64_t>(obj, count, key, depth);
+        return bucket_lookup<uint64_t>(obj, o, key, depth);
     }
   }
   return {e & kLpmValueMask, static_cast<uint8_t>(node_depth + ((e & ~kLpmLeaf) >> kLpmValueBits))};

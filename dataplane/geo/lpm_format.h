@@ -40,7 +40,7 @@ namespace gtm::geo {
 
 inline constexpr uint32_t kLpm4Magic = 0x344D504Cu;  // "LPM4" read as little-endian bytes
 inline constexpr uint32_t kLpm6Magic = 0x364D504Cu;  // "LPM6"
-inline constexpr uint16_t kLpmFormatVersion = 3;
+inline constexpr uint16_t kLpmFormatVersion = 4;
 
 // Entry encoding.
 inline constexpr uint32_t kLpmLeaf = 1u << 31;
@@ -78,14 +78,14 @@ static_assert(sizeof(LpmHeader) == 40);
 enum LpmObjectKind : uint8_t { kLpmNode = 1, kLpmBucket = 2 };
 
 struct LpmObject {
-  uint8_t kind;    // LpmObjectKind
-  uint8_t bits;    // node: stride 1..16; bucket: key width 8, 16, 32 or 64
-  uint8_t height;  // address bits this object resolves below its block's depth, at most: node:
-                   // stride + max child height; bucket: key width minus the trailing zero bits
-                   // common to its keys (a key may reach past the last address bit, where the
-                   // lookup reads zeros: the boundaries are aligned above it)
-  uint8_t reserved;
-  uint32_t count;  // node: 2^stride entries; bucket: ranges (>= 2)
+  uint8_t kind;         // LpmObjectKind
+  uint8_t bits;         // node: stride 1..16; bucket: key width 8, 16, 32 or 64
+  uint8_t height;       // address bits this object resolves below its block's depth, at most: node:
+                        // stride + max child height; bucket: key width minus the trailing zero bits
+                        // common to its keys (a key may reach past the last address bit, where the
+                        // lookup reads zeros: the boundaries are aligned above it)
+  uint8_t value_bytes;  // bucket: 2 (every value < 65536) or 4; node: 0
+  uint32_t count;       // node: 2^stride entries; bucket: ranges (>= 2)
   // A reference to this object at pool unit `unit`.
   constexpr uint32_t ref(uint32_t unit) const {
     const uint32_t param =
@@ -96,7 +96,8 @@ struct LpmObject {
   // node:   uint32_t entries[count], padded to 8 bytes
   // bucket: Key keys[count + 1] (keys[0] = 0, strictly increasing, keys[count] = 0: the end
   //         sentinel, so keys[i + 1] - 1 is the last offset of range i in Key arithmetic),
-  //         padded to 8 bytes; then uint32_t values[count] (neighbours differ), padded to 8.
+  //         padded to 8 bytes; then values[count] of value_bytes each (neighbours differ),
+  //         padded to 8.
 };
 static_assert(sizeof(LpmObject) == 8);
 

@@ -693,9 +693,11 @@ TEST(GeoCompilerWritten, FieldPathsAndValueTypes) {
       one_db(dir.file("t.mmdb"), "asn", {{"as64500", "64500"}, {"big", "4200000000"}});
   cfg.sets.push_back(mmdb_set("anycast", match("db", "anycast", {"TRUE"})));
   cfg.sets.push_back(mmdb_set("cd", match("db", "subs.1.iso", {"cd"})));
+  cfg.sets.push_back(mmdb_set("last", match("db", "subs.-1.iso", {"cd"})));  // from the end
   cfg.sets.push_back(mmdb_set("neg", match("db", "neg", {"-7"})));
   compile_ok(cfg, &r);
-  EXPECT_EQ(r.sets4("10.1.1.1"), (std::set<std::string>{"as64500", "anycast", "cd", "neg"}));
+  EXPECT_EQ(r.sets4("10.1.1.1"),
+            (std::set<std::string>{"as64500", "anycast", "cd", "last", "neg"}));
   EXPECT_EQ(r.sets4("11.1.1.1"), std::set<std::string>{"big"});
 
   cfg = one_db(dir.file("t.mmdb"), "asn.x", {{"a", "1"}});

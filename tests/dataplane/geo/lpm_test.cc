@@ -236,6 +236,20 @@ TEST(Lpm6, DenseRegions) {
   }
 }
 
+// Buckets store values in 2 bytes when they can, in 4 otherwise: both, side by side.
+TEST(Lpm, ValuesAboveSixteenBits) {
+  std::mt19937_64 rng(23);
+  constexpr uint32_t kLimit = 1u << 23;
+  for (int round = 0; round < 40; ++round) {
+    auto ps4 = random_prefixes<uint32_t>(rng, 40, 6);
+    auto ps6 = random_prefixes<u128>(rng, 40, 6);
+    for (auto& p : ps4) p.value = p.value < 3 ? 65533 + p.value : kLimit - p.value;
+    for (auto& p : ps6) p.value = p.value < 3 ? 65533 + p.value : kLimit - p.value;
+    check_all(ps4, kLimit, rng, 100);
+    check_all(ps6, kLimit, rng, 100);
+  }
+}
+
 TEST(Lpm4, EdgeCases) {
   std::mt19937_64 rng(1);
   // Nothing: every address is {0, 0}.
