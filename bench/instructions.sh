@@ -2,8 +2,12 @@
 # Instructions per query of each engine benchmark, counted by callgrind inside answer_query only.
 # Unlike nanoseconds, the count does not move with the machine's load: use it to compare versions.
 #   bench/instructions.sh [BUILD_DIR] [BENCHMARK...]
+# The default build dir is build-callgrind (scripts/build.sh callgrind): valgrind cannot run the
+# AVX-512 code that -march=native emits on recent CPUs ("Illegal instruction").
 set -euo pipefail
-build=${1:-build}
+cd "$(dirname "$0")/.."
+build=${1:-build-callgrind}
+[ "$build" != build-callgrind ] || [ -x build-callgrind/gtm-bench-engine ] || ./scripts/build.sh callgrind >/dev/null
 shift || true
 benches=("$@")
 [ ${#benches[@]} -gt 0 ] || benches=(static_a static_a_ecs gslb_weighted gslb_round_robin nxdomain)

@@ -130,7 +130,8 @@ class ControlDaemon {
         admin_path_(run_dir_path(run_dir_, proto::kAdminState)),
         monitors_(std::move(config.monitors)),
         geo_config_(std::move(config.geo)),
-        geo_key_(geo::config_key(geo_config_)) {
+        geo_key_(geo::config_key(geo_config_)),
+        unstable_ttl_(std::move(config.unstable_ttl)) {
     if (model_.geo) log_geo("compiled", *model_.geo);
   }
 
@@ -150,9 +151,12 @@ class ControlDaemon {
       log("epoll_create1: %s", std::strerror(errno));
       return false;
     }
-    health_.configure(model_, monitors_, &prober_, Clock::now());
-    if (health_.target_count() > 0) log("probing %zu target(s)", health_.target_count());
     std::string error;
+    if (!health_.configure(model_, monitors_, &prober_, Clock::now(), &error)) {
+      log("%s: %s", config_path_.c_str(), error.c_str());
+      return false;
+    }
+    if (health_.target_count() > 0) log("probing %zu target(s)", health_.target_count());
     if (!admin_.load(admin_path_, &error)) log("admin overrides: %s", error.c_str());
     if (!admin_.empty()) log("admin overrides in force: %s", admin_.to_json().c_str());
     return true;
@@ -175,9 +179,10 @@ class ControlDaemon {
       fds.push_back({prober_.fd(), POLLIN, 0});
       fds.push_back({geo_job_.fd(), POLLIN, 0});
       for (int c : clients_) fds.push_back({c, POLLIN, 0});
-      auto wake = std::min(next_timer_, prober_.next_deadline());
-      if (!need_publish_ && switch_.next_deadline())
+      auto wake = std::min({next_timer_, prober_.next_deadline(), ttl_restore_at_});
+      if (!need_publish_ && switch_.next_deadline()) {
         wake = std::min(wake, *switch_.next_deadline());
+      }
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now());
       int timeout = static_cast<int>(std::max<int64_t>(0, wait.count()));
       int n = poll(fds.data(), fds.size(), timeout);
@@ -187,6 +192,7 @@ class ControlDaemon {
         return 1;
       }
       run_probes();
+      if (Clock::now() >= ttl_restore_at_) restore_ttl();
       if (n == 0) continue;
       if (fds[0].revents & POLLIN) {
         if (!handle_signal()) return 0;
@@ -415,13 +421,18 @@ class ControlDaemon {
       refuse_reload(reason, waiters);
       return;
     }
+    std::string error;
+    if (!health_.configure(candidate.model, candidate.monitors, &prober_, Clock::now(), &error)) {
+      refuse_reload(config_path_ + ": " + error, waiters);
+      return;
+    }
     std::string reply;
     reload_error_.clear();
     geo_error_.clear();
     geo_failed_sources_.clear();
     webhooks_.set_hooks(candidate.webhooks);
     monitors_ = std::move(candidate.monitors);
-    health_.configure(candidate.model, monitors_, &prober_, Clock::now());
+    unstable_ttl_ = std::move(candidate.unstable_ttl);
     geo_key_ = geo::config_key(candidate.geo);
     geo_config_ = std::move(candidate.geo);
     change_reason_ = "reload";
@@ -540,6 +551,8 @@ class ControlDaemon {
       SnapshotModel stamped = admin_.applied_to(model);
       health_.annotate(&stamped);
       switch_.apply(&stamped, Clock::now());
+      const Clock::time_point ttl_restore_at =
+          health_.apply_unstable_ttl(&stamped, unstable_ttl_, Clock::now());
       stamped.generation = gen;
       std::vector<uint8_t> image;
       std::string error;
@@ -552,6 +565,7 @@ class ControlDaemon {
       p = publish_image(run_dir_, gen, image.data(), image.size());
       if (p.ok()) {
         acked_generation_ = gen;
+        ttl_restore_at_ = ttl_restore_at;
         publish_error_.clear();
         log("published generation %llu (%zu bytes, %llu us)", static_cast<unsigned long long>(gen),
             image.size(), static_cast<unsigned long long>(p.round_trip_us));
@@ -585,7 +599,7 @@ class ControlDaemon {
     probe_results_.clear();
     prober_.run(Clock::now(), &probe_results_);
     std::string reason;
-    if (probe_results_.empty() || !health_.apply(probe_results_, &reason)) return;
+    if (probe_results_.empty() || !health_.apply(probe_results_, Clock::now(), &reason)) return;
     log("health: %s", reason.c_str());
     change_reason_ = "health: " + reason;
     health_changed_at_ = Clock::now();
@@ -613,6 +627,18 @@ class ControlDaemon {
     published_ = std::move(now_published);
     has_published_ = true;
     change_reason_.clear();
+  }
+
+  // A service's unstable window ended: publish its normal TTL again. A failed publish is retried
+  // like any other (the next image is built with the TTLs of that moment).
+  void restore_ttl() {
+    ttl_restore_at_ = Clock::time_point::max();
+    log("unstable_ttl: a window ended, publishing the normal TTL");
+    change_reason_ = "unstable_ttl window ended";
+    if (!publish(model_).ok()) {
+      need_publish_ = true;
+      next_timer_ = Clock::now() + kRetryInterval;
+    }
   }
 
   void on_timer() {
@@ -661,6 +687,9 @@ class ControlDaemon {
   bool reload_queued_ = false;       // a reload asked for while a compilation ran
   std::vector<int> queued_reload_waiters_;
   SwitchTracker switch_;
+  std::map<WireName, UnstableTtl> unstable_ttl_;
+  // When the earliest lowered TTL of the published image goes back up (max(): none is lowered).
+  Clock::time_point ttl_restore_at_ = Clock::time_point::max();
   Prober prober_;
   HealthTracker health_;
   std::vector<ProbeResult> probe_results_;

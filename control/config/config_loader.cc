@@ -1114,8 +1114,9 @@ void load_steering(const MapReader& m, const std::vector<ParsedPool>& pools, con
 void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<WireName>* seen_names,
                   const std::vector<MonitorSpec>& monitors, const Clients& clients) {
   const MapReader m(node, "service",
-                    {"name", "type", "ttl", "pools", "fallback", "when_empty", "ecs", "method",
-                     "persistence", "pool_sets", "access_policy", "switch_policy"});
+                    {"name", "type", "ttl", "pools", "fallback", "when_empty", "unstable_ttl",
+                     "unstable_window_ms", "ecs", "method", "persistence", "pool_sets",
+                     "access_policy", "switch_policy"});
   const Entry& name = m.require("name");
   const WireName wire_name = to_name(name.value, "service name", nullptr);
   if (std::find(seen_names->begin(), seen_names->end(), wire_name) != seen_names->end())
@@ -1324,11 +1325,13 @@ void load_dns_query(const MapReader& m, MonitorSpec* spec) {
 std::vector<MonitorSpec> load_monitors(const Entry& list) {
   std::vector<MonitorSpec> out;
   for (const YAML::Node& item : to_list(list, false)) {
-    const MapReader m(item, "monitor",
-                      {"name", "type", "port", "interval_ms", "timeout_ms", "rise", "fall", "send",
-                       "expect", "method", "path", "host", "expect_status", "body_contains", "sni",
-                       "verify", "ca_file", "query_name", "query_type", "expect_rcode",
-                       "expect_address", "command"});
+    const MapReader m(
+        item, "monitor",
+        {"name",           "type",    "port",          "interval_ms",     "timeout_ms",
+         "rise",           "fall",    "send",          "expect",          "method",
+         "path",           "host",    "expect_status", "body_contains",   "sni",
+         "verify",         "ca_file", "query_name",    "query_type",      "expect_rcode",
+         "expect_address", "command", "count",         "max_loss_percent"});
     MonitorSpec spec;
     const Entry& name = m.require("name");
     spec.name = scalar(name.value, name.what());
@@ -1342,9 +1345,27 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
                                               {"https", MonitorSpec::Type::kHttps},
                                               {"udp", MonitorSpec::Type::kUdp},
                                               {"dns", MonitorSpec::Type::kDns},
-                                              {"external", MonitorSpec::Type::kExternal}});
+                                              {"external", MonitorSpec::Type::kExternal},
+                                              {"icmp", MonitorSpec::Type::kIcmp},
+                                              {"tcp-half-open", MonitorSpec::Type::kTcpHalfOpen}});
     const bool external = spec.type == MonitorSpec::Type::kExternal;
-    if (external) {
+    const bool icmp = spec.type == MonitorSpec::Type::kIcmp;
+    if (const Entry* e = m.find_key("command"); e != nullptr && !external) {
+      fail(e->key_node.Mark(), "'command' is only valid for external monitors");
+    }
+    for (const char* key : {"count", "max_loss_percent"}) {
+      if (const Entry* e = m.find_key(key); e != nullptr && !icmp) {
+        fail(e->key_node.Mark(), quoted(key) + " is only valid for icmp monitors");
+      }
+    }
+    if (icmp) {
+      // count is bounded by the prober's reply bitmap (64 bits).
+      spec.count = optional_uint(m, "count", 1, 64, spec.count);
+      spec.max_loss_percent = optional_uint(m, "max_loss_percent", 0, 99, spec.max_loss_percent);
+      if (const Entry* e = m.find_key("port")) {
+        fail(e->key_node.Mark(), "'port' is not valid for icmp monitors (an echo has no port)");
+      }
+    } else if (external) {
       // The port is optional here: it is only passed on to the command.
       spec.port = static_cast<uint16_t>(optional_uint(m, "port", 0, 65535, 0));
       const Entry& command = m.require("command");
@@ -1355,9 +1376,6 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
         fail(command.value.Mark(), "'command' must start with an absolute program path");
       }
     } else {
-      if (const Entry* e = m.find_key("command")) {
-        fail(e->key_node.Mark(), "'command' is only valid for external monitors");
-      }
       const Entry& port = m.require("port");
       spec.port = static_cast<uint16_t>(to_uint(port.value, port.what(), 1, 65535));
     }
@@ -1388,7 +1406,8 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
     if (const Entry* e = m.find("verify")) spec.verify = to_bool(*e);
     if (const Entry* e = m.find("ca_file")) spec.ca_file = scalar(e->value, e->what());
     for (const char* key : {"send", "expect"}) {
-      if (const Entry* e = m.find_key(key); e != nullptr && (http || dns_type)) {
+      if (const Entry* e = m.find_key(key); e != nullptr && spec.type != MonitorSpec::Type::kTcp &&
+                                            spec.type != MonitorSpec::Type::kUdp) {
         fail(e->key_node.Mark(), quoted(key) + " is only valid for tcp and udp monitors");
       }
     }
@@ -1433,7 +1452,8 @@ SnapshotModel load_model(const YAML::Node& root, const Source& src,
   SnapshotModel model;
   if (const Entry* options = top.find("options")) {
     const MapReader o(options->value, "options",
-                      {"unknown_health", "ecs_max_prefix_v4", "ecs_max_prefix_v6"});
+                      {"unknown_health", "unstable_ttl", "unstable_window_ms",
+                       "ecs_max_prefix_v4", "ecs_max_prefix_v6"});
     if (const Entry* uh = o.find("unknown_health"))
       model.unknown_health_is_up = to_choice<bool>(*uh, {{"up", true}, {"down", false}});
     model.ecs_max_v4 = static_cast<uint8_t>(optional_uint(o, "ecs_max_prefix_v4", 1, 32, 24));
@@ -1456,6 +1476,47 @@ SnapshotModel load_model(const YAML::Node& root, const Source& src,
   }
   *geo_out = clients.geo;
   return model;
+}
+
+// `unstable_ttl` / `unstable_window_ms` of each service, defaulting to those of `options`. Runs
+// after load_model, which has checked every key, so it reads the nodes directly. Services without
+// an unstable_ttl get no entry.
+std::map<WireName, UnstableTtl> load_unstable_ttl(const YAML::Node& root) {
+  struct Setting {
+    std::optional<uint32_t> ttl, window_ms;
+    YAML::Mark window_mark;
+  };
+  auto read = [](const YAML::Node& map, Setting* s) {
+    if (!map.IsMap()) return;
+    if (const YAML::Node v = map["unstable_ttl"]; v && !v.IsNull()) {
+      s->ttl = to_uint(v, "'unstable_ttl'", 0, kMaxTtl);
+    }
+    if (const YAML::Node v = map["unstable_window_ms"]; v && !v.IsNull()) {
+      s->window_ms = to_uint(v, "'unstable_window_ms'", 1000, 86400000);
+      s->window_mark = v.Mark();
+    }
+  };
+  Setting defaults;
+  if (const YAML::Node options = root["options"]) read(options, &defaults);
+  if (defaults.window_ms && !defaults.ttl) {
+    fail(defaults.window_mark, "'unstable_window_ms' needs 'unstable_ttl'");
+  }
+  std::map<WireName, UnstableTtl> out;
+  const YAML::Node services = root["services"];
+  if (!services || !services.IsSequence()) return out;
+  for (const YAML::Node& svc : services) {
+    Setting s = defaults;
+    read(svc, &s);
+    if (!s.ttl) {
+      if (s.window_ms) fail(s.window_mark, "'unstable_window_ms' needs 'unstable_ttl'");
+      continue;
+    }
+    UnstableTtl policy;
+    policy.ttl = *s.ttl;
+    policy.window_ms = s.window_ms.value_or(policy.window_ms);
+    out[to_name(svc["name"], "service name", nullptr)] = policy;
+  }
+  return out;
 }
 
 // Records where each document starts; the events themselves are not needed.
@@ -1527,6 +1588,7 @@ bool load_config_string(const std::string& yaml, const std::string& name_for_err
     LoadedConfig loaded;
     const Source src{name_for_errors, directory_of(name_for_errors)};
     loaded.model = load_model(root, src, &loaded.webhooks, &loaded.monitors, &loaded.geo);
+    loaded.unstable_ttl = load_unstable_ttl(root);
     loaded.path = name_for_errors;
     *out = std::move(loaded);
     return true;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct LoadedConfig {
   geo::GeoConfig geo;                   // `geo`, `regions`, `isp_lines`, `datacenters`, `topology`
   std::vector<MonitorSpec> monitors;    // `monitors:`, referenced by name from members
   std::vector<WebhookConfig> webhooks;  // `alerts: webhooks:`; control-only, not in the snapshot
+  std::map<WireName, UnstableTtl> unstable_ttl;  // by service name; control-only
   std::string path;
 };
 

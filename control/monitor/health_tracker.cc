@@ -1,5 +1,7 @@
 #include "control/monitor/health_tracker.h"
 
+#include <algorithm>
+
 #include "control/admin_state.h"
 
 namespace gtm::control {
@@ -9,20 +11,25 @@ std::string HealthTracker::member_key(const std::string& service, uint16_t rtype
   return service + "|" + std::to_string(rtype) + "|" + pool + "|" + member;
 }
 
-void HealthTracker::configure(const SnapshotModel& model, const std::vector<MonitorSpec>& monitors,
-                              Prober* prober, ProbeClock::time_point now) {
-  std::map<std::string, Target> previous;
-  for (Target& t : targets_) previous.emplace(t.key, std::move(t));
-  targets_.clear();
-  members_.clear();
+bool HealthTracker::configure(const SnapshotModel& model, const std::vector<MonitorSpec>& monitors,
+                              Prober* prober, ProbeClock::time_point now, std::string* error) {
+  std::map<std::string, Target*> previous;
+  for (Target& t : targets_) previous.emplace(t.key, &t);
+  std::vector<Target> targets;
+  std::map<std::string, MemberTargets> members;
 
-  std::map<std::string, size_t> index_of;  // target key -> index in targets_
+  std::map<std::string, size_t> index_of;  // target key -> index in targets
   for (const ServiceModel& svc : model.services) {
     const std::string service = wire_name_text(svc.name);
     for (const PoolModel& pool : svc.pools) {
       for (const MemberModel& m : pool.members) {
         if (m.mode != snap::MemberMode::kAuto || m.monitors.empty()) continue;
-        MemberTargets& member = members_[member_key(service, svc.rtype, pool.name, m.name)];
+        const std::string key = member_key(service, svc.rtype, pool.name, m.name);
+        MemberTargets& member = members[key];
+        if (auto old = members_.find(key); old != members_.end()) {
+          member.health = old->second.health;
+          member.changed_at = old->second.changed_at;
+        }
         std::vector<size_t>& mine = member.targets;
         for (const std::string& monitor : m.monitors) {
           const MonitorSpec* spec = nullptr;
@@ -31,21 +38,23 @@ void HealthTracker::configure(const SnapshotModel& model, const std::vector<Moni
           }
           if (spec == nullptr) continue;  // the loader refuses unknown names
           ProbeTarget probe;
-          std::string where;
-          if (!make_probe_address(m.rdata, spec->port, &probe.addr, &probe.addr_len, &where)) {
+          if (!make_probe_address(m.rdata, spec->port, &probe.addr, &probe.addr_len, &probe.host)) {
             continue;
           }
           probe.spec = *spec;
-          probe.label = where + " (" + spec->name + ")";
-          const std::string key = probe.label;
-          auto [it, inserted] = index_of.emplace(key, targets_.size());
+          // An echo has no port: its label is the bare address.
+          probe.label =
+              (spec->type == MonitorSpec::Type::kIcmp ? probe.host : endpoint_text(probe)) + " (" +
+              spec->name + ")";
+          const std::string target_key = probe.label;
+          auto [it, inserted] = index_of.emplace(target_key, targets.size());
           if (inserted) {
             Target t;
-            auto old = previous.find(key);
-            if (old != previous.end()) t = std::move(old->second);
-            t.key = key;
+            auto old = previous.find(target_key);
+            if (old != previous.end()) t = *old->second;
+            t.key = target_key;
             t.probe = std::move(probe);  // the spec may have changed (interval, thresholds)
-            targets_.push_back(std::move(t));
+            targets.push_back(std::move(t));
           }
           mine.push_back(it->second);
         }
@@ -56,12 +65,49 @@ void HealthTracker::configure(const SnapshotModel& model, const std::vector<Moni
     }
   }
   std::vector<ProbeTarget> probes;
-  probes.reserve(targets_.size());
-  for (const Target& t : targets_) probes.push_back(t.probe);
-  prober->set_targets(std::move(probes), now);
+  probes.reserve(targets.size());
+  for (const Target& t : targets) probes.push_back(t.probe);
+  if (!prober->set_targets(std::move(probes), now, error)) return false;
+
+  targets_ = std::move(targets);
+  members_ = std::move(members);
+  members_of_target_.assign(targets_.size(), {});
+  for (auto& [key, member] : members_) {
+    for (size_t i : member.targets) members_of_target_[i].push_back(&member);
+    refresh(&member, now);  // the monitors or the rule may have changed
+  }
+  return true;
 }
 
-bool HealthTracker::apply(const std::vector<ProbeResult>& results, std::string* reason) {
+snap::MemberHealth HealthTracker::health_of(const MemberTargets& mt,
+                                            const std::vector<Target>& targets) {
+  if (mt.targets.empty()) return snap::MemberHealth::kUnknown;
+  uint32_t up = 0;
+  uint32_t down = 0;
+  for (size_t i : mt.targets) {
+    up += targets[i].state == snap::MemberHealth::kUp;
+    down += targets[i].state == snap::MemberHealth::kDown;
+  }
+  const uint32_t total = static_cast<uint32_t>(mt.targets.size());
+  if (up >= mt.needed) return snap::MemberHealth::kUp;
+  if (total - down < mt.needed) return snap::MemberHealth::kDown;  // too few left to say up
+  return snap::MemberHealth::kUnknown;
+}
+
+void HealthTracker::refresh(MemberTargets* member, ProbeClock::time_point now) {
+  const snap::MemberHealth next = health_of(*member, targets_);
+  if (next == member->health) return;
+  // Only a change between up and down is instability; unknown is the start (or a member whose
+  // monitors disagree), and leaving it is not a flap.
+  const snap::MemberHealth last_known = member->health;
+  member->health = next;
+  if (last_known != snap::MemberHealth::kUnknown && next != snap::MemberHealth::kUnknown) {
+    member->changed_at = now;
+  }
+}
+
+bool HealthTracker::apply(const std::vector<ProbeResult>& results, ProbeClock::time_point now,
+                          std::string* reason) {
   bool changed = false;
   for (const ProbeResult& r : results) {
     if (r.target >= targets_.size()) continue;
@@ -83,6 +129,7 @@ bool HealthTracker::apply(const std::vector<ProbeResult>& results, std::string* 
     if (next == t.state) continue;
     t.state = next;
     changed = true;
+    for (MemberTargets* member : members_of_target_[r.target]) refresh(member, now);
     *reason = t.probe.label + ": " + (next == snap::MemberHealth::kUp ? "up after " : "down after ") +
               std::to_string(r.ok ? t.successes : t.failures) +
               (r.ok ? " successes: " : " failures: ") + r.detail;
@@ -97,24 +144,34 @@ void HealthTracker::annotate(SnapshotModel* model) const {
       for (MemberModel& m : pool.members) {
         auto it = members_.find(member_key(service, svc.rtype, pool.name, m.name));
         if (it == members_.end() || it->second.targets.empty()) continue;
-        const MemberTargets& mt = it->second;
-        uint32_t up = 0;
-        uint32_t down = 0;
-        for (size_t i : mt.targets) {
-          up += targets_[i].state == snap::MemberHealth::kUp;
-          down += targets_[i].state == snap::MemberHealth::kDown;
-        }
-        const uint32_t total = static_cast<uint32_t>(mt.targets.size());
-        if (up >= mt.needed) {
-          m.health = snap::MemberHealth::kUp;
-        } else if (total - down < mt.needed) {
-          m.health = snap::MemberHealth::kDown;  // not enough monitors left that could say up
-        } else {
-          m.health = snap::MemberHealth::kUnknown;
-        }
+        m.health = it->second.health;
       }
     }
   }
+}
+
+ProbeClock::time_point HealthTracker::apply_unstable_ttl(
+    SnapshotModel* model, const std::map<WireName, UnstableTtl>& policies,
+    ProbeClock::time_point now) const {
+  ProbeClock::time_point restore = ProbeClock::time_point::max();
+  for (ServiceModel& svc : model->services) {
+    auto policy = policies.find(svc.name);
+    if (policy == policies.end() || policy->second.ttl >= svc.ttl) continue;
+    const auto window = std::chrono::milliseconds(policy->second.window_ms);
+    const std::string service = wire_name_text(svc.name);
+    std::optional<ProbeClock::time_point> last;
+    for (const PoolModel& pool : svc.pools) {
+      for (const MemberModel& m : pool.members) {
+        auto it = members_.find(member_key(service, svc.rtype, pool.name, m.name));
+        if (it == members_.end() || !it->second.changed_at) continue;
+        last = std::max(last.value_or(*it->second.changed_at), *it->second.changed_at);
+      }
+    }
+    if (!last || now - *last >= window) continue;
+    svc.ttl = policy->second.ttl;
+    restore = std::min(restore, *last + window);
+  }
+  return restore;
 }
 
 }  // namespace gtm::control

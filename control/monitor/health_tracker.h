@@ -6,10 +6,14 @@
 //
 // The tracker outlives reloads: targets that a new configuration still has keep their state and
 // counters, so a reload never makes a healthy site flap.
+//
+// It also remembers when each member last went between up and down, for the services that answer
+// with a shorter TTL while a member is unstable (`unstable_ttl`, apply_unstable_ttl below).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,16 +26,26 @@ namespace gtm::control {
 class HealthTracker {
  public:
   // Derives the probe targets from a configuration (members in mode auto with monitors) and hands
-  // them to `prober`. Targets present before keep their state.
-  void configure(const SnapshotModel& model, const std::vector<MonitorSpec>& monitors,
-                 Prober* prober, ProbeClock::time_point now);
+  // them to `prober`. Targets and members present before keep their state. Fails, changing
+  // nothing, when the prober cannot take the targets (*error says why).
+  bool configure(const SnapshotModel& model, const std::vector<MonitorSpec>& monitors,
+                 Prober* prober, ProbeClock::time_point now, std::string* error);
 
   // Feeds verdicts. Returns true when some target changed state; *reason then names the last
   // change ("192.0.2.10:80 (web): down after 3 failures: connect: Connection refused").
-  bool apply(const std::vector<ProbeResult>& results, std::string* reason);
+  bool apply(const std::vector<ProbeResult>& results, ProbeClock::time_point now,
+             std::string* reason);
 
   // Sets `health` of every monitored member of `model` from its targets.
   void annotate(SnapshotModel* model) const;
+
+  // Lowers the TTL of every service of `model` with a policy in `policies` (by service name) to
+  // at most the policy's ttl while one of its members went between up and down less than the
+  // policy's window ago. Returns when the earliest of those windows ends (the moment to publish
+  // the normal TTL again), or time_point::max() when no TTL was lowered.
+  ProbeClock::time_point apply_unstable_ttl(SnapshotModel* model,
+                                            const std::map<WireName, UnstableTtl>& policies,
+                                            ProbeClock::time_point now) const;
 
   size_t target_count() const { return targets_.size(); }
 
@@ -46,12 +60,21 @@ class HealthTracker {
   static std::string member_key(const std::string& service, uint16_t rtype,
                                 const std::string& pool, const std::string& member);
 
-  std::vector<Target> targets_;                          // index = prober target index
   struct MemberTargets {
     std::vector<size_t> targets;
     uint32_t needed = 0;  // resolved: 1..targets.size()
+    snap::MemberHealth health = snap::MemberHealth::kUnknown;  // from the targets
+    // The last change between up and down (unknown -> up at start-up is not one).
+    std::optional<ProbeClock::time_point> changed_at;
   };
+  static snap::MemberHealth health_of(const MemberTargets& member,
+                                      const std::vector<Target>& targets);
+  // Re-derives the member's health; records the time when it went between up and down.
+  void refresh(MemberTargets* member, ProbeClock::time_point now);
+
+  std::vector<Target> targets_;  // index = prober target index
   std::map<std::string, MemberTargets> members_;
+  std::vector<std::vector<MemberTargets*>> members_of_target_;  // index = target index
 };
 
 }  // namespace gtm::control

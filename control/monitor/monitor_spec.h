@@ -10,7 +10,7 @@
 namespace gtm::control {
 
 struct MonitorSpec {
-  enum class Type { kTcp, kHttp, kHttps, kUdp, kDns, kExternal };
+  enum class Type { kTcp, kHttp, kHttps, kUdp, kDns, kExternal, kIcmp, kTcpHalfOpen };
 
   std::string name;
   Type type = Type::kTcp;
@@ -18,7 +18,11 @@ struct MonitorSpec {
   uint32_t timeout_ms = 800;    // a probe with no verdict by then fails (< interval)
   uint32_t rise = 2;            // consecutive successes that bring a down/unknown target up
   uint32_t fall = 3;            // consecutive failures that bring an up/unknown target down
-  uint16_t port = 0;            // probed on the member's own address
+  uint16_t port = 0;            // probed on the member's own address (icmp: none)
+  // icmp: echo requests sent together at the start of each probe, and the share of them that
+  // may go unanswered (by the timeout) for the probe to pass: lost * 100 <= count * max_loss.
+  uint32_t count = 3;
+  uint32_t max_loss_percent = 50;
   // tcp: optional bytes to send after connecting and a substring the reply must contain.
   // udp: the datagram to send (required) and a substring the reply must contain (optional).
   // dns: `send` is the query the loader built from query_name/query_type.
@@ -41,6 +45,14 @@ struct MonitorSpec {
   std::string sni;
   bool verify = true;
   std::string ca_file;
+};
+
+// `unstable_ttl` / `unstable_window_ms` of a service (defaults in `options`): its answers carry at
+// most `ttl` while one of its members went between up and down less than `window_ms` ago, so
+// resolvers come back sooner while a site flaps.
+struct UnstableTtl {
+  uint32_t ttl = 0;
+  uint32_t window_ms = 60000;
 };
 
 }  // namespace gtm::control

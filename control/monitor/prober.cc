@@ -30,8 +30,32 @@ namespace {
 // body; a bigger body is judged on its first 16 KiB.
 constexpr size_t kMaxReply = 16384;
 
+// epoll data of the raw sockets: this bit plus the RawSockets::Kind. Probes' sockets carry their
+// index and the descriptor (probe_data), so an event that was queued for a socket the probe has
+// since given up cannot be taken for news of the socket it uses now.
+constexpr uint64_t kRawTag = uint64_t{1} << 63;
+
+uint64_t probe_data(size_t index, int fd) {
+  return uint64_t{static_cast<uint32_t>(fd)} << 32 | static_cast<uint32_t>(index);
+}
+
+// Idle connect-probe sockets kept per family (beyond that they are closed): enough for the
+// probes that are in flight at once, which is few while targets answer within microseconds.
+constexpr size_t kMaxIdleSockets = 1024;
+
+// A plain TCP connect probe (nothing to send or expect): its socket is reused (Prober::recycle).
+bool is_connect_only(const MonitorSpec& spec) {
+  return spec.type == MonitorSpec::Type::kTcp && spec.send.empty() && spec.expect.empty();
+}
+
 bool is_datagram(const MonitorSpec& spec) {
   return spec.type == MonitorSpec::Type::kUdp || spec.type == MonitorSpec::Type::kDns;
+}
+
+// icmp: whether `replies` of the probe's `count` requests are enough (the loss within
+// max_loss_percent).
+bool echo_loss_ok(const MonitorSpec& spec, uint32_t replies) {
+  return uint64_t{spec.count - replies} * 100 <= uint64_t{spec.count} * spec.max_loss_percent;
 }
 
 bool status_in(const MonitorSpec& spec, int status) {
@@ -48,7 +72,9 @@ struct Prober::Probe {
   ProbeTarget target;
   ProbeClock::time_point next_start;
   ProbeClock::time_point deadline;
-  int fd = -1;  // >= 0 while in flight
+  bool in_flight = false;  // started, no verdict yet
+  int fd = -1;             // the probe's own socket (>= 0 while in flight), not for raw probes
+  bool reusable = false;   // fd is a connect-only socket that goes back to the idle pool
   SSL* ssl = nullptr;  // https probes, from the end of the TCP connect
   pid_t child = -1;    // external probes: the running command; fd is then its pidfd
   uint64_t timer_seq = 0;  // the live entry in Prober::timers_
@@ -56,6 +82,17 @@ struct Prober::Probe {
   std::string request;
   size_t sent = 0;
   std::string reply;
+  // icmp and tcp-half-open: replies name the probe they answer by its serial.
+  uint32_t serial = 0;
+  uint64_t echo_replies = 0;  // icmp: bit k = reply to request k came
+  uint32_t echo_received = 0;
+  uint16_t sport = 0;  // tcp-half-open: this probe's source port
+  // tcp-half-open: the local address the SYN's checksum covers, looked up from the routing table
+  // at the first probe and again after a timeout (at most every kSourceRefresh).
+  sockaddr_storage source{};
+  bool have_source = false;
+  bool refresh_source = false;
+  ProbeClock::time_point source_at;
 
   void close_socket() {
     if (ssl != nullptr) SSL_free(ssl);  // no close_notify: the reset below ends it anyway
@@ -84,6 +121,9 @@ Prober::Prober() { epoll_fd_ = epoll_create1(EPOLL_CLOEXEC); }
 
 Prober::~Prober() {
   for (auto& p : probes_) p->close_socket();
+  for (std::vector<int>& idle : idle_sockets_) {
+    for (int fd : idle) close(fd);
+  }
   for (auto& [key, ctx] : tls_contexts_) SSL_CTX_free(ctx);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
@@ -152,10 +192,7 @@ bool Prober::start_tls(size_t index, std::string* error) {
       SSL_set1_host(p.ssl, spec.host.c_str());
     } else {
       // No name to check: the certificate must carry the member's address.
-      const std::string& label = p.target.label;
-      std::string ip = label.substr(0, label.rfind(':'));
-      if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p.ssl), ip.c_str());
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p.ssl), p.target.host.c_str());
     }
   }
   return true;
@@ -218,13 +255,38 @@ ssize_t Prober::probe_recv(size_t index, char* buf, size_t len, bool* want_write
 void Prober::watch(size_t index, uint32_t events) {
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, probes_[index]->fd);
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, probes_[index]->fd, &ev);
 }
 
 size_t Prober::target_count() const { return probes_.size(); }
 
-void Prober::set_targets(std::vector<ProbeTarget> targets, ProbeClock::time_point now) {
+bool Prober::set_targets(std::vector<ProbeTarget> targets, ProbeClock::time_point now,
+                         std::string* error) {
+  if (epoll_fd_ < 0) {
+    *error = "epoll_create1 failed";
+    return false;
+  }
+  if (targets.size() >= probe_packets::kMaxHalfOpenTargets) {
+    *error = "too many probe targets (" + std::to_string(targets.size()) + ")";
+    return false;
+  }
+  for (const ProbeTarget& t : targets) {
+    const bool v6 = t.addr.ss_family == AF_INET6;
+    RawSockets::Kind kind;
+    if (t.spec.type == MonitorSpec::Type::kIcmp) {
+      kind = v6 ? RawSockets::kIcmp6 : RawSockets::kIcmp4;
+    } else if (t.spec.type == MonitorSpec::Type::kTcpHalfOpen) {
+      kind = v6 ? RawSockets::kTcp6 : RawSockets::kTcp4;
+    } else {
+      continue;
+    }
+    std::string why;
+    if (!raw_.open(kind, epoll_fd_, kRawTag | kind, &why)) {
+      *error = "monitor " + t.spec.name + ": " + why;
+      return false;
+    }
+  }
   for (auto& p : probes_) p->close_socket();  // closing also removes it from the epoll set
   probes_.clear();
   timers_ = {};
@@ -238,6 +300,7 @@ void Prober::set_targets(std::vector<ProbeTarget> targets, ProbeClock::time_poin
     probes_.push_back(std::move(p));
     schedule(i, first);
   }
+  return true;
 }
 
 void Prober::schedule(size_t index, ProbeClock::time_point at) {
@@ -260,7 +323,15 @@ void Prober::run(ProbeClock::time_point now, std::vector<ProbeResult>* results) 
   for (;;) {
     const int n = epoll_wait(epoll_fd_, events, 256, 0);
     if (n <= 0) break;
-    for (int i = 0; i < n; ++i) advance(events[i].data.u64, events[i].events, results);
+    for (int i = 0; i < n; ++i) {
+      const uint64_t data = events[i].data.u64;
+      if (data & kRawTag) {
+        receive_raw(static_cast<RawSockets::Kind>(data & ~kRawTag), results);
+      } else {
+        advance(static_cast<uint32_t>(data), static_cast<int>(data >> 32), events[i].events,
+                results);
+      }
+    }
     if (n < 256) break;
   }
   while (!timers_.empty() && timers_.top().at <= now) {
@@ -268,8 +339,8 @@ void Prober::run(ProbeClock::time_point now, std::vector<ProbeResult>* results) 
     timers_.pop();
     Probe& p = *probes_[t.index];
     if (t.seq != p.timer_seq) continue;  // superseded
-    if (p.fd >= 0) {
-      finish(t.index, false, "timeout", results);  // schedules the next start
+    if (p.in_flight) {
+      expire(t.index, results);  // schedules the next start
     } else {
       start(t.index, now, results);
     }
@@ -284,6 +355,8 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
   if (p.next_start <= now) p.next_start = now + interval;
   p.deadline = now + std::chrono::milliseconds(p.target.spec.timeout_ms);
   schedule(index, p.deadline);
+  p.in_flight = true;
+  ++p.serial;
   p.phase = Probe::Phase::kConnecting;
   p.sent = 0;
   p.reply.clear();
@@ -298,9 +371,21 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
     start_external(index, results);
     return;
   }
+  if (spec.type == MonitorSpec::Type::kIcmp) {
+    start_echo(index, results);
+    return;
+  }
+  if (spec.type == MonitorSpec::Type::kTcpHalfOpen) {
+    start_half_open(index, now, results);
+    return;
+  }
+  if (is_connect_only(spec)) {
+    start_connect(index, results);
+    return;
+  }
   if (spec.type != MonitorSpec::Type::kTcp) {
-    p.request = spec.method + " " + spec.path + " HTTP/1.1\r\nHost: " +
-                (spec.host.empty() ? p.target.label.substr(0, p.target.label.find(' ')) : spec.host) +
+    p.request = spec.method + " " + spec.path +
+                " HTTP/1.1\r\nHost: " + (spec.host.empty() ? endpoint_text(p.target) : spec.host) +
                 "\r\nUser-Agent: gtm-monitor\r\nAccept: */*\r\nConnection: close\r\n\r\n";
   } else {
     p.request = spec.send;
@@ -313,7 +398,7 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
   }
   epoll_event ev{};
   ev.events = EPOLLOUT;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, p.fd);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
     finish(index, false, std::string("epoll: ") + std::strerror(errno), results);
     return;
@@ -323,6 +408,73 @@ void Prober::start(size_t index, ProbeClock::time_point now, std::vector<ProbeRe
     finish(index, false, std::string("connect: ") + std::strerror(errno), results);
   }
   // Connected or in progress: EPOLLOUT reports the outcome either way.
+}
+
+// A connect-only probe: three system calls when a socket is idle (connect, arm the epoll entry,
+// and the disconnect in recycle()) instead of six with a socket of its own (socket, epoll add,
+// connect, SO_ERROR, SO_LINGER, close); the kernel also skips allocating and freeing a socket,
+// a file and an epoll entry per probe. The entry is one-shot: it reports the connect's outcome
+// once and then stays quiet while the socket idles in the pool, disconnected.
+void Prober::start_connect(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  std::vector<int>& idle = idle_sockets_[p.target.addr.ss_family == AF_INET6];
+  int op = EPOLL_CTL_MOD;
+  if (!idle.empty()) {
+    p.fd = idle.back();
+    idle.pop_back();
+  } else {
+    p.fd = socket(p.target.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p.fd < 0) {
+      finish(index, false, std::string("socket: ") + std::strerror(errno), results);
+      return;
+    }
+    op = EPOLL_CTL_ADD;
+  }
+  p.reusable = true;
+  if (connect(p.fd, reinterpret_cast<const sockaddr*>(&p.target.addr), p.target.addr_len) != 0 &&
+      errno != EINPROGRESS) {
+    const int error = errno;
+    if (op == EPOLL_CTL_ADD) p.reusable = false;  // not in the epoll set: close it instead
+    finish(index, false, std::string("connect: ") + std::strerror(error), results);
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLOUT | EPOLLONESHOT;
+  ev.data.u64 = probe_data(index, p.fd);
+  if (epoll_ctl(epoll_fd_, op, p.fd, &ev) != 0) {
+    const int error = errno;
+    p.reusable = false;
+    finish(index, false, std::string("epoll: ") + std::strerror(error), results);
+  }
+}
+
+void Prober::advance_connect(size_t index, uint32_t events, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  if ((events & (EPOLLERR | EPOLLHUP)) == 0) {
+    finish(index, true, "connected", results);
+    return;
+  }
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  finish(index, false, std::string("connect: ") + std::strerror(err != 0 ? err : ECONNRESET),
+         results);
+}
+
+// Disconnecting (connect to AF_UNSPEC) resets an established connection (RST, as the abortive
+// close of the other probes), leaves the socket unbound and unconnected, and lets the next
+// connect() reuse it; that connect also clears the error the reset leaves on the socket.
+void Prober::recycle(Probe& p) {
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  std::vector<int>& idle = idle_sockets_[p.target.addr.ss_family == AF_INET6];
+  if (idle.size() < kMaxIdleSockets && connect(p.fd, &unspec, sizeof(unspec)) == 0) {
+    idle.push_back(p.fd);
+  } else {
+    close(p.fd);
+  }
+  p.fd = -1;
+  p.reusable = false;
 }
 
 // UDP and DNS: a connected datagram socket, so an ICMP port-unreachable comes back as
@@ -337,7 +489,7 @@ void Prober::start_datagram(size_t index, std::vector<ProbeResult>* results) {
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, p.fd);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0 ||
       connect(p.fd, reinterpret_cast<const sockaddr*>(&p.target.addr), p.target.addr_len) != 0 ||
       send(p.fd, spec.send.data(), spec.send.size(), MSG_NOSIGNAL) < 0) {
@@ -347,6 +499,98 @@ void Prober::start_datagram(size_t index, std::vector<ProbeResult>* results) {
   p.phase = Probe::Phase::kReading;
 }
 
+// icmp: every echo request of the probe goes out at once; the replies (or the timeout) decide.
+void Prober::start_echo(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  const MonitorSpec& spec = p.target.spec;
+  p.echo_replies = 0;
+  p.echo_received = 0;
+  const probe_packets::EchoTag first{raw_.cookie(), static_cast<uint32_t>(index), p.serial, 0};
+  uint32_t sent = 0;
+  const int error = raw_.send_echoes(p.target.addr, first, spec.count, echo_seq_, &sent);
+  echo_seq_ = static_cast<uint16_t>(echo_seq_ + spec.count);
+  // Requests that could not be sent count as lost; with none sent, say why at once.
+  if (sent == 0) finish(index, false, std::string("icmp: ") + std::strerror(error), results);
+}
+
+// tcp-half-open: one SYN from the shared raw socket; the kernel resets the connection when the
+// SYN-ACK comes back to a port no socket owns (raw_sockets.h).
+void Prober::start_half_open(size_t index, ProbeClock::time_point now,
+                             std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  constexpr auto kSourceRefresh = std::chrono::seconds(10);
+  if (!p.have_source || (p.refresh_source && now - p.source_at >= kSourceRefresh)) {
+    std::string error;
+    p.source_at = now;
+    p.refresh_source = false;
+    p.have_source = route_source(p.target.addr, &p.source, &error);
+    if (!p.have_source) {
+      finish(index, false, error, results);
+      return;
+    }
+  }
+  p.sport = raw_.port(static_cast<uint32_t>(index) + p.serial);
+  const uint16_t dport = p.target.spec.port;
+  const uint32_t seq =
+      probe_packets::syn_sequence(static_cast<uint32_t>(index), p.serial, raw_.secret());
+  if (const int e = raw_.send_syn(p.source, p.target.addr, p.sport, dport, seq); e != 0) {
+    p.refresh_source = true;  // a vanished source address shows up here first
+    finish(index, false, std::string("syn: ") + std::strerror(e), results);
+  }
+}
+
+void Prober::receive_raw(RawSockets::Kind kind, std::vector<ProbeResult>* results) {
+  if (kind == RawSockets::kIcmp4 || kind == RawSockets::kIcmp6) {
+    raw_.receive_echo(kind, [&](const probe_packets::EchoTag& tag, const sockaddr_storage& from) {
+      if (tag.target >= probes_.size()) return;
+      Probe& p = *probes_[tag.target];
+      const MonitorSpec& spec = p.target.spec;
+      if (!p.in_flight || spec.type != MonitorSpec::Type::kIcmp || tag.serial != p.serial ||
+          tag.number >= spec.count || !same_address(from, p.target.addr)) {
+        return;  // late (an earlier probe's), or not from the target
+      }
+      const uint64_t bit = uint64_t{1} << tag.number;
+      if (p.echo_replies & bit) return;  // duplicated on the way
+      p.echo_replies |= bit;
+      ++p.echo_received;
+      if (echo_loss_ok(spec, p.echo_received)) {
+        finish(tag.target, true,
+               std::to_string(p.echo_received) + "/" + std::to_string(spec.count) + " echo replies",
+               results);
+      }
+    });
+    return;
+  }
+  raw_.receive_tcp(kind, [&](const probe_packets::TcpReply& reply, const sockaddr_storage& from) {
+    uint32_t index = 0;
+    uint8_t serial_low = 0;
+    probe_packets::decode_ack(reply.ack, raw_.secret(), &index, &serial_low);
+    if (index >= probes_.size()) return;
+    Probe& p = *probes_[index];
+    if (!p.in_flight || p.target.spec.type != MonitorSpec::Type::kTcpHalfOpen ||
+        static_cast<uint8_t>(p.serial) != serial_low || reply.dport != p.sport ||
+        reply.sport != p.target.spec.port || !same_address(from, p.target.addr)) {
+      return;
+    }
+    finish(index, reply.syn_ack, reply.syn_ack ? "syn-ack" : "rst: port closed", results);
+  });
+}
+
+// A probe whose timeout passed without a verdict.
+void Prober::expire(size_t index, std::vector<ProbeResult>* results) {
+  Probe& p = *probes_[index];
+  if (p.target.spec.type == MonitorSpec::Type::kIcmp) {
+    const uint32_t count = p.target.spec.count;
+    finish(index, false,
+           "timeout: " + std::to_string(count - p.echo_received) + "/" + std::to_string(count) +
+               " echo requests lost",
+           results);
+    return;
+  }
+  if (p.target.spec.type == MonitorSpec::Type::kTcpHalfOpen) p.refresh_source = true;
+  finish(index, false, "timeout", results);
+}
+
 extern "C" char** environ;
 
 // external: posix_spawn (no shell), then a pidfd in the epoll set: readable when the command
@@ -354,12 +598,9 @@ extern "C" char** environ;
 void Prober::start_external(size_t index, std::vector<ProbeResult>* results) {
   Probe& p = *probes_[index];
   const MonitorSpec& spec = p.target.spec;
-  const std::string& label = p.target.label;
-  std::string address = label.substr(0, label.rfind(':'));
-  if (!address.empty() && address.front() == '[') address = address.substr(1, address.size() - 2);
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  env_strings.push_back("GTM_MEMBER_ADDRESS=" + address);
+  env_strings.push_back("GTM_MEMBER_ADDRESS=" + p.target.host);
   env_strings.push_back("GTM_MONITOR_PORT=" + std::to_string(spec.port));
   std::vector<char*> envp;
   for (std::string& e : env_strings) envp.push_back(e.data());
@@ -384,7 +625,7 @@ void Prober::start_external(size_t index, std::vector<ProbeResult>* results) {
   p.fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.u64 = index;
+  ev.data.u64 = probe_data(index, p.fd);
   if (p.fd < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
     finish(index, false, std::string("pidfd: ") + std::strerror(errno), results);
     return;
@@ -431,11 +672,15 @@ void Prober::advance_datagram(size_t index, std::vector<ProbeResult>* results) {
   finish(index, ok, detail, results);
 }
 
-void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* results) {
+void Prober::advance(size_t index, int fd, uint32_t events, std::vector<ProbeResult>* results) {
   if (index >= probes_.size()) return;
   Probe& p = *probes_[index];
-  if (p.fd < 0) return;
+  if (p.fd < 0 || p.fd != fd) return;  // an event of a socket the probe no longer uses
   const MonitorSpec& spec = p.target.spec;
+  if (p.reusable) {
+    advance_connect(index, events, results);
+    return;
+  }
   if (is_datagram(spec)) {
     advance_datagram(index, results);
     return;
@@ -581,7 +826,12 @@ void Prober::advance(size_t index, uint32_t events, std::vector<ProbeResult>* re
 
 void Prober::finish(size_t index, bool ok, std::string detail, std::vector<ProbeResult>* results) {
   Probe& p = *probes_[index];
-  p.close_socket();
+  if (p.reusable) {
+    recycle(p);
+  } else {
+    p.close_socket();
+  }
+  p.in_flight = false;
   schedule(index, p.next_start);
   ++completed_;
   results->push_back({index, ok, std::move(detail)});
@@ -621,8 +871,17 @@ bool judge_dns_reply(const MonitorSpec& spec, const uint8_t* data, size_t len,
   return ok;
 }
 
+std::string endpoint_text(const ProbeTarget& target) {
+  if (target.addr.ss_family == AF_INET6) {
+    const uint16_t port = ntohs(reinterpret_cast<const sockaddr_in6&>(target.addr).sin6_port);
+    return "[" + target.host + "]:" + std::to_string(port);
+  }
+  const uint16_t port = ntohs(reinterpret_cast<const sockaddr_in&>(target.addr).sin_port);
+  return target.host + ":" + std::to_string(port);
+}
+
 bool make_probe_address(const std::vector<uint8_t>& address, uint16_t port, sockaddr_storage* out,
-                        socklen_t* len, std::string* text) {
+                        socklen_t* len, std::string* host) {
   *out = sockaddr_storage{};
   char buf[INET6_ADDRSTRLEN] = {};
   if (address.size() == 4) {
@@ -632,7 +891,7 @@ bool make_probe_address(const std::vector<uint8_t>& address, uint16_t port, sock
     std::memcpy(&sin->sin_addr, address.data(), 4);
     *len = sizeof(sockaddr_in);
     inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
-    *text = std::string(buf) + ":" + std::to_string(port);
+    *host = buf;
     return true;
   }
   if (address.size() == 16) {
@@ -642,7 +901,7 @@ bool make_probe_address(const std::vector<uint8_t>& address, uint16_t port, sock
     std::memcpy(&sin6->sin6_addr, address.data(), 16);
     *len = sizeof(sockaddr_in6);
     inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));
-    *text = "[" + std::string(buf) + "]:" + std::to_string(port);
+    *host = buf;
     return true;
   }
   return false;

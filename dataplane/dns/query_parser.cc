@@ -7,6 +7,8 @@
 namespace gtm::dns {
 namespace {
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "word-at-a-time name code assumes LE");
+
 // A legitimate name reaches at most 127 labels; allowing a few more hops than that tolerates
 // pointer-to-pointer chains while keeping the walk bounded even on hostile input.
 constexpr int kMaxPointerHops = 2 * kMaxLabels;
@@ -49,15 +51,27 @@ size_t parse_question_name(const uint8_t* pkt, size_t len, ParsedQuery* out) {
     pos += 1 + label_len;
   }
   ++name_len;  // the root label
+  // One pass lowercases and hashes the name a word at a time.
   const uint8_t* src = pkt + kHeaderSize;
+  uint64_t h = name_hash_seed(name_len);
   size_t i = 0;
   for (; i + 8 <= name_len; i += 8) {
     uint64_t w;
     std::memcpy(&w, src + i, 8);
     w = lower8(w);
     std::memcpy(out->qname_lower + i, &w, 8);
+    h = name_hash_word(h, w);
   }
-  for (; i < name_len; ++i) out->qname_lower[i] = ascii_lower(src[i]);
+  uint64_t tail = 0;
+  if (const size_t rest = name_len - i; rest != 0) {
+    // The 8 bytes ending with the name's last byte are inside the packet (the 12-byte header
+    // precedes a name shorter than 8); shifting drops the ones before the tail. Little-endian.
+    uint64_t w;
+    std::memcpy(&w, src + name_len - 8, 8);
+    tail = lower8(w >> (64 - 8 * rest));
+    std::memcpy(out->qname_lower + i, &tail, 8);  // the buffer has 8 spare bytes
+  }
+  out->qname_hash = name_hash_finish(h, tail);
   out->qname_len = static_cast<uint16_t>(name_len);
   out->label_count = labels;
   return pos + 1;
@@ -223,6 +237,7 @@ ParseStatus parse_query(const uint8_t* pkt, size_t len, ParsedQuery* out) {
   out->flags = 0;
   out->opcode = 0;
   out->qname_len = 0;
+  out->qname_hash = 0;
   out->label_count = 0;
   out->qtype = 0;
   out->qclass = 0;

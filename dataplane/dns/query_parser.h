@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
 
 namespace gtm::dns {
@@ -27,8 +28,11 @@ struct ParsedQuery {
   // The question. qname_lower is the canonical (lowercase) uncompressed wire form; the original
   // bytes (case preserved) stay in the packet at offset 12 (a question name is never compressed:
   // pointers must point backwards and only the header precedes it).
-  uint8_t qname_lower[kMaxNameLen];  // not zeroed: ~400 bytes per query; valid up to qname_len
+  // Not zeroed (~400 bytes per query); valid up to qname_len. 8 spare bytes let the parser store
+  // the name's last partial word whole.
+  uint8_t qname_lower[kMaxNameLen + 8];
   uint16_t qname_len = 0;          // wire length including the root label
+  uint32_t qname_hash = 0;         // dns::name_hash(qname_lower, qname_len), for the first lookup
   uint8_t label_count = 0;         // labels excluding the root
   uint8_t label_offsets[kMaxLabels];  // valid up to label_count; offset of each label's length byte within qname
   uint16_t qtype = 0;

@@ -59,6 +59,9 @@ bool ResponseWriter::begin(uint8_t* buf, size_t limit, const uint8_t* query_pkt,
   counts_[0] = counts_[1] = counts_[2] = 0;
   dict_size_ = 0;
   dict_size_at_question_ = 0;
+  dict_ready_ = false;
+  question_labels_ = q.label_offsets;
+  question_label_count_ = with_question ? q.label_count : 0;
 
   const size_t end = with_question ? q.question_end : kHeaderSize;
   if ((with_question && q.question_end <= kHeaderSize) || end > limit) {
@@ -82,12 +85,19 @@ bool ResponseWriter::begin(uint8_t* buf, size_t limit, const uint8_t* query_pkt,
   store16(buf + 10, 0);
   pos_ = end;
   question_end_ = end;
+  return true;
+}
 
-  if (with_question) {
-    for (int i = 0; i < q.label_count; ++i) remember(kQuestionNameOffset + q.label_offsets[i]);
+void ResponseWriter::ensure_dict() {
+  if (dict_ready_) return;
+  // Nothing but the question can be in the dictionary yet: every name that enters it goes
+  // through write_name, which calls this first.
+  dict_size_ = 0;
+  for (int i = 0; i < question_label_count_; ++i) {
+    remember(static_cast<uint16_t>(kQuestionNameOffset + question_labels_[i]));
   }
   dict_size_at_question_ = dict_size_;
-  return true;
+  dict_ready_ = true;
 }
 
 void ResponseWriter::remember(uint16_t offset) {
@@ -107,6 +117,7 @@ bool ResponseWriter::find_suffix(const uint8_t* name, size_t len, uint16_t* ptr)
 
 bool ResponseWriter::write_name(const uint8_t* name, size_t len, bool compress) {
   if (len == 0 || wire_name_length(name, len) != len) return false;
+  if (compress) ensure_dict();
   // Find the longest suffix already in the packet; labels before it are written literally.
   size_t literal = len;
   uint16_t ptr = 0;
@@ -144,6 +155,7 @@ bool ResponseWriter::add_rr(Section s, const uint8_t* owner, size_t owner_len, u
                             uint16_t name1_off, uint16_t name2_off) {
   assert_section_order(counts_, s);
   if (buf_ == nullptr) return false;
+  ensure_dict();  // before saving its size: a failed add must not drop the question's labels
   const size_t saved_pos = pos_;
   const int saved_dict = dict_size_;
   if (!write_name(owner, owner_len, true) ||
@@ -160,6 +172,7 @@ bool ResponseWriter::add_rr_qname(Section s, uint16_t type, uint16_t rclass, uin
                                   uint16_t name2_off) {
   assert_section_order(counts_, s);
   if (buf_ == nullptr || question_end_ <= kHeaderSize) return false;  // no question to point at
+  if (name1_off != 0xFFFF || name2_off != 0xFFFF) ensure_dict();  // as in add_rr
   const size_t saved_pos = pos_;
   const int saved_dict = dict_size_;
   // The question name sits at offset 12, so the owner is the pointer 0xC00C, written directly: the
@@ -185,6 +198,27 @@ bool ResponseWriter::add_rr_qname(Section s, uint16_t type, uint16_t rclass, uin
 bool ResponseWriter::write_rr_tail(Section s, uint16_t type, uint16_t rclass, uint32_t ttl,
                                    const uint8_t* rdata, size_t rdata_len, uint16_t name1_off,
                                    uint16_t name2_off) {
+  const int idx = static_cast<int>(s);
+  if (name1_off == 0xFFFF && name2_off == 0xFFFF) {
+    // No name inside: one bounds check and straight copies (A and AAAA get fixed-size ones).
+    if (rdata_len > 0xFFFF || kRRFixedSize + rdata_len > limit_ - pos_) return false;
+    uint8_t* p = buf_ + pos_;
+    store16(p, type);
+    store16(p + 2, rclass);
+    store32(p + 4, ttl);
+    store16(p + 8, static_cast<uint16_t>(rdata_len));
+    if (rdata_len == 4) {
+      std::memcpy(p + kRRFixedSize, rdata, 4);
+    } else if (rdata_len == 16) {
+      std::memcpy(p + kRRFixedSize, rdata, 16);
+    } else if (rdata_len > 0) {
+      std::memcpy(p + kRRFixedSize, rdata, rdata_len);
+    }
+    pos_ += kRRFixedSize + rdata_len;
+    ++counts_[idx];
+    store16(buf_ + kCountOffset[idx], counts_[idx]);
+    return true;
+  }
   if (kRRFixedSize > limit_ - pos_) return false;
   const size_t fixed = pos_;
   store16(buf_ + fixed, type);
@@ -218,7 +252,6 @@ bool ResponseWriter::write_rr_tail(Section s, uint16_t type, uint16_t rclass, ui
   const size_t rdlength = pos_ - (fixed + kRRFixedSize);
   if (rdlength > 0xFFFF) return false;
   store16(buf_ + fixed + 8, static_cast<uint16_t>(rdlength));
-  const int idx = static_cast<int>(s);
   ++counts_[idx];
   store16(buf_ + kCountOffset[idx], counts_[idx]);
   return true;
@@ -278,7 +311,7 @@ void ResponseWriter::clear_flag(uint16_t flag) {
 void ResponseWriter::reset_to_question() {
   if (buf_ == nullptr) return;
   pos_ = question_end_;
-  dict_size_ = dict_size_at_question_;
+  dict_size_ = dict_ready_ ? dict_size_at_question_ : 0;
   for (int i = 0; i < 3; ++i) {
     counts_[i] = 0;
     store16(buf_ + kCountOffset[i], 0);

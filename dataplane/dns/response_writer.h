@@ -64,6 +64,9 @@ class ResponseWriter {
   // Compression dictionary: every suffix (label boundary) of every name written, as a packet
   // offset < 0x4000. Names are compared case-insensitively by following the packet bytes.
   static constexpr int kMaxDict = 64;
+  // The question's labels enter the dictionary only when a name is first compressed: the common
+  // answer (owner = pointer to the question, address RDATA) never needs them.
+  void ensure_dict();
   bool write_name(const uint8_t* name, size_t len, bool compress);
   // Fixed fields, RDATA (with its compressible names) and the section count, after the owner.
   // On failure the caller restores pos_ and the dictionary.
@@ -80,6 +83,9 @@ class ResponseWriter {
   uint16_t dict_[kMaxDict];
   int dict_size_ = 0;
   int dict_size_at_question_ = 0;
+  bool dict_ready_ = false;  // the question's labels are in dict_
+  const uint8_t* question_labels_ = nullptr;  // ParsedQuery::label_offsets of the question
+  int question_label_count_ = 0;
 };
 
 }  // namespace gtm::dns

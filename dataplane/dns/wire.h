@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__GNUC__)
 #define GTM_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -13,6 +14,8 @@
 #endif
 
 namespace gtm::dns {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the byte helpers assume a little-endian host");
 
 inline constexpr size_t kHeaderSize = 12;
 inline constexpr size_t kMaxNameLen = 255;   // wire octets including the root label
@@ -65,20 +68,26 @@ inline constexpr uint16_t kFlagAD = 0x0020;
 inline constexpr uint16_t kFlagCD = 0x0010;
 inline constexpr uint16_t kEdnsFlagDO = 0x8000;
 
-inline uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+// Big-endian loads and stores as one unaligned access plus a byte swap: the byte-by-byte forms
+// cost the writer ~50 instructions per response. memcpy keeps them free of alignment and aliasing
+// assumptions; compilers turn it into a single mov.
+inline uint16_t load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return __builtin_bswap16(v);
+}
 inline uint32_t load32(const uint8_t* p) {
-  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
-         (static_cast<uint32_t>(p[2]) << 8) | p[3];
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return __builtin_bswap32(v);
 }
 inline void store16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
+  v = __builtin_bswap16(v);
+  std::memcpy(p, &v, 2);
 }
 inline void store32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
+  v = __builtin_bswap32(v);
+  std::memcpy(p, &v, 4);
 }
 inline uint8_t ascii_lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 

@@ -210,8 +210,8 @@ struct Lookup {
 // Finds the node for a canonical name: the exact node, else the wildcard child of the closest
 // encloser (RFC 4592), else NXDOMAIN in the closest encloser's zone, else not ours at all. Empty
 // non-terminals are nodes, so the closest encloser is simply the longest existing suffix.
-Lookup lookup(const snap::SnapshotView& s, const uint8_t* name, size_t len) {
-  const uint32_t exact = s.find_node(name, len);
+Lookup lookup(const snap::SnapshotView& s, const uint8_t* name, size_t len, uint32_t hash) {
+  const uint32_t exact = s.find_node(name, len, hash);
   if (GTM_LIKELY(exact != kNone)) return {Match::kExact, exact, s.nodes()[exact].zone};
   size_t off = 0;
   while (off < len && name[off] != 0) {
@@ -876,7 +876,7 @@ void answer_at_node(Ctx& c, const Owner& o, uint32_t node_idx) {
 // The rcode and the negative SOA come from the last name of the chain (RFC 6604).
 void resolve(Ctx& c) {
   const ParsedQuery& q = c.q;
-  Lookup lk = lookup(c.s, q.qname_lower, q.qname_len);
+  Lookup lk = lookup(c.s, q.qname_lower, q.qname_len, q.qname_hash);
   if (GTM_UNLIKELY(c.explain != nullptr)) explain_lookup(c, q.qname_lower, q.qname_len, lk);
   if (lk.match == Match::kOutOfZone) {
     c.rcode = dns::kRcodeRefused;  // not authoritative for it, and no recursion
@@ -927,7 +927,7 @@ void resolve(Ctx& c) {
     const size_t len = copy_name_lower(c.s.blob(rd.wire), rd.wire.len, target);
     if (len == 0) return;
     owner = Owner{target, static_cast<uint16_t>(len), false};
-    lk = lookup(c.s, target, len);
+    lk = lookup(c.s, target, len, dns::name_hash(target, len));
     if (GTM_UNLIKELY(c.explain != nullptr)) {
       c.explain->add("CNAME hop %d -> %s", hops, name_text(target, len).s);
       explain_lookup(c, target, len, lk);

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "dataplane/dns/name.h"
+
 namespace gtm::snap {
 
 inline constexpr char kMagic[8] = {'G', 'T', 'M', 'S', 'N', 'A', 'P', '1'};
@@ -286,25 +288,10 @@ struct TopoPick {
   uint16_t reserved0;
 };
 
-// Hash used by the name index over the canonical wire name, 8 bytes per step (a byte-at-a-time
-// hash was ~30 ns of a ~150 ns query). The table has a power-of-two number of buckets; a lookup probes
-// linearly from hash & (buckets - 1) until an empty bucket. Changing this function changes the
-// image layout: bump kFormatVersion.
-inline uint32_t name_hash(const uint8_t* name, size_t len) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, name + i, 8);
-    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-    h ^= h >> 32;
-  }
-  uint64_t tail = 0;
-  for (size_t k = 0; i + k < len; ++k) tail |= static_cast<uint64_t>(name[i + k]) << (8 * k);
-  h = (h ^ tail) * 0xC4CEB9FE1A85EC53ull;
-  h ^= h >> 29;
-  return static_cast<uint32_t>(h);
-}
+// The name index hashes canonical wire names with dns::name_hash (dataplane/dns/name.h). The table
+// has a power-of-two number of buckets; a lookup probes linearly from hash & (buckets - 1) until an
+// empty bucket. Changing the hash changes the image layout: bump kFormatVersion.
+using dns::name_hash;
 
 // Image checksum: FNV-1a 64, 8 bytes at a time for speed (tail bytewise).
 uint64_t image_checksum(const uint8_t* data, size_t len);

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "control/admin_state.h"
 #include "control/config/config_loader.h"
 
 namespace gtm::control {
@@ -39,11 +40,30 @@ services:
           - {name: a-again, address: 192.0.2.10, monitors: [tcp]}
 )";
 
+// A configuration of just one zone, for tests that add monitors or services to it.
+const std::string kZone = R"(
+zones:
+  - name: example.com.
+    soa: {mname: ns1, rname: hostmaster, serial: 1}
+    ns: [ns1]
+)";
+
+// The error that loading `text` must fail with.
+ConfigError load_error(const std::string& text) {
+  LoadedConfig c;
+  ConfigError e;
+  EXPECT_FALSE(load_config_string(text, "t.yaml", &c, &e));
+  return e;
+}
+
 struct HealthTrackerTest : ::testing::Test {
   void SetUp() override {
     ConfigError err;
     ASSERT_TRUE(load_config_string(kConfig, "t.yaml", &config, &err)) << err.to_string();
-    tracker.configure(config.model, config.monitors, &prober, ProbeClock::now());
+    std::string error;
+    ASSERT_TRUE(
+        tracker.configure(config.model, config.monitors, &prober, ProbeClock::now(), &error))
+        << error;
   }
   // Index of the probe target with this label.
   size_t target(const std::string& label) {
@@ -76,7 +96,8 @@ struct HealthTrackerTest : ::testing::Test {
   }
   bool feed(size_t t, bool ok) {
     std::string reason;
-    return tracker.apply({{t, ok, ok ? "connected" : "connect: refused"}}, &reason);
+    return tracker.apply({{t, ok, ok ? "connected" : "connect: refused"}}, ProbeClock::now(),
+                         &reason);
   }
 
   LoadedConfig config;
@@ -97,7 +118,7 @@ TEST_F(HealthTrackerTest, RiseAndFallAreExact) {
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUnknown);
   EXPECT_FALSE(feed(a, true));  // 1 success < rise 2
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUnknown);
-  EXPECT_TRUE(feed(a, true));   // 2nd: up
+  EXPECT_TRUE(feed(a, true));  // 2nd: up
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUp);
   EXPECT_EQ(health_of("a-again"), snap::MemberHealth::kUp);  // same target
   EXPECT_FALSE(feed(a, false));
@@ -146,7 +167,8 @@ TEST_F(HealthTrackerTest, StateSurvivesAReconfigure) {
   const size_t a = target("192.0.2.10:80 (tcp)");
   feed(a, true);
   feed(a, true);
-  tracker.configure(config.model, config.monitors, &prober, ProbeClock::now());
+  std::string error;
+  ASSERT_TRUE(tracker.configure(config.model, config.monitors, &prober, ProbeClock::now(), &error));
   EXPECT_EQ(health_of("a"), snap::MemberHealth::kUp);
 }
 
@@ -169,24 +191,20 @@ TEST(MonitorConfig, SpecsAndErrors) {
       << err.to_string();
   ASSERT_EQ(dns_cfg.monitors.size(), 1u);
   const std::string want = std::string("\x67\x74\0\0\0\1\0\0\0\0\0\0", 12) +
-                           std::string("\x05" "probe" "\x07" "example" "\0", 15) + std::string("\0\x1c\0\1", 4);
+                           std::string(
+                               "\x05"
+                               "probe"
+                               "\x07"
+                               "example"
+                               "\0",
+                               15) +
+                           std::string("\0\x1c\0\1", 4);
   EXPECT_EQ(dns_cfg.monitors[0].send, want);
   EXPECT_EQ(dns_cfg.monitors[0].expect_rcode, 3);
   EXPECT_EQ(dns_cfg.monitors[0].expect_address.size(), 16u);
 
-  const std::string zone = R"(
-zones:
-  - name: example.com.
-    soa: {mname: ns1, rname: hostmaster, serial: 1}
-    ns: [ns1]
-)";
-  auto error_of = [&](const std::string& tail) {
-    LoadedConfig c;
-    ConfigError e;
-    EXPECT_FALSE(load_config_string(zone + tail, "t.yaml", &c, &e));
-    return e.to_string();
-  };
-  EXPECT_NE(error_of("monitors:\n  - {name: m, type: icmp, port: 1}\n").find("must be one of tcp"),
+  auto error_of = [](const std::string& tail) { return load_error(kZone + tail).to_string(); };
+  EXPECT_NE(error_of("monitors:\n  - {name: m, type: ping, port: 1}\n").find("must be one of tcp"),
             std::string::npos);
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: tcp}\n").find("'port'"), std::string::npos);
   EXPECT_NE(error_of("monitors:\n  - {name: m, type: udp, port: 7}\n").find("need 'send'"),
@@ -231,6 +249,163 @@ zones:
                      "monitor_rule: most\n        members:\n          - {address: 192.0.2.1}\n")
                 .find("all, any or a count"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace gtm::control
+
+namespace gtm::control {
+namespace {
+
+const char* kUnstableConfig = R"(
+options: {unstable_ttl: 5, unstable_window_ms: 10000}
+zones:
+  - name: example.com.
+    soa: {mname: ns1, rname: hostmaster, serial: 1}
+    ns: [ns1]
+monitors:
+  - {name: tcp, type: tcp, port: 80, rise: 1, fall: 1}
+services:
+  - name: www.example.com.
+    ttl: 30
+    pools:
+      - name: p
+        monitors: [tcp]
+        members:
+          - {name: a, address: 192.0.2.10}
+          - {name: b, address: 192.0.2.11}
+  - name: api.example.com.
+    ttl: 60
+    unstable_window_ms: 2000
+    pools:
+      - name: q
+        members:
+          - {name: a, address: 192.0.2.10, monitors: [tcp]}
+  - name: low.example.com.
+    ttl: 3
+    pools:
+      - name: q
+        members:
+          - {name: a, address: 192.0.2.10, monitors: [tcp]}
+  - name: steady.example.com.
+    ttl: 30
+    unstable_ttl: 1
+    pools:
+      - name: q
+        members:
+          - {name: b, address: 192.0.2.11, monitors: [tcp]}
+)";
+
+uint32_t ttl_of(const SnapshotModel& m, const char* service) {
+  for (const ServiceModel& s : m.services) {
+    if (wire_name_text(s.name) == service) return s.ttl;
+  }
+  ADD_FAILURE() << "no service " << service;
+  return 0;
+}
+
+TEST(UnstableTtl, LoweredWhileAMemberFlappedWithinTheWindow) {
+  LoadedConfig config;
+  ConfigError err;
+  ASSERT_TRUE(load_config_string(kUnstableConfig, "t.yaml", &config, &err)) << err.to_string();
+  ASSERT_EQ(config.unstable_ttl.size(), 4u);
+  Prober prober;
+  HealthTracker tracker;
+  std::string error, reason;
+  const ProbeClock::time_point t0 = ProbeClock::now();
+  ASSERT_TRUE(tracker.configure(config.model, config.monitors, &prober, t0, &error)) << error;
+  // Targets in configuration order: 192.0.2.10:80, then 192.0.2.11:80.
+  auto stamped = [&](ProbeClock::time_point now, ProbeClock::time_point* restore) {
+    SnapshotModel m = config.model;
+    tracker.annotate(&m);
+    *restore = tracker.apply_unstable_ttl(&m, config.unstable_ttl, now);
+    return m;
+  };
+  ProbeClock::time_point restore;
+
+  // Coming up for the first time is not instability.
+  ASSERT_TRUE(tracker.apply({{0, true, "ok"}, {1, true, "ok"}}, t0, &reason));
+  SnapshotModel m = stamped(t0, &restore);
+  EXPECT_EQ(ttl_of(m, "www.example.com."), 30u);
+  EXPECT_EQ(restore, ProbeClock::time_point::max());
+
+  // 192.0.2.10 goes down at t1: every service with it answers with its unstable TTL.
+  const ProbeClock::time_point t1 = t0 + std::chrono::seconds(100);
+  ASSERT_TRUE(tracker.apply({{0, false, "refused"}}, t1, &reason));
+  m = stamped(t1, &restore);
+  EXPECT_EQ(ttl_of(m, "www.example.com."), 5u);
+  EXPECT_EQ(ttl_of(m, "api.example.com."), 5u);      // the window from options, overridden
+  EXPECT_EQ(ttl_of(m, "low.example.com."), 3u);      // already below: min(ttl, unstable_ttl)
+  EXPECT_EQ(ttl_of(m, "steady.example.com."), 30u);  // its member did not change
+  EXPECT_EQ(restore, t1 + std::chrono::seconds(2));  // api's window ends first
+
+  m = stamped(t1 + std::chrono::milliseconds(2500), &restore);
+  EXPECT_EQ(ttl_of(m, "api.example.com."), 60u);
+  EXPECT_EQ(ttl_of(m, "www.example.com."), 5u);
+  EXPECT_EQ(restore, t1 + std::chrono::seconds(10));
+
+  // Back up at t2: the window starts again from the latest change; a reload keeps it.
+  const ProbeClock::time_point t2 = t1 + std::chrono::seconds(8);
+  ASSERT_TRUE(tracker.apply({{0, true, "ok"}}, t2, &reason));
+  ASSERT_TRUE(tracker.configure(config.model, config.monitors, &prober, t2, &error)) << error;
+  m = stamped(t1 + std::chrono::seconds(12), &restore);
+  EXPECT_EQ(ttl_of(m, "www.example.com."), 5u);
+  EXPECT_EQ(restore, t2 + std::chrono::seconds(10));
+  m = stamped(t2 + std::chrono::seconds(10), &restore);
+  EXPECT_EQ(ttl_of(m, "www.example.com."), 30u);
+  EXPECT_EQ(restore, ProbeClock::time_point::max());
+}
+
+TEST(UnstableTtl, ConfigurationErrors) {
+  auto error_of = [](const std::string& text) { return load_error(text).to_string(); };
+  const std::string& zone = kZone;
+  EXPECT_EQ(error_of("options: {unstable_window_ms: 5000}\n" + zone),
+            "t.yaml:1:31: 'unstable_window_ms' needs 'unstable_ttl'");
+  EXPECT_NE(error_of(zone + "services:\n  - name: www.example.com.\n    ttl: 1\n"
+                            "    unstable_window_ms: 500\n    unstable_ttl: 0\n    pools:\n"
+                            "      - name: p\n        members:\n          - {address: 192.0.2.1}\n")
+                .find("'unstable_window_ms' must be an integer in 1000..86400000"),
+            std::string::npos);
+  EXPECT_NE(error_of(zone + "services:\n  - name: www.example.com.\n    ttl: 1\n"
+                            "    unstable_window_ms: 5000\n    pools:\n"
+                            "      - name: p\n        members:\n          - {address: 192.0.2.1}\n")
+                .find("t.yaml:9:25: 'unstable_window_ms' needs 'unstable_ttl'"),
+            std::string::npos);
+}
+
+TEST(IcmpMonitorConfig, CountLossAndNoPort) {
+  const std::string& zone = kZone;
+  LoadedConfig c;
+  ConfigError e;
+  ASSERT_TRUE(load_config_string(zone + "monitors:\n  - {name: p, type: icmp}\n  - {name: q, "
+                                        "type: icmp, count: 10, max_loss_percent: 20}\n  - {name: "
+                                        "h, type: tcp-half-open, port: 443}\n",
+                                 "t.yaml", &c, &e))
+      << e.to_string();
+  ASSERT_EQ(c.monitors.size(), 3u);
+  EXPECT_EQ(c.monitors[0].type, MonitorSpec::Type::kIcmp);
+  EXPECT_EQ(c.monitors[0].count, 3u);
+  EXPECT_EQ(c.monitors[0].max_loss_percent, 50u);
+  EXPECT_EQ(c.monitors[1].count, 10u);
+  EXPECT_EQ(c.monitors[1].max_loss_percent, 20u);
+  EXPECT_EQ(c.monitors[2].type, MonitorSpec::Type::kTcpHalfOpen);
+  EXPECT_EQ(c.monitors[2].port, 443);
+  auto error_of = [](const std::string& monitor) {
+    return load_error(kZone + "monitors:\n  - " + monitor + "\n").message;
+  };
+  EXPECT_EQ(error_of("{name: p, type: icmp, port: 7}"),
+            "'port' is not valid for icmp monitors (an echo has no port)");
+  EXPECT_EQ(error_of("{name: p, type: icmp, count: 65}"),
+            "'count' must be an integer in 1..64, got '65'");
+  EXPECT_EQ(error_of("{name: p, type: icmp, max_loss_percent: 100}"),
+            "'max_loss_percent' must be an integer in 0..99, got '100'");
+  EXPECT_EQ(error_of("{name: p, type: tcp, port: 1, count: 2}"),
+            "'count' is only valid for icmp monitors");
+  EXPECT_EQ(error_of("{name: p, type: tcp-half-open}"), "missing key 'port' in monitor");
+  EXPECT_EQ(error_of("{name: p, type: tcp-half-open, port: 1, send: x}"),
+            "'send' is only valid for tcp and udp monitors");
+  EXPECT_EQ(error_of("{name: p, type: icmp, command: [/bin/true]}"),
+            "'command' is only valid for external monitors");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@ environment removes its temporary run directory, also when a test fails half-way
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
@@ -307,6 +308,17 @@ class GtmEnv:
             time.sleep(0.02)
         raise AssertionError(f"{name}: answers {got} != {set(expected)} after {limit_s + 2:.1f} s")
 
+    def wait_answers_within(self, start, name, expected, limit_s, rdtype="A"):
+        """wait_answers, but the bound counts from `start` (a time.monotonic() taken before the
+        change) and is strict: raises AssertionError when the answers came later. Returns the
+        seconds since `start`."""
+        self.wait_answers(name, expected, limit_s, rdtype)
+        took = time.monotonic() - start
+        if took > limit_s:
+            raise AssertionError(f"{name} {rdtype}: answers {set(expected)} after {took:.3f} s, "
+                                 f"more than {limit_s:.1f} s")
+        return took
+
     def raw_udp(self, payload, timeout=0.5, v6=False):
         return raw_udp(payload, self.addr(v6), self.port, timeout)
 
@@ -535,6 +547,135 @@ def kdig(port, *args, addr="127.0.0.1", timeout=10.0):
 
 def short_lines(text):
     return sorted(line.strip() for line in text.splitlines() if line.strip())
+
+
+# ---------------------------------------------------------------------------------------------
+# Network namespaces (root only)
+
+NETNS_LOCK = "/run/lock/gtm-netns.lock"
+
+
+class NetnsSite:
+    """A network namespace behind a veth pair, as a remote site: the root side has 198.18.N.1/30
+    and 2001:2:0:N::1/64 (RFC 2544 / RFC 5180 benchmarking space), the namespace 198.18.N.2 and
+    2001:2:0:N::2. Names carry the pid. Holds the machine's netns lock (HELPERS.md) from start()
+    to close(), so concurrent runs never share root-namespace addresses; close() removes everything,
+    also after a failure half-way through start()."""
+
+    def __init__(self, tag, n):
+        self.name = f"{tag}{os.getpid()}"
+        self.host_if, self.site_if = f"{self.name}h", f"{self.name}s"
+        self.host_v4, self.v4 = f"198.18.{n}.1", f"198.18.{n}.2"
+        self.host_v6, self.v6 = f"2001:2:0:{n}::1", f"2001:2:0:{n}::2"
+        self._lock = None
+        self._procs = []
+
+    @staticmethod
+    def _ip(*args):
+        subprocess.run(["ip"] + list(args), check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self._lock = open(NETNS_LOCK, "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            self._ip("netns", "add", self.name)
+            self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.site_if)
+            self._ip("link", "set", self.site_if, "netns", self.name)
+            # Without this, taking the link down would also delete its IPv6 addresses.
+            subprocess.run(["ip", "netns", "exec", self.name, "sysctl", "-qw",
+                            f"net.ipv6.conf.{self.site_if}.keep_addr_on_down=1"], check=True)
+            self._ip("addr", "add", f"{self.host_v4}/30", "dev", self.host_if)
+            self._ip("addr", "add", f"{self.host_v6}/64", "dev", self.host_if, "nodad")
+            self._ip("link", "set", self.host_if, "up")
+            self._ip("-n", self.name, "addr", "add", f"{self.v4}/30", "dev", self.site_if)
+            self._ip("-n", self.name, "addr", "add", f"{self.v6}/64", "dev", self.site_if, "nodad")
+            self._ip("-n", self.name, "link", "set", self.site_if, "up")
+            self._ip("-n", self.name, "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def link(self, up):
+        """Takes the site's interface down (nothing answers from it) or up again."""
+        self._ip("-n", self.name, "link", "set", self.site_if, "up" if up else "down")
+
+    def popen(self, argv, **kw):
+        """Starts a process inside the namespace; close() stops it (by PID)."""
+        p = subprocess.Popen(["ip", "netns", "exec", self.name] + list(argv), **kw)
+        self._procs.append(p)
+        return p
+
+    def close(self):
+        for p in self._procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self._procs = []
+        subprocess.run(["ip", "link", "del", self.host_if], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", self.name], stderr=subprocess.DEVNULL)
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class PassiveListener:
+    """A listening TCP socket that never accepts: enough for half-open probes (the handshake never
+    completes), and accepted_nothing() shows that it did not."""
+
+    def __init__(self, addr, port):
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(64)
+        self.sock.setblocking(False)
+
+    def accepted_nothing(self):
+        try:
+            c, _ = self.sock.accept()
+            c.close()
+            return False
+        except BlockingIOError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def free_port_on(addrs):
+    """A TCP port free on every address of `addrs` right now."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            for a in addrs:
+                with socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET) as t:
+                    t.bind((a, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def write_config(text):
+    """Writes a configuration to a temporary file; returns its path (the caller unlinks it)."""
+    fd, path = tempfile.mkstemp(prefix="gtm-e2e-", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
