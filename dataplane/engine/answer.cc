@@ -1004,11 +1004,11 @@ size_t finish(Ctx& c, bool with_opt, bool echo_ecs) {
       c.w.add_opt(dns::kOurUdpPayload, c.rcode, do_bit, ecs, c.ecs_scope);
     }
   }
-  if (GTM_UNLIKELY(c.explain != nullptr) && c.q.ecs.present && echo_ecs) {
-    c.explain->add("ECS: source prefix /%u, scope /%u%s", c.q.ecs.source_prefix, c.ecs_scope,
-                   c.ecs_scope == 0 ? " (the answer does not depend on the client subnet)" : "");
-  }
   if (GTM_UNLIKELY(c.explain != nullptr)) {
+    if (c.q.ecs.present && echo_ecs) {
+      c.explain->add("ECS: source prefix /%u, scope /%u%s", c.q.ecs.source_prefix, c.ecs_scope,
+                     c.ecs_scope == 0 ? " (the answer does not depend on the client subnet)" : "");
+    }
     c.explain->add("rcode %s, %u answer(s), %u authority, %u additional%s", rcode_text(c.rcode),
                    c.w.count(Section::kAnswer), c.w.count(Section::kAuthority),
                    c.w.count(Section::kAdditional), truncated ? ", truncated (TC)" : "");
