@@ -706,6 +706,14 @@ void load_client_set(const YAML::Node& node, geo::ClientSetDef::Kind kind, const
   clients->geo.sets.push_back(std::move(set));
 }
 
+// A `datacenter:` value: the index of a configured datacenter.
+uint32_t to_datacenter(const Entry& e, const Clients& clients) {
+  const std::string& name = scalar(e.value, e.what());
+  const uint32_t dc = clients.datacenter(name);
+  if (dc == snap::kNone) fail(e.value.Mark(), "unknown datacenter " + quoted(name));
+  return dc;
+}
+
 void load_topology(const Entry& e, const Source& src, Clients* clients) {
   for (const YAML::Node& item : to_list(e, false)) {
     const MapReader m(item, "topology record", {"client", "datacenter", "score"});
@@ -724,12 +732,7 @@ void load_topology(const Entry& e, const Source& src, Clients* clients) {
       fail(client.value.Mark(), "'client' must be a region, an ISP line or a CIDR block; " +
                                     quoted(text) + " is none of them");
     }
-    const Entry& dc = m.require("datacenter");
-    const std::string& dc_name = scalar(dc.value, dc.what());
-    rec.datacenter = clients->datacenter(dc_name);
-    if (rec.datacenter == snap::kNone) {
-      fail(dc.value.Mark(), "unknown datacenter " + quoted(dc_name));
-    }
+    rec.datacenter = to_datacenter(m.require("datacenter"), *clients);
     const Entry& score = m.require("score");
     rec.score = static_cast<uint16_t>(to_uint(score.value, score.what(), 1, 65535));
     rec.where = src.where(item.Mark());
@@ -900,13 +903,7 @@ ParsedMember load_member(const YAML::Node& node, int family, const WireName& zon
     fail(node.Mark(), "monitors probe addresses; CNAME members have none");
   }
   pm.model.datacenter = pool_datacenter;
-  if (const Entry* dc = m.find("datacenter")) {
-    const std::string& dc_name = scalar(dc->value, dc->what());
-    pm.model.datacenter = clients.datacenter(dc_name);
-    if (pm.model.datacenter == snap::kNone) {
-      fail(dc->value.Mark(), "unknown datacenter " + quoted(dc_name));
-    }
-  }
+  if (const Entry* dc = m.find("datacenter")) pm.model.datacenter = to_datacenter(*dc, clients);
   return pm;
 }
 
@@ -941,11 +938,7 @@ ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_ap
   if (persistence == nullptr) persistence = defaults.persistence;
   if (persistence != nullptr) load_persistence(*persistence, &p.pool);
   uint32_t datacenter = snap::kNoDatacenter;
-  if (const Entry* dc = m.find("datacenter")) {
-    const std::string& dc_name = scalar(dc->value, dc->what());
-    datacenter = clients.datacenter(dc_name);
-    if (datacenter == snap::kNone) fail(dc->value.Mark(), "unknown datacenter " + quoted(dc_name));
-  }
+  if (const Entry* dc = m.find("datacenter")) datacenter = to_datacenter(*dc, clients);
   for (const YAML::Node& item : to_list(m.require("members"), true)) {
     ParsedMember member = load_member(item, family, zone_apex, monitors, pool_monitors, pool_rule,
                                       clients, datacenter);
