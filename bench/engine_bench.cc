@@ -14,6 +14,7 @@
 #include "bench/bench_queries.h"
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
+#include "control/geo/geo_job.h"
 #include "dataplane/engine/answer.h"
 
 namespace {
@@ -60,6 +61,51 @@ services:
           - {name: m3, address: 192.0.2.23}
 )";
 
+// Steering: regions from MaxMind's test database, an access policy, and topology inside the
+// chosen pool (examples/geo holds the database).
+const std::string kSteeringYaml = R"(
+geo:
+  databases:
+    - {name: country, path: GeoIP2-Country-Test.mmdb}
+regions:
+  - {name: cn, mmdb: {field: country.iso_code, values: [CN]}}
+  - {name: eu, mmdb: {field: continent.code, values: [EU]}}
+isp_lines:
+  - {name: CNC, cidr: [175.16.0.0/16, 123.112.0.0/12]}
+datacenters: [bj, sh, fra]
+topology:
+  - {client: CNC, datacenter: bj, score: 200}
+  - {client: cn, datacenter: sh, score: 100}
+  - {client: eu, datacenter: fra, score: 100}
+services:
+  - name: geo.gtm.example.
+    type: A
+    ttl: 30
+    pools:
+      - name: china
+        method: [topology, round-robin]
+        members:
+          - {name: bj1, address: 203.0.113.1, datacenter: bj}
+          - {name: bj2, address: 203.0.113.2, datacenter: bj}
+          - {name: sh1, address: 203.0.113.3, datacenter: sh}
+      - name: world
+        members: [{name: fra1, address: 198.51.100.1, datacenter: fra}]
+    access_policy:
+      - {regions: [cn], primary: china, secondary: world}
+      - {primary: world, secondary: china}
+  - name: sticky.gtm.example.
+    type: A
+    ttl: 30
+    pools:
+      - name: p
+        method: persistence
+        members:
+          - {name: m1, address: 192.0.2.31}
+          - {name: m2, address: 192.0.2.32}
+          - {name: m3, address: 192.0.2.33}
+          - {name: m4, address: 192.0.2.34}
+)";
+
 struct Snapshot {
   std::vector<uint8_t> image;
   gtm::snap::SnapshotView view;
@@ -67,9 +113,14 @@ struct Snapshot {
     gtm::control::LoadedConfig cfg;
     gtm::control::ConfigError err;
     std::string error;
-    if (!gtm::control::load_config_string(kYaml, "bench.yaml", &cfg, &err) ||
+    const std::string yaml = kYaml + kSteeringYaml.substr(kSteeringYaml.find("services:") + 10);
+    const std::string head = kSteeringYaml.substr(0, kSteeringYaml.find("services:"));
+    if (!gtm::control::load_config_string(head + yaml, GTM_SOURCE_DIR "/examples/geo/bench.yaml",
+                                          &cfg, &err) ||
+        !gtm::control::geo::compile_shared(cfg.geo, &cfg.model.geo, &error) ||
         !gtm::control::build_snapshot(cfg.model, &image, &error) ||
         !view.validate(image.data(), image.size(), &error)) {
+      fprintf(stderr, "bench snapshot: %s %s\n", err.to_string().c_str(), error.c_str());
       abort();
     }
   }
@@ -80,10 +131,13 @@ const Snapshot& snapshot() {
   return s;
 }
 
-// A query as a stub resolver sends it; ECS for 198.51.100.0/24.
-std::vector<uint8_t> make_query(const char* dotted, uint16_t qtype, bool edns, bool ecs) {
+// A query as a stub resolver sends it: RD set, optionally EDNS (payload 1232) with ECS /24 of
+// `subnet` (198.51.100.0 unless given).
+std::vector<uint8_t> make_query(const char* dotted, uint16_t qtype, bool edns, bool ecs,
+                                const uint8_t* subnet = nullptr) {
   static const uint8_t kEcsNet[3] = {198, 51, 100};
-  return gtm::bench::make_query(dotted, qtype, edns, ecs ? kEcsNet : nullptr);
+  return gtm::bench::make_query(dotted, qtype, edns, ecs ? (subnet != nullptr ? subnet : kEcsNet)
+                                                         : nullptr);
 }
 
 void run(benchmark::State& state, const std::vector<uint8_t>& query, bool in_place) {
@@ -140,6 +194,21 @@ void BM_nxdomain(benchmark::State& s) {
 void BM_mx_with_edns(benchmark::State& s) {
   run(s, make_query("gtm.example", 15, true, false), false);
 }
+// Parse + geo LPM lookup (ECS 175.16.199.0/24: CN, ISP line CNC) + access-policy rule + topology
+// pick + answer with the ECS option and its scope.
+void BM_topology_ecs(benchmark::State& s) {
+  static constexpr uint8_t kChina[3] = {175, 16, 199};
+  run(s, make_query("geo.gtm.example", 1, true, true, kChina), false);
+}
+// The same query written over itself, as the DPDK path does.
+void BM_topology_ecs_inplace(benchmark::State& s) {
+  static constexpr uint8_t kChina[3] = {175, 16, 199};
+  run(s, make_query("geo.gtm.example", 1, true, true, kChina), true);
+}
+// Rendezvous over four members for the ECS /24.
+void BM_persistence_ecs(benchmark::State& s) {
+  run(s, make_query("sticky.gtm.example", 1, true, true), false);
+}
 
 BENCHMARK(BM_static_a);
 BENCHMARK(BM_static_a_inplace);
@@ -150,6 +219,9 @@ BENCHMARK(BM_gslb_weighted_inplace);
 BENCHMARK(BM_gslb_round_robin);
 BENCHMARK(BM_nxdomain);
 BENCHMARK(BM_mx_with_edns);
+BENCHMARK(BM_topology_ecs);
+BENCHMARK(BM_topology_ecs_inplace);
+BENCHMARK(BM_persistence_ecs);
 
 }  // namespace
 

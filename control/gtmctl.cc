@@ -22,6 +22,8 @@
 
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
+#include "control/geo/geo_job.h"
+#include "control/policy/switch_policy.h"
 #include "control/publish/publisher.h"
 #include "dataplane/engine/answer.h"
 #include "dataplane/engine/counters.h"
@@ -326,6 +328,21 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
       if (!last_error.empty() && last_error != "-") {
         std::printf("control: last error: %s\n", last_error.c_str());
       }
+      if (const Json* geo = cs.get("geo"); geo != nullptr && geo->kind == Json::kObject) {
+        if (geo->get("classes") != nullptr) {
+          std::printf("control: geo: %s classes, %s networks read, %s + %s LPM entries, %s ms%s\n",
+                      json_scalar(geo->get("classes")).c_str(),
+                      json_scalar(geo->get("networks")).c_str(),
+                      json_scalar(geo->get("lpm4_entries")).c_str(),
+                      json_scalar(geo->get("lpm6_entries")).c_str(),
+                      json_scalar(geo->get("compile_ms")).c_str(),
+                      json_scalar(geo->get("compiling")) == "true" ? " (recompiling)" : "");
+        }
+        const std::string geo_error = json_scalar(geo->get("error"));
+        if (!geo_error.empty() && geo_error != "-") {
+          std::printf("control: geo: last compilation refused: %s\n", geo_error.c_str());
+        }
+      }
       if (const Json* admin = cs.get("admin"); admin != nullptr && admin->kind == Json::kArray) {
         for (const Json& o : admin->items) {
           const Json* member = o.get("member");
@@ -405,7 +422,9 @@ int cmd_override(const std::string& run_dir, const std::string& kind,
 
 // ---- compile / check ----
 
-// Loads and compiles; prints file:line:col (or file: message) and returns false on error.
+// Loads and compiles (geo tables included); prints file:line:col (or file: message) and returns
+// false on error. Members count as configured (modes, no probe results), and the switch policy
+// decides each rule's active set from that, as gtm-control would at start-up.
 bool compile(const std::string& config, uint64_t generation, std::vector<uint8_t>* image,
              control::SnapshotModel* model_out = nullptr) {
   control::LoadedConfig loaded;
@@ -414,6 +433,14 @@ bool compile(const std::string& config, uint64_t generation, std::vector<uint8_t
     std::fprintf(stderr, "%s\n", err.to_string().c_str());
     return false;
   }
+  if (!loaded.geo.empty()) {
+    std::string geo_error;
+    if (!control::geo::compile_shared(loaded.geo, &loaded.model.geo, &geo_error)) {
+      std::fprintf(stderr, "%s: geo: %s\n", config.c_str(), geo_error.c_str());
+      return false;
+    }
+  }
+  control::SwitchTracker().apply(&loaded.model, control::SwitchClock::now());
   loaded.model.generation = generation;
   std::string error;
   if (!control::build_snapshot(loaded.model, image, &error)) {

@@ -28,10 +28,13 @@
 #include "control/compiler/snapshot_builder.h"
 #include "control/events/state_events.h"
 #include "control/events/webhook.h"
+#include "control/geo/geo_compiler.h"
+#include "control/geo/geo_job.h"
 #include "control/monitor/health_tracker.h"
 #include "control/monitor/prober.h"
 #include "control/config/config_loader.h"
 #include "control/json_text.h"
+#include "control/policy/switch_policy.h"
 #include "control/publish/publisher.h"
 #include "dataplane/io/control_protocol.h"
 
@@ -66,24 +69,37 @@ bool make_dirs(const std::string& path) {
   return true;
 }
 
-// Loads and compiles a configuration. On failure *reason is "file:line:col: message" for
-// configuration errors and "file: message" for what only the compiler can see.
-bool load_and_build(const std::string& path, LoadedConfig* config, std::string* reason) {
-  LoadedConfig loaded;
+// Loads a configuration. On failure *reason is "file:line:col: message".
+bool load(const std::string& path, LoadedConfig* config, std::string* reason) {
   ConfigError err;
-  if (!load_config_file(path, &loaded, &err)) {
-    *reason = err.to_string();
-    return false;
-  }
+  if (load_config_file(path, config, &err)) return true;
+  *reason = err.to_string();
+  return false;
+}
+
+// Builds `model` once to find what only the compiler can see ("file: message").
+bool test_build(const std::string& path, const SnapshotModel& model, std::string* reason) {
   std::vector<uint8_t> image;
   std::string error;
-  if (!build_snapshot(loaded.model, &image, &error)) {
-    *reason = path + ": " + error;
+  if (build_snapshot(model, &image, &error)) return true;
+  *reason = path + ": " + error;
+  return false;
+}
+
+// Compiles the geo tables of a configuration that has any (synchronously: start-up only).
+bool compile_geo_now(LoadedConfig* config, std::string* reason) {
+  if (config->geo.empty()) return true;
+  std::string error;
+  if (!geo::compile_shared(config->geo, &config->model.geo, &error)) {
+    *reason = config->path + ": geo: " + error;
     return false;
   }
-  *config = std::move(loaded);
   return true;
 }
+
+// Job tags: why a geo compilation runs.
+constexpr uint64_t kGeoForReload = 1;
+constexpr uint64_t kGeoForChangedSources = 2;
 
 // The signals the event loop reads from its signalfd.
 sigset_t control_signals() {
@@ -113,7 +129,11 @@ class ControlDaemon {
         control_path_(run_dir_path(run_dir_, proto::kControlSocket)),
         admin_path_(run_dir_path(run_dir_, proto::kAdminState)),
         monitors_(std::move(config.monitors)),
-        unstable_ttl_(std::move(config.unstable_ttl)) {}
+        geo_config_(std::move(config.geo)),
+        geo_key_(geo::config_key(geo_config_)),
+        unstable_ttl_(std::move(config.unstable_ttl)) {
+    if (model_.geo) log_geo("compiled", *model_.geo);
+  }
 
   ~ControlDaemon() {
     for (int fd : clients_) close(fd);
@@ -149,12 +169,20 @@ class ControlDaemon {
     for (;;) {
       if (Clock::now() >= next_timer_) on_timer();
 
+      if (!need_publish_ && switch_.next_deadline() && Clock::now() >= *switch_.next_deadline()) {
+        on_switch_deadline();
+      }
+
       std::vector<pollfd> fds;
       fds.push_back({signal_fd_, POLLIN, 0});
       fds.push_back({listen_fd_, POLLIN, 0});
       fds.push_back({prober_.fd(), POLLIN, 0});
+      fds.push_back({geo_job_.fd(), POLLIN, 0});
       for (int c : clients_) fds.push_back({c, POLLIN, 0});
-      const auto wake = std::min({next_timer_, prober_.next_deadline(), ttl_restore_at_});
+      auto wake = std::min({next_timer_, prober_.next_deadline(), ttl_restore_at_});
+      if (!need_publish_ && switch_.next_deadline()) {
+        wake = std::min(wake, *switch_.next_deadline());
+      }
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now());
       int timeout = static_cast<int>(std::max<int64_t>(0, wait.count()));
       int n = poll(fds.data(), fds.size(), timeout);
@@ -169,8 +197,11 @@ class ControlDaemon {
       if (fds[0].revents & POLLIN) {
         if (!handle_signal()) return 0;
       }
-      for (size_t i = 3; i < fds.size(); ++i) {
-        if (fds[i].revents != 0) handle_client(clients_[i - 3]);
+      if (fds[3].revents & POLLIN) on_geo_job_done();
+      constexpr size_t kFirstClient = 4;
+      for (size_t i = kFirstClient; i < fds.size(); ++i) {
+        int& client = clients_[i - kFirstClient];
+        if (fds[i].revents != 0 && client >= 0) handle_client(client);
       }
       std::erase(clients_, -1);
       if (fds[1].revents & POLLIN) accept_clients();
@@ -221,7 +252,7 @@ class ControlDaemon {
     while (read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
       if (info.ssi_signo == SIGHUP) {
         log("SIGHUP: reloading %s", config_path_.c_str());
-        reload();
+        request_reload(-1);
       } else {
         log("signal %u: exiting", info.ssi_signo);
         return false;
@@ -247,6 +278,7 @@ class ControlDaemon {
     ssize_t n = recv(fd, buf.data(), buf.size(), 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
+      forget_waiter(fd);
       close(fd);
       fd = -1;
       return;
@@ -257,7 +289,8 @@ class ControlDaemon {
     }
     std::string reply;
     if (request == "RELOAD") {
-      reply = reload();
+      request_reload(fd);
+      return;  // answered when the reload is done (it may wait for a geo compilation)
     } else if (request == "STATUS") {
       reply = status_json();
     } else if (request.rfind("MEMBER ", 0) == 0 || request.rfind("POOL ", 0) == 0) {
@@ -268,6 +301,18 @@ class ControlDaemon {
     if (send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
       close(fd);
       fd = -1;
+    }
+  }
+
+  // Replies to a client whose request was answered later (RELOAD). A client that went away in
+  // the meantime is closed and forgotten.
+  void reply_later(int fd, const std::string& reply) {
+    for (int& c : clients_) {
+      if (c != fd) continue;
+      if (send(c, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) {
+        close(c);
+        c = -1;  // the poll loop erases it
+      }
     }
   }
 
@@ -284,8 +329,30 @@ class ControlDaemon {
            ",\"events\":" + std::to_string(events_) +
            ",\"webhooks_delivered\":" + std::to_string(hooks.delivered) +
            ",\"webhooks_failed\":" + std::to_string(hooks.failed) +
-           ",\"webhooks_dropped\":" + std::to_string(hooks.dropped) +
+           ",\"webhooks_dropped\":" + std::to_string(hooks.dropped) + ",\"geo\":" + geo_json() +
            ",\"admin\":" + admin_.to_json() + "}";
+  }
+
+  std::string geo_json() const {
+    std::string out = "{\"compiling\":" + std::string(geo_job_.busy() ? "true" : "false") +
+                      ",\"error\":\"" + json_escape(geo_error_) + "\"";
+    if (const geo::CompiledGeo* g = model_.geo.get()) {
+      char ms[32];
+      std::snprintf(ms, sizeof(ms), "%.1f", g->compile_ms);
+      out += ",\"classes\":" + std::to_string(g->class_count) +
+             ",\"networks\":" + std::to_string(g->networks_read) +
+             ",\"lpm4_entries\":" + std::to_string(g->lpm4_entries) +
+             ",\"lpm6_entries\":" + std::to_string(g->lpm6_entries) +
+             ",\"files\":" + std::to_string(g->files.size()) + ",\"compile_ms\":" + ms;
+    }
+    return out + "}";
+  }
+
+  static void log_geo(const char* what, const geo::CompiledGeo& g) {
+    log("geo: %s: %u classes, %llu networks read, %llu + %llu LPM entries, %zu files, %.1f ms",
+        what, g.class_count, static_cast<unsigned long long>(g.networks_read),
+        static_cast<unsigned long long>(g.lpm4_entries),
+        static_cast<unsigned long long>(g.lpm6_entries), g.files.size(), g.compile_ms);
   }
 
   // An operator's enable/disable/drain: recorded, saved, and published at once. Returns the reply.
@@ -302,42 +369,158 @@ class ControlDaemon {
     return "ERR " + publish_error_ + " (recorded; published when the dataplane takes it)";
   }
 
-  // Re-reads the configuration and publishes it. Returns the RELOAD reply.
-  std::string reload() {
+  // A RELOAD (from `fd`, or -1 for SIGHUP): re-reads the configuration; publishes it at once when
+  // its geo tables are the current ones, or after compiling them off this thread.
+  void request_reload(int fd) { request_reload(std::vector<int>{fd}); }
+
+  void request_reload(std::vector<int> waiters) {
+    if (geo_job_.busy()) {
+      // One compilation at a time: this reload starts when the running one is done.
+      reload_queued_ = true;
+      for (int fd : waiters) queued_reload_waiters_.push_back(fd);
+      return;
+    }
     LoadedConfig candidate;
     std::string reason;
-    if (!load_and_build(config_path_, &candidate, &reason)) {
-      reload_error_ = reason;
-      log("reload refused: %s", reason.c_str());
-      return "ERR " + reason;
+    if (!load(config_path_, &candidate, &reason)) {
+      refuse_reload(reason, waiters);
+      return;
+    }
+    const bool same_geo =
+        geo::config_key(candidate.geo) == geo_key_ &&
+        (model_.geo == nullptr ? candidate.geo.empty() : !geo::geo_sources_changed(*model_.geo));
+    if (candidate.geo.empty() || same_geo) {
+      candidate.model.geo = candidate.geo.empty() ? nullptr : model_.geo;
+      finish_reload(std::move(candidate), waiters);
+      return;
+    }
+    log("reload: compiling the geo tables");
+    reload_candidate_ = std::move(candidate);
+    reload_waiters_ = std::move(waiters);
+    geo_job_.start(reload_candidate_.geo, kGeoForReload);
+  }
+
+  // A client that hung up no longer waits for a reply (its descriptor number may be reused).
+  void forget_waiter(int fd) {
+    std::erase(reload_waiters_, fd);
+    std::erase(queued_reload_waiters_, fd);
+  }
+
+  void refuse_reload(const std::string& reason, const std::vector<int>& waiters) {
+    reload_error_ = reason;
+    log("reload refused: %s", reason.c_str());
+    for (int fd : waiters) {
+      if (fd >= 0) reply_later(fd, "ERR " + reason);
+    }
+  }
+
+  // Publishes a loaded configuration whose geo tables are attached. Replies to `waiters`.
+  void finish_reload(LoadedConfig candidate, const std::vector<int>& waiters) {
+    std::string reason;
+    if (!test_build(config_path_, candidate.model, &reason)) {
+      refuse_reload(reason, waiters);
+      return;
     }
     std::string error;
     if (!health_.configure(candidate.model, candidate.monitors, &prober_, Clock::now(), &error)) {
-      reload_error_ = config_path_ + ": " + error;
-      log("reload refused: %s", reload_error_.c_str());
-      return "ERR " + reload_error_;
+      refuse_reload(config_path_ + ": " + error, waiters);
+      return;
     }
+    std::string reply;
     reload_error_.clear();
+    geo_error_.clear();
+    geo_failed_sources_.clear();
     webhooks_.set_hooks(candidate.webhooks);
     monitors_ = std::move(candidate.monitors);
     unstable_ttl_ = std::move(candidate.unstable_ttl);
+    geo_key_ = geo::config_key(candidate.geo);
+    geo_config_ = std::move(candidate.geo);
     change_reason_ = "reload";
     PublishResult p = publish(candidate.model);
     if (p.ok()) {
       model_ = std::move(candidate.model);
-      return "OK " + std::to_string(p.generation);
-    }
-    if (p.status == RequestStatus::kUnreachable) {
+      reply = "OK " + std::to_string(p.generation);
+    } else if (p.status == RequestStatus::kUnreachable) {
       // The configuration is valid: it becomes current and goes out as soon as the dataplane
       // is back, exactly as at start-up.
       model_ = std::move(candidate.model);
       need_publish_ = true;
       next_timer_ = Clock::now() + kRetryInterval;
       log("reload: dataplane unreachable (%s); will publish when it is back", p.error.c_str());
-      return "ERR " + publish_error_ + " (the new configuration is published when it is back)";
+      reply = "ERR " + publish_error_ + " (the new configuration is published when it is back)";
+    } else {
+      log("reload refused: %s", publish_error_.c_str());
+      reply = "ERR " + publish_error_;
     }
-    log("reload refused: %s", publish_error_.c_str());
-    return "ERR " + publish_error_;
+    for (int fd : waiters) {
+      if (fd >= 0) reply_later(fd, reply);
+    }
+  }
+
+  // A geo compilation finished: for a reload, or because a source file changed.
+  void on_geo_job_done() {
+    geo::GeoJob::Result r;
+    if (!geo_job_.take(&r)) return;
+    if (r.tag == kGeoForReload) {
+      std::vector<int> waiters = std::move(reload_waiters_);
+      reload_waiters_.clear();
+      if (!r.ok) {
+        geo_error_ = r.error;
+        refuse_reload(config_path_ + ": geo: " + r.error + " (the previous tables keep serving)",
+                      waiters);
+      } else {
+        log_geo("compiled", *r.compiled);
+        reload_candidate_.model.geo = r.compiled;
+        finish_reload(std::move(reload_candidate_), waiters);
+      }
+      reload_candidate_ = LoadedConfig();
+    } else if (r.tag == kGeoForChangedSources) {
+      if (!r.ok) {
+        geo_error_ = r.error;
+        log("geo: sources changed but refused: %s (the previous tables keep serving)",
+            r.error.c_str());
+      } else if (geo::config_key(r.config) == geo_key_) {
+        geo_error_.clear();
+        geo_failed_sources_.clear();
+        log_geo("sources changed, recompiled", *r.compiled);
+        model_.geo = r.compiled;
+        change_reason_ = "geo: sources changed";
+        PublishResult p = publish(model_);
+        if (!p.ok()) {
+          need_publish_ = true;
+          next_timer_ = Clock::now() + kRetryInterval;
+        }
+      }
+    }
+    if (reload_queued_) {
+      // Every request queued meanwhile is answered by one reload.
+      reload_queued_ = false;
+      std::vector<int> waiters = std::move(queued_reload_waiters_);
+      queued_reload_waiters_.clear();
+      request_reload(std::move(waiters));
+    }
+  }
+
+  // Once a second: a geo source that changed on disk is recompiled and republished. After a
+  // refused compilation, only a further change of the files tries again.
+  void check_geo_sources() {
+    if (geo_job_.busy() || geo_config_.empty() || model_.geo == nullptr) return;
+    if (!geo::geo_sources_changed(*model_.geo)) return;
+    std::vector<geo::SourceFile> now = geo::stat_sources(geo_config_);
+    if (!geo_failed_sources_.empty() && geo::same_sources(now, geo_failed_sources_)) return;
+    geo_failed_sources_ = std::move(now);  // cleared again when the compilation succeeds
+    log("geo: a source file changed: recompiling");
+    geo_job_.start(geo_config_, kGeoForChangedSources);
+  }
+
+  // A hold-down ended: the rule goes back to its primary set in a new image.
+  void on_switch_deadline() {
+    change_reason_ = "switch policy: hold-down ended";
+    PublishResult p = publish(model_);
+    if (!p.ok()) {
+      need_publish_ = true;
+      next_timer_ = Clock::now() + kRetryInterval;
+    }
   }
 
   // publish_once, remembering why it failed for STATUS.
@@ -367,6 +550,7 @@ class ControlDaemon {
       // Probe results and operator overrides go on top of the configuration in every image.
       SnapshotModel stamped = admin_.applied_to(model);
       health_.annotate(&stamped);
+      switch_.apply(&stamped, Clock::now());
       const Clock::time_point ttl_restore_at =
           health_.apply_unstable_ttl(&stamped, unstable_ttl_, Clock::now());
       stamped.generation = gen;
@@ -431,6 +615,9 @@ class ControlDaemon {
           std::chrono::duration_cast<std::chrono::milliseconds>(
               std::chrono::system_clock::now().time_since_epoch())
               .count());
+      for (const std::string& line : switch_changes(published_, now_published)) {
+        log("switch: %s", line.c_str());
+      }
       for (const StateEvent& e : diff_states(published_, now_published)) {
         ++events_;
         log("event: %s", event_text(e, change_reason_).c_str());
@@ -472,6 +659,7 @@ class ControlDaemon {
       return;
     }
     next_timer_ = Clock::now() + kCheckInterval;
+    check_geo_sources();
     GenerationResult g = query_generation(run_dir_);
     if (g.ok() && g.generation < acked_generation_) {
       log("dataplane is at generation %llu, behind ours (%llu): republishing",
@@ -489,6 +677,16 @@ class ControlDaemon {
   const std::string admin_path_;
   AdminOverrides admin_;
   std::vector<MonitorSpec> monitors_;
+  geo::GeoConfig geo_config_;  // what model_.geo was compiled from
+  std::string geo_key_;        // geo::config_key(geo_config_)
+  std::string geo_error_;      // why the last geo compilation was refused; cleared by a good one
+  std::vector<geo::SourceFile> geo_failed_sources_;  // the files as they were when it was refused
+  geo::GeoJob geo_job_;
+  LoadedConfig reload_candidate_;    // waiting for its geo tables
+  std::vector<int> reload_waiters_;  // clients waiting for that reload's reply
+  bool reload_queued_ = false;       // a reload asked for while a compilation ran
+  std::vector<int> queued_reload_waiters_;
+  SwitchTracker switch_;
   std::map<WireName, UnstableTtl> unstable_ttl_;
   // When the earliest lowered TTL of the published image goes back up (max(): none is lowered).
   Clock::time_point ttl_restore_at_ = Clock::time_point::max();
@@ -568,7 +766,8 @@ int control_main(int argc, char** argv) {
   }
   LoadedConfig config;
   std::string reason;
-  if (!load_and_build(config_path, &config, &reason)) {
+  if (!load(config_path, &config, &reason) || !compile_geo_now(&config, &reason) ||
+      !test_build(config_path, config.model, &reason)) {
     std::fprintf(stderr, "gtm-control: %s\n", reason.c_str());
     return 1;
   }

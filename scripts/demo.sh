@@ -15,6 +15,8 @@ run_dir=$root/run/demo
 ./scripts/build.sh release
 
 mkdir -p "$run_dir"
+# A previous run's "ready" lines must not be mistaken for this run's.
+rm -f "$run_dir/dataplane.log" "$run_dir/control.log"
 dp_pid="" ; cp_pid=""
 cleanup() {
   [ -n "$cp_pid" ] && kill "$cp_pid" 2>/dev/null && wait "$cp_pid" 2>/dev/null
@@ -51,12 +53,33 @@ echo "gtm is answering on 127.0.0.1:$port and [::1]:$port (config: $config)"
 # Ask about the first zone and service of the config so the demo works for every example.
 zone=$(awk '/^zones:/{z=1} z && /- name:/{print $3; exit}' "$config")
 service=$(awk '/^services:/{s=1} s && /- name:/{print $3; exit}' "$config")
-show dig @127.0.0.1 -p "$port" +norec +noall +answer "$service" A
-show dig @127.0.0.1 -p "$port" +norec +noall +answer "$service" AAAA
-show dig @::1 -p "$port" +norec +tcp +noall +answer "$service" A
-show dig @127.0.0.1 -p "$port" +norec +noall +answer "$zone" SOA
-show dig @127.0.0.1 -p "$port" +norec +noall +comments +authority "nope.$zone" A
-show build/gtmctl --run-dir "$run_dir" query "$service" A --client 192.0.2.1
+# A config may say what is worth showing: "# demo-dig: NAME TYPE [SUBNET]" queries with that ECS
+# subnet, "# demo-explain: NAME TYPE [SUBNET]" explains the decision for a client in it.
+if grep -q '^# demo-' "$config"; then
+  while read -r _ kind name type subnet; do
+    case "$kind" in
+      demo-dig:)
+        if [ -n "$subnet" ]; then
+          show dig @127.0.0.1 -p "$port" +norec +noall +answer +comments "+subnet=$subnet" "$name" "$type"
+        else
+          show dig @127.0.0.1 -p "$port" +norec +noall +answer "$name" "$type"
+        fi ;;
+      demo-explain:)
+        if [ -n "$subnet" ] && [ "${subnet%/*}" != "$subnet" ]; then
+          show build/gtmctl --run-dir "$run_dir" query "$name" "$type" --client 127.0.0.1 --ecs "$subnet"
+        else
+          show build/gtmctl --run-dir "$run_dir" query "$name" "$type" --client "${subnet:-127.0.0.1}"
+        fi ;;
+    esac
+  done < <(grep '^# demo-' "$config")
+else
+  show dig @127.0.0.1 -p "$port" +norec +noall +answer "$service" A
+  show dig @127.0.0.1 -p "$port" +norec +noall +answer "$service" AAAA
+  show dig @::1 -p "$port" +norec +tcp +noall +answer "$service" A
+  show dig @127.0.0.1 -p "$port" +norec +noall +answer "$zone" SOA
+  show dig @127.0.0.1 -p "$port" +norec +noall +comments +authority "nope.$zone" A
+  show build/gtmctl --run-dir "$run_dir" query "$service" A --client 192.0.2.1
+fi
 echo
 echo "Try: dig @127.0.0.1 -p $port $service A    |  build/gtmctl --run-dir $run_dir status"
 echo "     edit $config, then: build/gtmctl --run-dir $run_dir reload"

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "control/geo/geo_model.h"
 #include "dataplane/snapshot/format.h"
 
 namespace gtm::control {
@@ -42,13 +44,52 @@ struct MemberModel {
   // kAuto; the member is up while all of them say up.
   std::vector<std::string> monitors;
   uint32_t monitors_needed = 0;  // how many must be up: 0 = all of them (`monitor_rule`)
+  uint32_t datacenter = snap::kNoDatacenter;  // index into SnapshotModel::datacenters
 };
 
 struct PoolModel {
   std::string name;
+  // The method chain: the preferred method, then the alternate, then the fallback method, each
+  // tried when the one before cannot pick (no usable member; topology: none in a datacenter the
+  // client's class scores).
   snap::PoolMethod method = snap::PoolMethod::kRoundRobin;
+  std::optional<snap::PoolMethod> alternate;
+  std::optional<snap::PoolMethod> fallback_method;  // only together with alternate
   uint8_t return_n = 0;      // for kReturnN, >= 1
+  uint8_t persist_v4 = 24;   // kPersistence: client prefix lengths hashed
+  uint8_t persist_v6 = 56;
   std::vector<MemberModel> members;  // may be empty (e.g. an A view of an IPv6-only pool)
+
+  bool uses(snap::PoolMethod m) const {
+    return method == m || alternate == m || fallback_method == m;
+  }
+};
+
+// An ordered list of a service's pools (indexes into ServiceModel::pools).
+struct PoolSetModel {
+  std::string name;
+  std::vector<uint32_t> pools;
+};
+
+// When a rule's secondary set takes over (control/policy/switch_policy.h).
+struct SwitchPolicy {
+  uint32_t min_members = 1;  // the primary set needs at least this many usable members
+  uint32_t min_percent = 0;  // ... and at least this share of its configured members
+  bool hold_down = false;    // false: back to the primary as soon as it is good again
+  uint32_t hold_down_s = 0;  // true: only once it has been good for this long
+};
+
+// One access-policy rule. Clients in any of `client_sets` (ids into SnapshotModel::client_sets)
+// are answered from `primary`, or `secondary` when the switch policy says so. A rule without
+// sets is the default rule; it is the last one.
+struct RuleModel {
+  std::vector<uint32_t> client_sets;
+  uint32_t primary = 0;              // PoolSetModel index
+  uint32_t secondary = snap::kNone;  // PoolSetModel index or kNone
+  // Decided by control's switch policy before every build; the defaults mean "primary".
+  bool use_secondary = false;
+  snap::SwitchReason switch_reason = snap::SwitchReason::kPrimaryGood;
+  uint32_t hold_down_left_s = 0;
 };
 
 // One GSLB service for one record type. A configured service answering A and AAAA becomes two
@@ -61,6 +102,12 @@ struct ServiceModel {
   std::vector<PoolModel> pools;
   std::optional<WireRdata> fallback;  // answered when no pool has a usable member
   snap::EmptyAction empty_action = snap::EmptyAction::kNodata;
+  bool use_ecs = true;  // identify the client by its ECS subnet when the query carries one
+  // Steering. With no rules the service has one implicit default rule whose primary set is all
+  // pools in order (what a service with only `pools:` has always done).
+  std::vector<PoolSetModel> pool_sets;
+  std::vector<RuleModel> rules;
+  SwitchPolicy switch_policy;
 };
 
 struct SnapshotModel {
@@ -68,6 +115,16 @@ struct SnapshotModel {
   std::vector<ZoneModel> zones;
   std::vector<ServiceModel> services;
   bool unknown_health_is_up = true;  // how kUnknown members count when mode is kAuto
+  // Clients: regions and ISP lines (one id space) and datacenters, by name, as configured.
+  std::vector<std::string> client_sets;
+  std::vector<bool> client_set_is_isp_line;
+  std::vector<std::string> datacenters;
+  // The compiled geo tables for exactly these sets and datacenters (control/geo), shared by every
+  // image until a geo source or the geo configuration changes. Null: every client is in class 0
+  // (no set, no topology score), e.g. before compilation or in tests that do not need it.
+  std::shared_ptr<const geo::CompiledGeo> geo;
+  uint8_t ecs_max_v4 = 24;  // longest ECS source prefixes used to identify a client
+  uint8_t ecs_max_v6 = 56;
 };
 
 }  // namespace gtm::control

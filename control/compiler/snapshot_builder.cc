@@ -12,6 +12,7 @@
 
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
+#include "dataplane/engine/rendezvous.h"
 #include "dataplane/snapshot/format.h"
 
 namespace gtm::control {
@@ -25,6 +26,13 @@ using snap::kNone;
 constexpr uint64_t kMaxWheelSlots = 4096;
 // Bounds the O(members x slots) wheel computation and the size of a pool.
 constexpr size_t kMaxPoolMembers = 4096;
+// Weighted rendezvous multiplies weights by 22-bit costs in 64 bits
+// (dataplane/engine/rendezvous.h).
+constexpr uint32_t kMaxPersistenceWeight = 1u << 20;
+// Class -> rule maps are uint16_t; so are topology maps.
+constexpr size_t kMaxRules = 0xFFFE;
+// Bounds the per-class tables a service or a topology pool adds to the image.
+constexpr uint32_t kMaxClasses = 1u << 20;
 
 // Internal error path; build_snapshot turns it into a return value.
 struct BuildError : std::runtime_error {
@@ -205,6 +213,7 @@ class Builder {
   explicit Builder(const SnapshotModel& model) : model_(model) {}
 
   std::vector<uint8_t> build() {
+    check_geo();
     check_zones();
     add_records();
     add_services();
@@ -274,6 +283,88 @@ class Builder {
     }
   }
 
+  // The compiled geo tables must belong to this model's sets and datacenters.
+  void check_geo() {
+    if (model_.client_set_is_isp_line.size() != model_.client_sets.size()) {
+      fail("client sets: kinds do not match the names");
+    }
+    for (const std::string& n : model_.client_sets) {
+      if (n.empty()) fail("client sets: empty name");
+    }
+    for (const std::string& n : model_.datacenters) {
+      if (n.empty()) fail("datacenters: empty name");
+    }
+    if (model_.ecs_max_v4 < 1 || model_.ecs_max_v4 > 32 || model_.ecs_max_v6 < 1 ||
+        model_.ecs_max_v6 > 128) {
+      fail("ECS prefix limits must be 1..32 and 1..128");
+    }
+    if (!model_.geo) return;
+    const geo::CompiledGeo& g = *model_.geo;
+    if (g.set_names != model_.client_sets || g.datacenter_names != model_.datacenters) {
+      fail("the geo tables were compiled for other regions, ISP lines or datacenters");
+    }
+    if (g.class_count == 0 || g.class_count > kMaxClasses ||
+        g.class_set_first.size() != static_cast<size_t>(g.class_count) + 1 ||
+        g.class_set_first.back() != g.class_sets.size() ||
+        g.topology_scores.size() !=
+            static_cast<size_t>(g.class_count) * g.datacenter_names.size()) {
+      fail("the geo tables are inconsistent (class tables)");
+    }
+    for (uint32_t c = 0; c < g.class_count; ++c) {
+      if (g.class_set_first[c] > g.class_set_first[c + 1]) fail("geo: class ranges out of order");
+    }
+    for (uint32_t set : g.class_sets) {
+      if (set >= model_.client_sets.size()) fail("geo: class names an unknown set");
+    }
+  }
+
+  uint32_t class_count() const { return model_.geo ? model_.geo->class_count : 1; }
+
+  // The sets client class `c` belongs to (ascending ids).
+  std::pair<const uint32_t*, size_t> class_sets(uint32_t c) const {
+    if (!model_.geo) return {nullptr, 0};
+    const geo::CompiledGeo& g = *model_.geo;
+    return {g.class_sets.data() + g.class_set_first[c],
+            g.class_set_first[c + 1] - g.class_set_first[c]};
+  }
+
+  uint16_t topology_score(uint32_t c, uint32_t dc) const {
+    if (!model_.geo || dc == snap::kNoDatacenter) return 0;
+    return model_.geo->topology_scores[static_cast<size_t>(c) * model_.datacenters.size() + dc];
+  }
+
+  void check_steering(const ServiceModel& svc, const std::string& where) {
+    for (const PoolSetModel& ps : svc.pool_sets) {
+      for (uint32_t p : ps.pools) {
+        if (p >= svc.pools.size()) fail(where + ": pool set " + ps.name + ": unknown pool");
+      }
+    }
+    if (svc.rules.size() > kMaxRules) fail(where + ": too many rules");
+    for (size_t r = 0; r < svc.rules.size(); ++r) {
+      const RuleModel& rule = svc.rules[r];
+      const std::string rwhere = where + ": rule " + std::to_string(r + 1);
+      const bool last = r + 1 == svc.rules.size();
+      if (rule.client_sets.empty() != last) {
+        fail(rwhere + (last ? ": the last rule must be the default rule (no regions)"
+                            : ": only the last rule may be the default rule"));
+      }
+      for (uint32_t set : rule.client_sets) {
+        if (set >= model_.client_sets.size()) fail(rwhere + ": unknown region or ISP line");
+      }
+      if (rule.primary >= svc.pool_sets.size()) fail(rwhere + ": unknown primary pool set");
+      if (rule.secondary != kNone && rule.secondary >= svc.pool_sets.size()) {
+        fail(rwhere + ": unknown secondary pool set");
+      }
+      if (rule.use_secondary && rule.secondary == kNone) {
+        fail(rwhere + ": switched to a secondary set it does not have");
+      }
+      if (static_cast<uint8_t>(rule.switch_reason) >
+          static_cast<uint8_t>(snap::SwitchReason::kNoSecondary)) {
+        fail(rwhere + ": unknown switch reason");
+      }
+    }
+  }
+
   void check_member_rdata(uint16_t rtype, const WireRdata& r, const std::string& where) {
     bool ok = rtype == dns::kTypeCNAME ? is_exact_name(r) : rdata_shape_ok(rtype, r);
     if (!ok) fail(where + ": rdata does not fit a " + type_text(rtype) + " answer");
@@ -289,13 +380,13 @@ class Builder {
       }
       uint32_t z = deepest_zone(svc.name);
       if (z == kNone) fail(where + ": not inside any zone");
-      if (static_cast<uint8_t>(svc.empty_action) >
-          static_cast<uint8_t>(snap::EmptyAction::kServfail)) {
+      if (static_cast<uint8_t>(svc.empty_action) > static_cast<uint8_t>(snap::EmptyAction::kDrop)) {
         fail(where + ": unknown empty action");
       }
       if (svc.fallback) check_member_rdata(svc.rtype, *svc.fallback, where + ": fallback");
       for (const PoolModel& pool : svc.pools) check_pool(svc.rtype, pool, where);
       if (svc.pools.size() > UINT32_MAX / 2) fail(where + ": too many pools");
+      check_steering(svc, where);
 
       NodeInfo& node = nodes_[svc.name];
       node.zone = z;
@@ -305,11 +396,19 @@ class Builder {
 
   void check_pool(uint16_t rtype, const PoolModel& pool, const std::string& service) {
     std::string where = service + ": pool " + pool.name;
-    if (static_cast<uint8_t>(pool.method) > static_cast<uint8_t>(snap::PoolMethod::kReturnN)) {
-      fail(where + ": unknown method");
+    for (const std::optional<snap::PoolMethod>& m :
+         {std::optional<snap::PoolMethod>(pool.method), pool.alternate, pool.fallback_method}) {
+      if (m && static_cast<uint8_t>(*m) > snap::kMaxPoolMethod) fail(where + ": unknown method");
     }
-    if (pool.method == snap::PoolMethod::kReturnN && pool.return_n == 0) {
+    if (pool.fallback_method && !pool.alternate) {
+      fail(where + ": a fallback method needs an alternate method");
+    }
+    if (pool.uses(snap::PoolMethod::kReturnN) && pool.return_n == 0) {
       fail(where + ": return-n needs a count >= 1");
+    }
+    if (pool.persist_v4 < 1 || pool.persist_v4 > 32 || pool.persist_v6 < 1 ||
+        pool.persist_v6 > 128) {
+      fail(where + ": persistence prefix lengths must be 1..32 and 1..128");
     }
     if (pool.members.size() > kMaxPoolMembers) {
       fail(where + ": more than " + std::to_string(kMaxPoolMembers) + " members");
@@ -322,6 +421,13 @@ class Builder {
       }
       if (static_cast<uint8_t>(m.health) > static_cast<uint8_t>(snap::MemberHealth::kDown)) {
         fail(mwhere + ": unknown health");
+      }
+      if (m.datacenter != snap::kNoDatacenter && m.datacenter >= model_.datacenters.size()) {
+        fail(mwhere + ": unknown datacenter");
+      }
+      if (pool.uses(snap::PoolMethod::kPersistence) && m.weight > kMaxPersistenceWeight) {
+        fail(mwhere + ": weight above " + std::to_string(kMaxPersistenceWeight) +
+             " in a persistence pool");
       }
       check_member_rdata(rtype, m.rdata, mwhere);
     }
@@ -413,6 +519,7 @@ class Builder {
       zone.negative_ttl = std::min(zm.soa_ttl, soa_minimum(zm.soa_rdata));
       zone.ns_rrset = kNone;
     }
+    emit_clients();
     for (uint32_t s = 0; s < model_.services.size(); ++s) {
       emit_service(model_.services[s], node_index.at(model_.services[s].name));
     }
@@ -467,18 +574,130 @@ class Builder {
     svc.pool_first = static_cast<uint32_t>(pools_.size());
     svc.pool_count = static_cast<uint32_t>(sm.pools.size());
     svc.fallback_rdata = sm.fallback ? add_rdata(sm.rtype, *sm.fallback) : kNone;
-    for (const PoolModel& pm : sm.pools) emit_pool(sm.rtype, pm);
+    svc.ecs_max_v4 = model_.ecs_max_v4;
+    svc.ecs_max_v6 = model_.ecs_max_v6;
+    bool topology = false;
+    bool persistence = false;
+    for (const PoolModel& pm : sm.pools) {
+      emit_pool(sm.rtype, pm);
+      topology |= pm.uses(snap::PoolMethod::kTopology);
+      persistence |= pm.uses(snap::PoolMethod::kPersistence);
+    }
+
+    // A service with only pools has one default rule over all of them, in order.
+    std::vector<PoolSetModel> sets = sm.pool_sets;
+    std::vector<RuleModel> rules = sm.rules;
+    if (rules.empty()) {
+      PoolSetModel all{"all pools", {}};
+      for (uint32_t p = 0; p < sm.pools.size(); ++p) all.pools.push_back(p);
+      sets.push_back(std::move(all));
+      rules.push_back(RuleModel{});
+      rules.back().primary = static_cast<uint32_t>(sets.size() - 1);
+    }
+    const uint32_t set_base = static_cast<uint32_t>(pool_sets_.size());
+    for (const PoolSetModel& ps : sets) {
+      snap::PoolSet out{};
+      out.name = blob_ref(ps.name);
+      out.pool_first = static_cast<uint32_t>(set_pools_.size());
+      out.pool_count = static_cast<uint32_t>(ps.pools.size());
+      for (uint32_t p : ps.pools) set_pools_.push_back(svc.pool_first + p);
+      pool_sets_.push_back(out);
+    }
+    svc.rule_first = static_cast<uint32_t>(rules_.size());
+    svc.rule_count = static_cast<uint32_t>(rules.size());
+    for (const RuleModel& rm : rules) {
+      snap::Rule r{};
+      r.primary = set_base + rm.primary;
+      r.secondary = rm.secondary == kNone ? kNone : set_base + rm.secondary;
+      r.set_first = static_cast<uint32_t>(rule_sets_.size());
+      r.set_count = static_cast<uint32_t>(rm.client_sets.size());
+      rule_sets_.insert(rule_sets_.end(), rm.client_sets.begin(), rm.client_sets.end());
+      r.active = rm.use_secondary ? 1 : 0;
+      r.switch_reason = static_cast<uint8_t>(rm.switch_reason);
+      for (uint32_t p : sets[rm.primary].pools) {
+        for (const MemberModel& m : sm.pools[p].members) {
+          ++r.primary_total;
+          r.primary_usable += member_usable(m, model_.unknown_health_is_up) ? 1 : 0;
+        }
+      }
+      r.min_members = sm.switch_policy.min_members;
+      r.min_percent = sm.switch_policy.min_percent;
+      r.hold_down_left_s = rm.hold_down_left_s;
+      rules_.push_back(r);
+    }
+
+    // Class -> rule: the first rule naming a set the class is in, else the default (last) rule.
+    // Precomputed here so that a query does one array index, never a loop over rules.
+    svc.class_rules = kNone;
+    svc.fixed_rule = static_cast<uint16_t>(rules.size() - 1);
+    bool vary = false;
+    if (rules.size() > 1) {
+      std::vector<uint16_t> map(class_count());
+      for (uint32_t c = 0; c < map.size(); ++c) map[c] = rule_for_class(rules, c);
+      if (std::all_of(map.begin(), map.end(), [&](uint16_t v) { return v == map[0]; })) {
+        svc.fixed_rule = map[0];  // no class tells the rules apart: no client dependency
+      } else {
+        svc.class_rules = intern16(&class_rules_, &class_rules_index_, map);
+        // Different rules may still answer alike (same sets, same active one): then the rule
+        // is named in explain but the answer does not depend on the client.
+        for (uint16_t v : map) vary |= !same_outcome(sets, rules[v], rules[map[0]]);
+      }
+    }
+    svc.flags = static_cast<uint8_t>(
+        (sm.use_ecs ? snap::kSvcUseEcs : 0) | (vary ? snap::kSvcRulesVary : 0) |
+        (svc.class_rules != kNone || topology ? snap::kSvcNeedsClass : 0) |
+        (persistence ? snap::kSvcNeedsAddress : 0));
     services_.push_back(svc);
+  }
+
+  static bool same_outcome(const std::vector<PoolSetModel>& sets, const RuleModel& a,
+                           const RuleModel& b) {
+    auto pools = [&](uint32_t set) {
+      return set == kNone ? std::vector<uint32_t>{} : sets[set].pools;
+    };
+    return pools(a.primary) == pools(b.primary) && pools(a.secondary) == pools(b.secondary) &&
+           a.use_secondary == b.use_secondary;
+  }
+
+  uint16_t rule_for_class(const std::vector<RuleModel>& rules, uint32_t c) const {
+    const auto [sets, count] = class_sets(c);
+    for (size_t r = 0; r + 1 < rules.size(); ++r) {
+      for (uint32_t want : rules[r].client_sets) {
+        if (std::binary_search(sets, sets + count, want)) return static_cast<uint16_t>(r);
+      }
+    }
+    return static_cast<uint16_t>(rules.size() - 1);
+  }
+
+  // Appends `values` to `table` unless the same run is already there; returns its index. Services
+  // and pools with the same structure (an A and an AAAA service, sites with the same datacenters)
+  // then share one per-class table.
+  static uint32_t intern16(std::vector<uint16_t>* table,
+                           std::map<std::vector<uint16_t>, uint32_t>* index,
+                           const std::vector<uint16_t>& values) {
+    auto it = index->find(values);
+    if (it != index->end()) return it->second;
+    if (table->size() + values.size() >= UINT32_MAX) fail("per-class tables exceed 4 G entries");
+    const uint32_t at = static_cast<uint32_t>(table->size());
+    table->insert(table->end(), values.begin(), values.end());
+    index->emplace(values, at);
+    return at;
   }
 
   void emit_pool(uint16_t rtype, const PoolModel& pm) {
     snap::Pool pool{};
     pool.name = blob_ref(pm.name);
     pool.method = static_cast<uint8_t>(pm.method);
+    pool.alternate = pm.alternate ? static_cast<uint8_t>(*pm.alternate) : snap::kNoMethod;
+    pool.fallback =
+        pm.fallback_method ? static_cast<uint8_t>(*pm.fallback_method) : snap::kNoMethod;
     pool.return_n = pm.return_n;
+    pool.persist_v4 = pm.persist_v4;
+    pool.persist_v6 = pm.persist_v6;
     pool.member_first = static_cast<uint32_t>(members_.size());
     pool.member_count = static_cast<uint32_t>(pm.members.size());
     std::vector<uint32_t> usable;
+    std::vector<uint32_t> usable_dc;
     std::vector<uint64_t> usable_weights;
     for (const MemberModel& mm : pm.members) {
       snap::Member m{};
@@ -489,21 +708,92 @@ class Builder {
       m.health = static_cast<uint8_t>(mm.health);
       m.enabled = mm.enabled ? 1 : 0;
       m.usable = member_usable(mm, model_.unknown_health_is_up) ? 1 : 0;
+      m.datacenter = mm.datacenter;
+      m.persist_key = engine::member_persist_key(reinterpret_cast<const uint8_t*>(mm.name.data()),
+                                                 mm.name.size(), mm.rdata.data(), mm.rdata.size());
       if (m.usable) {
         usable.push_back(static_cast<uint32_t>(members_.size()));
+        usable_dc.push_back(mm.datacenter);
         usable_weights.push_back(mm.weight);
       }
+      if (mm.weight != pm.members.front().weight) pool.persist_weighted = 1;
       members_.push_back(m);
     }
+    if (!pm.uses(snap::PoolMethod::kPersistence)) pool.persist_weighted = 0;
     pool.usable_first = static_cast<uint32_t>(slots_.size());
     pool.usable_count = static_cast<uint32_t>(usable.size());
     slots_.insert(slots_.end(), usable.begin(), usable.end());
     pool.wheel_first = static_cast<uint32_t>(slots_.size());
-    if (pm.method == snap::PoolMethod::kRatio) {
+    if (pm.uses(snap::PoolMethod::kRatio)) {
       for (uint32_t pos : smooth_wheel(usable_weights)) slots_.push_back(usable[pos]);
     }
     pool.wheel_count = static_cast<uint32_t>(slots_.size()) - pool.wheel_first;
+    pool.topo_map = kNone;
+    if (pm.uses(snap::PoolMethod::kTopology)) emit_topology(&pool, usable, usable_dc);
     pools_.push_back(pool);
+  }
+
+  // For every client class: the usable members in the datacenter(s) with the highest score for
+  // it. Classes with the same winners share one pick; a class whose scored datacenters have no
+  // usable member maps to kNoPick (the method fails and the chain goes on).
+  void emit_topology(snap::Pool* pool, const std::vector<uint32_t>& usable,
+                     const std::vector<uint32_t>& usable_dc) {
+    // Keyed by the members only: classes whose winners are the same members get the same answer
+    // (whatever the score), so they share a pick and do not make the answer client-dependent.
+    std::map<std::vector<uint32_t>, uint16_t> picks;
+    std::vector<uint16_t> map(class_count(), snap::kNoPick);
+    pool->topo_pick_first = static_cast<uint32_t>(topo_picks_.size());
+    for (uint32_t c = 0; c < map.size(); ++c) {
+      uint16_t best = 0;
+      for (uint32_t dc : usable_dc) best = std::max(best, topology_score(c, dc));
+      if (best == 0) continue;
+      std::vector<uint32_t> group;
+      uint32_t first_dc = snap::kNoDatacenter;
+      for (size_t i = 0; i < usable.size(); ++i) {
+        if (topology_score(c, usable_dc[i]) != best) continue;
+        if (group.empty()) first_dc = usable_dc[i];
+        group.push_back(usable[i]);
+      }
+      auto [it, inserted] = picks.try_emplace(group, 0);
+      if (inserted) {
+        if (picks.size() >= snap::kNoPick) fail("a topology pool has too many distinct picks");
+        it->second = static_cast<uint16_t>(topo_picks_.size() - pool->topo_pick_first);
+        snap::TopoPick pick{};
+        pick.slot_first = static_cast<uint32_t>(slots_.size());
+        pick.slot_count = static_cast<uint32_t>(group.size());
+        pick.datacenter = first_dc;
+        pick.score = best;
+        slots_.insert(slots_.end(), group.begin(), group.end());
+        topo_picks_.push_back(pick);
+      }
+      map[c] = it->second;
+    }
+    pool->topo_pick_count = static_cast<uint32_t>(topo_picks_.size()) - pool->topo_pick_first;
+    pool->topo_varies =
+        std::all_of(map.begin(), map.end(), [&](uint16_t v) { return v == map[0]; }) ? 0 : 1;
+    pool->topo_map = intern16(&topo_maps_, &topo_maps_index_, map);
+  }
+
+  // Regions, ISP lines, datacenters, classes and the LPM tables: the same for every service.
+  void emit_clients() {
+    for (size_t i = 0; i < model_.client_sets.size(); ++i) {
+      snap::ClientSet cs{};
+      cs.name = blob_ref(model_.client_sets[i]);
+      cs.is_isp_line = model_.client_set_is_isp_line[i] ? 1 : 0;
+      client_sets_.push_back(cs);
+    }
+    for (const std::string& name : model_.datacenters) datacenters_.push_back({blob_ref(name)});
+    if (!model_.geo) {
+      classes_.push_back({0, 0});
+      topo_scores_.assign(model_.datacenters.size(), 0);
+      return;
+    }
+    const geo::CompiledGeo& g = *model_.geo;
+    for (uint32_t c = 0; c < g.class_count; ++c) {
+      classes_.push_back({g.class_set_first[c], g.class_set_first[c + 1] - g.class_set_first[c]});
+    }
+    class_sets_ = g.class_sets;
+    topo_scores_ = g.topology_scores;
   }
 
   std::vector<uint32_t> name_index() const {
@@ -536,7 +826,8 @@ class Builder {
 
   std::vector<uint8_t> layout() const {
     for (size_t count : {nodes_out_.size(), rrsets_.size(), rdatas_.size(), members_.size(),
-                         pools_.size(), slots_.size()}) {
+                         pools_.size(), slots_.size(), pool_sets_.size(), set_pools_.size(),
+                         rules_.size(), rule_sets_.size(), topo_picks_.size()}) {
       if (count >= UINT32_MAX) fail("snapshot has too many entries");
     }
     snap::Header h{};
@@ -559,6 +850,21 @@ class Builder {
     add_section(image, h, snap::kSecPools, pools_);
     add_section(image, h, snap::kSecMembers, members_);
     add_section(image, h, snap::kSecPoolSlots, slots_);
+    static const std::vector<uint8_t> kNoTable;
+    add_section(image, h, snap::kSecLpm4, model_.geo ? model_.geo->lpm4 : kNoTable);
+    add_section(image, h, snap::kSecLpm6, model_.geo ? model_.geo->lpm6 : kNoTable);
+    add_section(image, h, snap::kSecClientSets, client_sets_);
+    add_section(image, h, snap::kSecClasses, classes_);
+    add_section(image, h, snap::kSecClassSets, class_sets_);
+    add_section(image, h, snap::kSecDatacenters, datacenters_);
+    add_section(image, h, snap::kSecTopoScores, topo_scores_);
+    add_section(image, h, snap::kSecPoolSets, pool_sets_);
+    add_section(image, h, snap::kSecSetPools, set_pools_);
+    add_section(image, h, snap::kSecRules, rules_);
+    add_section(image, h, snap::kSecClassRules, class_rules_);
+    add_section(image, h, snap::kSecTopoMaps, topo_maps_);
+    add_section(image, h, snap::kSecTopoPicks, topo_picks_);
+    add_section(image, h, snap::kSecRuleSets, rule_sets_);
     while (image.size() % 8 != 0) image.push_back(0);
     h.total_size = image.size();
     h.checksum = snap::image_checksum(image.data() + sizeof(h), image.size() - sizeof(h));
@@ -579,6 +885,20 @@ class Builder {
   std::vector<snap::Pool> pools_;
   std::vector<snap::Member> members_;
   std::vector<uint32_t> slots_;
+  std::vector<snap::ClientSet> client_sets_;
+  std::vector<snap::Datacenter> datacenters_;
+  std::vector<snap::ClientClass> classes_;
+  std::vector<uint32_t> class_sets_;
+  std::vector<uint16_t> topo_scores_;
+  std::vector<snap::PoolSet> pool_sets_;
+  std::vector<uint32_t> set_pools_;
+  std::vector<snap::Rule> rules_;
+  std::vector<uint32_t> rule_sets_;
+  std::vector<uint16_t> class_rules_;
+  std::map<std::vector<uint16_t>, uint32_t> class_rules_index_;
+  std::vector<uint16_t> topo_maps_;
+  std::map<std::vector<uint16_t>, uint32_t> topo_maps_index_;
+  std::vector<snap::TopoPick> topo_picks_;
 };
 
 }  // namespace

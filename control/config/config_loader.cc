@@ -18,6 +18,7 @@
 #include <string_view>
 #include <utility>
 
+#include "control/geo/geo_compiler.h"
 #include "dataplane/dns/wire.h"
 
 namespace gtm::control {
@@ -529,6 +530,287 @@ ZoneModel load_zone(const YAML::Node& node, const std::vector<ZoneModel>& earlie
   return z;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Clients: geo databases, regions, ISP lines, datacenters and the topology table
+// (control/geo/geo_model.h). Services refer to them by name.
+
+// Where the file being loaded lives: `where` strings and relative geo paths.
+struct Source {
+  std::string file;      // as given, for messages
+  std::string base_dir;  // relative geo paths resolve against it
+
+  std::string where(const YAML::Mark& m) const {
+    return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+  }
+  std::string path(const std::string& p) const {
+    if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
+    return base_dir + "/" + p;
+  }
+};
+
+std::string directory_of(const std::string& file) {
+  const size_t slash = file.rfind('/');
+  if (slash == std::string::npos) return "";
+  return slash == 0 ? "/" : file.substr(0, slash);
+}
+
+struct Clients {
+  geo::GeoConfig geo;
+
+  // Index of a region or ISP line, or kNone.
+  uint32_t set(const std::string& name) const {
+    for (uint32_t i = 0; i < geo.sets.size(); ++i) {
+      if (geo.sets[i].name == name) return i;
+    }
+    return snap::kNone;
+  }
+  uint32_t datacenter(const std::string& name) const {
+    for (uint32_t i = 0; i < geo.datacenters.size(); ++i) {
+      if (geo.datacenters[i] == name) return i;
+    }
+    return snap::kNone;
+  }
+};
+
+// Names of sets and datacenters appear in explain output and logs: keep them plain.
+std::string plain_name(const YAML::Node& v, const std::string& what) {
+  const std::string& s = scalar(v, what);
+  bool ok = !s.empty() && s.size() <= 63;
+  for (char c : s) {
+    ok &= (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.';
+  }
+  if (!ok) {
+    fail(v.Mark(),
+         what + " must be 1..63 characters of letters, digits, '-', '_' and '.', got " + quoted(s));
+  }
+  return s;
+}
+
+// A scalar or a list of scalars, as a list of nodes.
+std::vector<YAML::Node> one_or_list(const Entry& e) {
+  std::vector<YAML::Node> items;
+  if (e.value.IsSequence()) {
+    for (const YAML::Node& n : e.value) items.push_back(n);
+    if (items.empty()) fail(e.value.Mark(), e.what() + " must not be empty");
+  } else {
+    items.push_back(e.value);
+  }
+  return items;
+}
+
+geo::Cidr to_cidr(const YAML::Node& v, const std::string& what, const Source& src) {
+  const std::string& text = scalar(v, what);
+  geo::Cidr c;
+  std::string error;
+  if (!geo::parse_cidr(text, &c, &error)) fail(v.Mark(), what + ": " + error);
+  c.where = src.where(v.Mark());
+  return c;
+}
+
+void load_geo_databases(const Entry& e, const Source& src, geo::GeoConfig* geo) {
+  const MapReader g(e.value, "geo", {"databases"});
+  for (const YAML::Node& item : to_list(g.require("databases"), true)) {
+    const MapReader d(item, "geo database", {"name", "path"});
+    const Entry& name = d.require("name");
+    geo::GeoDatabase db;
+    db.name = plain_name(name.value, "database name");
+    for (const geo::GeoDatabase& other : geo->databases) {
+      if (other.name == db.name) fail(name.value.Mark(), "duplicate database " + quoted(db.name));
+    }
+    const Entry& path = d.require("path");
+    db.path = src.path(scalar(path.value, path.what()));
+    if (db.path.empty()) fail(path.value.Mark(), "'path' must not be empty");
+    db.where = src.where(item.Mark());
+    geo->databases.push_back(std::move(db));
+  }
+}
+
+geo::MmdbMatch load_mmdb_match(const YAML::Node& node, const Source& src,
+                               const geo::GeoConfig& geo) {
+  const MapReader m(node, "mmdb match", {"database", "field", "values"});
+  geo::MmdbMatch match;
+  if (const Entry* db = m.find("database")) {
+    match.database = scalar(db->value, db->what());
+    bool known = false;
+    for (const geo::GeoDatabase& d : geo.databases) known |= d.name == match.database;
+    if (!known) fail(db->value.Mark(), "unknown geo database " + quoted(match.database));
+  } else if (geo.databases.size() == 1) {
+    match.database = geo.databases[0].name;
+  } else {
+    fail(m.mark(), geo.databases.empty()
+                       ? std::string("an mmdb match needs a database under 'geo: databases'")
+                       : std::string("'database' is required when several are configured"));
+  }
+  const Entry& field = m.require("field");
+  const std::string& path = scalar(field.value, field.what());
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = path.find('.', start);
+    const std::string part = path.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (part.empty()) {
+      fail(field.value.Mark(),
+           "field path " + quoted(path) + " has an empty component (write e.g. country.iso_code)");
+    }
+    match.field_path.push_back(part);
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  for (const YAML::Node& v : one_or_list(m.require("values"))) {
+    const std::string& value = scalar(v, "mmdb value");
+    if (value.empty()) fail(v.Mark(), "mmdb values must not be empty");
+    match.values.push_back(value);
+  }
+  match.where = src.where(node.Mark());
+  return match;
+}
+
+// A region or an ISP line: the same keys, one name space.
+void load_client_set(const YAML::Node& node, geo::ClientSetDef::Kind kind, const Source& src,
+                     Clients* clients) {
+  const bool isp = kind == geo::ClientSetDef::Kind::kIspLine;
+  const char* what = isp ? "ISP line" : "region";
+  const MapReader m(node, what, {"name", "mmdb", "cidr", "cidr_files"});
+  geo::ClientSetDef set;
+  set.kind = kind;
+  const Entry& name = m.require("name");
+  set.name = plain_name(name.value, std::string(what) + " name");
+  if (clients->set(set.name) != snap::kNone) {
+    fail(name.value.Mark(), "duplicate region or ISP line " + quoted(set.name) +
+                                " (regions and ISP lines share one name space)");
+  }
+  if (const Entry* e = m.find("mmdb")) {
+    if (e->value.IsSequence()) {
+      for (const YAML::Node& item : to_list(*e, true)) {
+        set.mmdb.push_back(load_mmdb_match(item, src, clients->geo));
+      }
+    } else {
+      set.mmdb.push_back(load_mmdb_match(e->value, src, clients->geo));
+    }
+  }
+  if (const Entry* e = m.find("cidr")) {
+    for (const YAML::Node& item : one_or_list(*e)) set.cidrs.push_back(to_cidr(item, "cidr", src));
+  }
+  if (const Entry* e = m.find("cidr_files")) {
+    for (const YAML::Node& item : one_or_list(*e)) {
+      const std::string& file = scalar(item, "cidr file");
+      if (file.empty()) fail(item.Mark(), "cidr file name must not be empty");
+      set.cidr_files.push_back(src.path(file));
+    }
+  }
+  if (set.mmdb.empty() && set.cidrs.empty() && set.cidr_files.empty()) {
+    fail(m.mark(), std::string(what) + " " + quoted(set.name) +
+                       " needs at least one of 'mmdb', 'cidr', 'cidr_files'");
+  }
+  set.where = src.where(node.Mark());
+  clients->geo.sets.push_back(std::move(set));
+}
+
+// A `datacenter:` value: the index of a configured datacenter.
+uint32_t to_datacenter(const Entry& e, const Clients& clients) {
+  const std::string& name = scalar(e.value, e.what());
+  const uint32_t dc = clients.datacenter(name);
+  if (dc == snap::kNone) fail(e.value.Mark(), "unknown datacenter " + quoted(name));
+  return dc;
+}
+
+void load_topology(const Entry& e, const Source& src, Clients* clients) {
+  for (const YAML::Node& item : to_list(e, false)) {
+    const MapReader m(item, "topology record", {"client", "datacenter", "score"});
+    geo::TopologyRecord rec;
+    const Entry& client = m.require("client");
+    const std::string& text = scalar(client.value, client.what());
+    const uint32_t set = clients->set(text);
+    if (set != snap::kNone) {
+      rec.kind = geo::TopologyRecord::Kind::kSet;
+      rec.set = set;
+    } else if (text.find('/') != std::string::npos || text.find(':') != std::string::npos ||
+               (!text.empty() && text[0] >= '0' && text[0] <= '9')) {
+      rec.kind = geo::TopologyRecord::Kind::kCidr;
+      rec.cidr = to_cidr(client.value, client.what(), src);
+    } else {
+      fail(client.value.Mark(), "'client' must be a region, an ISP line or a CIDR block; " +
+                                    quoted(text) + " is none of them");
+    }
+    rec.datacenter = to_datacenter(m.require("datacenter"), *clients);
+    const Entry& score = m.require("score");
+    rec.score = static_cast<uint16_t>(to_uint(score.value, score.what(), 1, 65535));
+    rec.where = src.where(item.Mark());
+    clients->geo.topology.push_back(std::move(rec));
+  }
+}
+
+// The top-level keys about clients. Order in the file does not matter; dependencies do: databases,
+// then regions and ISP lines, then datacenters, then the topology table.
+Clients load_clients(const MapReader& top, const Source& src) {
+  Clients clients;
+  if (const Entry* g = top.find("geo")) load_geo_databases(*g, src, &clients.geo);
+  if (const Entry* list = top.find("regions")) {
+    for (const YAML::Node& item : to_list(*list, false)) {
+      load_client_set(item, geo::ClientSetDef::Kind::kRegion, src, &clients);
+    }
+  }
+  if (const Entry* list = top.find("isp_lines")) {
+    for (const YAML::Node& item : to_list(*list, false)) {
+      load_client_set(item, geo::ClientSetDef::Kind::kIspLine, src, &clients);
+    }
+  }
+  if (const Entry* list = top.find("datacenters")) {
+    for (const YAML::Node& item : to_list(*list, false)) {
+      const std::string name = plain_name(item, "datacenter name");
+      if (clients.datacenter(name) != snap::kNone) {
+        fail(item.Mark(), "duplicate datacenter " + quoted(name));
+      }
+      clients.geo.datacenters.push_back(name);
+    }
+  }
+  if (const Entry* list = top.find("topology")) load_topology(*list, src, &clients);
+  return clients;
+}
+
+// Steering settings a service passes down to its pools.
+struct PoolDefaults {
+  const Entry* method = nullptr;       // the service's `method:`, for pools without one
+  const Entry* persistence = nullptr;  // the service's `persistence:`
+};
+
+const std::initializer_list<std::pair<std::string_view, snap::PoolMethod>> kMethods = {
+    {"round-robin", snap::PoolMethod::kRoundRobin},
+    {"ratio", snap::PoolMethod::kRatio},
+    {"global-availability", snap::PoolMethod::kGlobalAvailability},
+    {"random", snap::PoolMethod::kRandom},
+    {"return-all", snap::PoolMethod::kReturnAll},
+    {"return-n", snap::PoolMethod::kReturnN},
+    {"topology", snap::PoolMethod::kTopology},
+    {"persistence", snap::PoolMethod::kPersistence},
+};
+
+// `method: NAME` or `method: [PREFERRED, ALTERNATE, FALLBACK]` (one to three, no repeats).
+void load_method_chain(const Entry& e, PoolModel* pool) {
+  const std::vector<YAML::Node> items = one_or_list(e);
+  if (items.size() > 3) {
+    fail(e.value.Mark(), e.what() + " lists at most three methods: preferred, alternate, fallback");
+  }
+  std::vector<snap::PoolMethod> chain;
+  for (const YAML::Node& item : items) {
+    const snap::PoolMethod m =
+        to_choice<snap::PoolMethod>(Entry{e.key, e.key_node, item}, kMethods);
+    if (std::find(chain.begin(), chain.end(), m) != chain.end()) {
+      fail(item.Mark(), "method " + quoted(item.Scalar()) + " appears twice in the chain");
+    }
+    chain.push_back(m);
+  }
+  pool->method = chain[0];
+  if (chain.size() > 1) pool->alternate = chain[1];
+  if (chain.size() > 2) pool->fallback_method = chain[2];
+}
+
+void load_persistence(const Entry& e, PoolModel* pool) {
+  const MapReader m(e.value, "persistence", {"mask_v4", "mask_v6"});
+  pool->persist_v4 = static_cast<uint8_t>(optional_uint(m, "mask_v4", 1, 32, pool->persist_v4));
+  pool->persist_v6 = static_cast<uint8_t>(optional_uint(m, "mask_v6", 1, 128, pool->persist_v6));
+}
+
 // One configured member before an address service is split by family.
 struct ParsedMember {
   int family = 0;  // 4 or 6 for address services, 0 for CNAME targets
@@ -564,9 +846,11 @@ uint32_t load_monitor_rule(const Entry& e) {
 
 ParsedMember load_member(const YAML::Node& node, int family, const WireName& zone_apex,
                          const std::vector<MonitorSpec>& monitors,
-                         const std::vector<std::string>& pool_monitors, uint32_t pool_rule) {
-  const MapReader m(node, "member", {"name", "address", "target", "weight", "mode", "enabled",
-                                     "monitors", "monitor_rule"});
+                         const std::vector<std::string>& pool_monitors, uint32_t pool_rule,
+                         const Clients& clients, uint32_t pool_datacenter) {
+  const MapReader m(node, "member",
+                    {"name", "address", "target", "weight", "mode", "enabled", "monitors",
+                     "monitor_rule", "datacenter"});
   ParsedMember pm;
   const bool is_cname = family < 0;
   const char* value_key = is_cname ? "target" : "address";
@@ -618,13 +902,17 @@ ParsedMember load_member(const YAML::Node& node, int family, const WireName& zon
   if (is_cname && !pm.model.monitors.empty()) {
     fail(node.Mark(), "monitors probe addresses; CNAME members have none");
   }
+  pm.model.datacenter = pool_datacenter;
+  if (const Entry* dc = m.find("datacenter")) pm.model.datacenter = to_datacenter(*dc, clients);
   return pm;
 }
 
 ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_apex,
-                     const std::vector<MonitorSpec>& monitors) {
+                     const std::vector<MonitorSpec>& monitors, const Clients& clients,
+                     const PoolDefaults& defaults) {
   const MapReader m(node, "pool",
-                    {"name", "method", "count", "members", "monitors", "monitor_rule"});
+                    {"name", "method", "count", "members", "monitors", "monitor_rule", "datacenter",
+                     "persistence"});
   std::vector<std::string> pool_monitors;
   if (const Entry* refs = m.find("monitors")) pool_monitors = load_monitor_refs(*refs, monitors);
   uint32_t pool_rule = 0;
@@ -633,25 +921,27 @@ ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_ap
   const Entry& name = m.require("name");
   p.pool.name = scalar(name.value, name.what());
   if (p.pool.name.empty()) fail(name.value.Mark(), "pool name must not be empty");
-  if (const Entry* method = m.find("method")) {
-    p.pool.method = to_choice<snap::PoolMethod>(
-        *method, {{"round-robin", snap::PoolMethod::kRoundRobin},
-                  {"ratio", snap::PoolMethod::kRatio},
-                  {"global-availability", snap::PoolMethod::kGlobalAvailability},
-                  {"random", snap::PoolMethod::kRandom},
-                  {"return-all", snap::PoolMethod::kReturnAll},
-                  {"return-n", snap::PoolMethod::kReturnN}});
-  }
+  const Entry* method = m.find("method");
+  if (method == nullptr) method = defaults.method;
+  if (method != nullptr) load_method_chain(*method, &p.pool);
   const Entry* count = m.find("count");
-  if (p.pool.method == snap::PoolMethod::kReturnN) {
+  if (p.pool.uses(snap::PoolMethod::kReturnN)) {
     if (count == nullptr) fail(m.mark(), "method return-n needs 'count' (1..255)");
     p.pool.return_n = static_cast<uint8_t>(to_uint(count->value, count->what(), 1, 255));
   } else if (count != nullptr) {
     fail(count->key_node.Mark(), "'count' is only valid with method return-n");
   }
+  const Entry* persistence = m.find("persistence");
+  if (persistence != nullptr && !p.pool.uses(snap::PoolMethod::kPersistence)) {
+    fail(persistence->key_node.Mark(), "'persistence' is only valid with method persistence");
+  }
+  if (persistence == nullptr) persistence = defaults.persistence;
+  if (persistence != nullptr) load_persistence(*persistence, &p.pool);
+  uint32_t datacenter = snap::kNoDatacenter;
+  if (const Entry* dc = m.find("datacenter")) datacenter = to_datacenter(*dc, clients);
   for (const YAML::Node& item : to_list(m.require("members"), true)) {
-    ParsedMember member =
-        load_member(item, family, zone_apex, monitors, pool_monitors, pool_rule);
+    ParsedMember member = load_member(item, family, zone_apex, monitors, pool_monitors, pool_rule,
+                                      clients, datacenter);
     for (const ParsedMember& other : p.members) {
       if (other.model.name == member.model.name) {
         fail(item.Mark(),
@@ -659,6 +949,17 @@ ParsedPool load_pool(const YAML::Node& node, int family, const WireName& zone_ap
       }
     }
     p.members.push_back(std::move(member));
+  }
+  if (p.pool.uses(snap::PoolMethod::kTopology)) {
+    const YAML::Mark at = method != nullptr ? method->value.Mark() : m.mark();
+    if (clients.geo.topology.empty()) {
+      fail(at, "method topology needs a 'topology' table (records client -> datacenter, score)");
+    }
+    bool placed = false;
+    for (const ParsedMember& pm : p.members) placed |= pm.model.datacenter != snap::kNoDatacenter;
+    if (!placed) {
+      fail(at, "method topology needs members with a 'datacenter' (on the pool or the members)");
+    }
   }
   return p;
 }
@@ -673,11 +974,142 @@ const ZoneModel* zone_of(const WireName& name, const std::vector<ZoneModel>& zon
   return best;
 }
 
+uint32_t pool_index(const std::vector<ParsedPool>& pools, const std::string& name) {
+  for (uint32_t i = 0; i < pools.size(); ++i) {
+    if (pools[i].pool.name == name) return i;
+  }
+  return snap::kNone;
+}
+
+// A list of pool names (or one) as a set of pool indexes, in order, without repeats.
+std::vector<uint32_t> load_pool_list(const Entry& e, const std::vector<ParsedPool>& pools) {
+  std::vector<uint32_t> out;
+  for (const YAML::Node& item : one_or_list(e)) {
+    const std::string& name = scalar(item, "pool name");
+    const uint32_t p = pool_index(pools, name);
+    if (p == snap::kNone) fail(item.Mark(), "unknown pool " + quoted(name) + " in this service");
+    if (std::find(out.begin(), out.end(), p) != out.end()) {
+      fail(item.Mark(), "pool " + quoted(name) + " is listed twice");
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+// The set `pools`, added to `sets` under `name` unless an identical one is there already.
+uint32_t add_pool_set(std::vector<PoolSetModel>* sets, std::string name,
+                      std::vector<uint32_t> pools) {
+  for (uint32_t i = 0; i < sets->size(); ++i) {
+    if ((*sets)[i].pools == pools) return i;
+  }
+  sets->push_back({std::move(name), std::move(pools)});
+  return static_cast<uint32_t>(sets->size() - 1);
+}
+
+// A rule's `primary` or `secondary`: a pool set's name, a pool's name (the set of that one pool),
+// or a list of pool names.
+uint32_t load_set_ref(const Entry& e, const std::vector<ParsedPool>& pools,
+                      std::vector<PoolSetModel>* sets, size_t named_sets) {
+  if (e.value.IsScalar()) {
+    const std::string& name = e.value.Scalar();
+    for (uint32_t i = 0; i < named_sets; ++i) {
+      if ((*sets)[i].name == name) return i;
+    }
+    const uint32_t p = pool_index(pools, name);
+    if (p == snap::kNone) {
+      fail(e.value.Mark(), "unknown pool set or pool " + quoted(name) + " in this service");
+    }
+    return add_pool_set(sets, name, {p});
+  }
+  std::vector<uint32_t> list = load_pool_list(e, pools);
+  std::string name;
+  for (uint32_t p : list) name += (name.empty() ? "" : "+") + pools[p].pool.name;
+  return add_pool_set(sets, name, std::move(list));
+}
+
+// `pool_sets`, `access_policy` and `switch_policy` of a service.
+void load_steering(const MapReader& m, const std::vector<ParsedPool>& pools, const Clients& clients,
+                   ServiceModel* svc) {
+  if (const Entry* e = m.find("pool_sets")) {
+    if (!e->value.IsMap()) {
+      fail(e->value.Mark(), "'pool_sets' must be a map: set name -> list of pool names");
+    }
+    if (m.find("access_policy") == nullptr) {
+      fail(e->key_node.Mark(), "'pool_sets' are used by 'access_policy' rules, which are missing");
+    }
+    for (auto it = e->value.begin(); it != e->value.end(); ++it) {
+      const std::string name = plain_name(it->first, "pool set name");
+      for (const PoolSetModel& other : svc->pool_sets) {
+        if (other.name == name) fail(it->first.Mark(), "duplicate pool set " + quoted(name));
+      }
+      if (pool_index(pools, name) != snap::kNone) {
+        fail(it->first.Mark(), "pool set " + quoted(name) + " has the name of a pool");
+      }
+      svc->pool_sets.push_back({name, load_pool_list(Entry{name, it->first, it->second}, pools)});
+    }
+  }
+  const size_t named_sets = svc->pool_sets.size();
+  if (const Entry* e = m.find("access_policy")) {
+    const YAML::Node& list = to_list(*e, true);
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const MapReader r(item, "access_policy rule", {"regions", "primary", "secondary"});
+      RuleModel rule;
+      if (const Entry* regions = r.find("regions")) {
+        for (const YAML::Node& v : one_or_list(*regions)) {
+          const std::string& name = scalar(v, "region");
+          const uint32_t set = clients.set(name);
+          if (set == snap::kNone) fail(v.Mark(), "unknown region or ISP line " + quoted(name));
+          if (std::find(rule.client_sets.begin(), rule.client_sets.end(), set) !=
+              rule.client_sets.end()) {
+            fail(v.Mark(), quoted(name) + " is listed twice");
+          }
+          rule.client_sets.push_back(set);
+        }
+      } else if (i + 1 != list.size()) {
+        fail(item.Mark(), "a rule without 'regions' is the default rule and must be the last");
+      }
+      rule.primary = load_set_ref(r.require("primary"), pools, &svc->pool_sets, named_sets);
+      if (const Entry* sec = r.find("secondary")) {
+        rule.secondary = load_set_ref(*sec, pools, &svc->pool_sets, named_sets);
+        if (rule.secondary == rule.primary) {
+          fail(sec->value.Mark(), "the secondary set is the primary set");
+        }
+      }
+      svc->rules.push_back(std::move(rule));
+    }
+    if (!svc->rules.back().client_sets.empty()) {
+      // No default rule written: every other client gets what a plain service gives, all pools.
+      std::vector<uint32_t> all;
+      for (uint32_t p = 0; p < pools.size(); ++p) all.push_back(p);
+      RuleModel fallback_rule;
+      fallback_rule.primary = add_pool_set(&svc->pool_sets, "all pools", std::move(all));
+      svc->rules.push_back(std::move(fallback_rule));
+    }
+  }
+  if (const Entry* e = m.find("switch_policy")) {
+    const MapReader sp(e->value, "switch_policy",
+                       {"min_members", "min_percent", "failback", "hold_down_s"});
+    SwitchPolicy& pol = svc->switch_policy;
+    pol.min_members = optional_uint(sp, "min_members", 0, 65535, pol.min_members);
+    pol.min_percent = optional_uint(sp, "min_percent", 0, 100, pol.min_percent);
+    if (const Entry* fb = sp.find("failback")) {
+      pol.hold_down = to_choice<bool>(*fb, {{"preemptive", false}, {"hold-down", true}});
+    }
+    const Entry* hold = sp.find("hold_down_s");
+    if (hold != nullptr && !pol.hold_down) {
+      fail(hold->key_node.Mark(), "'hold_down_s' is only valid with failback: hold-down");
+    }
+    if (pol.hold_down) pol.hold_down_s = optional_uint(sp, "hold_down_s", 1, 86400, 60);
+  }
+}
+
 void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<WireName>* seen_names,
-                  const std::vector<MonitorSpec>& monitors) {
+                  const std::vector<MonitorSpec>& monitors, const Clients& clients) {
   const MapReader m(node, "service",
                     {"name", "type", "ttl", "pools", "fallback", "when_empty", "unstable_ttl",
-                     "unstable_window_ms"});
+                     "unstable_window_ms", "ecs", "method", "persistence", "pool_sets",
+                     "access_policy", "switch_policy"});
   const Entry& name = m.require("name");
   const WireName wire_name = to_name(name.value, "service name", nullptr);
   if (std::find(seen_names->begin(), seen_names->end(), wire_name) != seen_names->end())
@@ -711,20 +1143,34 @@ void load_service(const YAML::Node& node, SnapshotModel* model, std::vector<Wire
   base.name = wire_name;
   base.ttl = to_ttl(m.require("ttl"));
   if (const Entry* when_empty = m.find("when_empty")) {
-    base.empty_action = to_choice<snap::EmptyAction>(
-        *when_empty,
-        {{"nodata", snap::EmptyAction::kNodata}, {"servfail", snap::EmptyAction::kServfail}});
+    base.empty_action =
+        to_choice<snap::EmptyAction>(*when_empty, {{"nodata", snap::EmptyAction::kNodata},
+                                                   {"servfail", snap::EmptyAction::kServfail},
+                                                   {"return-all", snap::EmptyAction::kReturnAll},
+                                                   {"drop", snap::EmptyAction::kDrop}});
   }
+  if (const Entry* ecs = m.find("ecs")) base.use_ecs = to_bool(*ecs);
 
+  PoolDefaults defaults;
+  defaults.method = m.find("method");
+  defaults.persistence = m.find("persistence");
   std::vector<ParsedPool> pools;
   for (const YAML::Node& item : to_list(m.require("pools"), true)) {
-    ParsedPool pool = load_pool(item, family, zone->apex, monitors);
+    ParsedPool pool = load_pool(item, family, zone->apex, monitors, clients, defaults);
     for (const ParsedPool& other : pools) {
       if (other.pool.name == pool.pool.name)
         fail(item.Mark(), "duplicate pool " + quoted(pool.pool.name) + " in service");
     }
     pools.push_back(std::move(pool));
   }
+  if (defaults.persistence != nullptr &&
+      std::none_of(pools.begin(), pools.end(), [](const ParsedPool& p) {
+        return p.pool.uses(snap::PoolMethod::kPersistence);
+      })) {
+    fail(defaults.persistence->key_node.Mark(),
+         "'persistence' is only valid when a pool uses method persistence");
+  }
+  load_steering(m, pools, clients, &base);
 
   std::optional<WireRdata> fallback4, fallback6, fallback_cname;
   if (const Entry* fb = m.find("fallback")) {
@@ -988,28 +1434,40 @@ std::vector<MonitorSpec> load_monitors(const Entry& list) {
   return out;
 }
 
-SnapshotModel load_model(const YAML::Node& root, std::vector<WebhookConfig>* webhooks,
-                         std::vector<MonitorSpec>* monitors) {
+SnapshotModel load_model(const YAML::Node& root, const Source& src,
+                         std::vector<WebhookConfig>* webhooks, std::vector<MonitorSpec>* monitors,
+                         geo::GeoConfig* geo_out) {
   const MapReader top(root, "top-level map",
-                      {"options", "zones", "services", "alerts", "monitors"});
+                      {"options", "zones", "services", "alerts", "monitors", "geo", "regions",
+                       "isp_lines", "datacenters", "topology"});
   if (const Entry* alerts = top.find("alerts")) *webhooks = load_alerts(*alerts);
   if (const Entry* list = top.find("monitors")) *monitors = load_monitors(*list);
   SnapshotModel model;
   if (const Entry* options = top.find("options")) {
     const MapReader o(options->value, "options",
-                      {"unknown_health", "unstable_ttl", "unstable_window_ms"});
+                      {"unknown_health", "unstable_ttl", "unstable_window_ms",
+                       "ecs_max_prefix_v4", "ecs_max_prefix_v6"});
     if (const Entry* uh = o.find("unknown_health"))
       model.unknown_health_is_up = to_choice<bool>(*uh, {{"up", true}, {"down", false}});
+    model.ecs_max_v4 = static_cast<uint8_t>(optional_uint(o, "ecs_max_prefix_v4", 1, 32, 24));
+    model.ecs_max_v6 = static_cast<uint8_t>(optional_uint(o, "ecs_max_prefix_v6", 1, 128, 56));
   }
+  const Clients clients = load_clients(top, src);
+  for (const geo::ClientSetDef& set : clients.geo.sets) {
+    model.client_sets.push_back(set.name);
+    model.client_set_is_isp_line.push_back(set.kind == geo::ClientSetDef::Kind::kIspLine);
+  }
+  model.datacenters = clients.geo.datacenters;
   for (const YAML::Node& item : to_list(top.require("zones"), true)) {
     model.zones.push_back(load_zone(item, model.zones));
   }
   if (const Entry* services = top.find("services")) {
     std::vector<WireName> seen_names;
     for (const YAML::Node& item : to_list(*services, false)) {
-      load_service(item, &model, &seen_names, *monitors);
+      load_service(item, &model, &seen_names, *monitors, clients);
     }
   }
+  *geo_out = clients.geo;
   return model;
 }
 
@@ -1121,7 +1579,8 @@ bool load_config_string(const std::string& yaml, const std::string& name_for_err
     check_single_document(yaml);
     if (root.IsNull()) fail(root.Mark(), "configuration is empty");
     LoadedConfig loaded;
-    loaded.model = load_model(root, &loaded.webhooks, &loaded.monitors);
+    const Source src{name_for_errors, directory_of(name_for_errors)};
+    loaded.model = load_model(root, src, &loaded.webhooks, &loaded.monitors, &loaded.geo);
     loaded.unstable_ttl = load_unstable_ttl(root);
     loaded.path = name_for_errors;
     *out = std::move(loaded);

@@ -34,14 +34,20 @@ struct WebhookConfig {
 };
 
 struct LoadedConfig {
-  SnapshotModel model;  // generation left 0: the publisher assigns it
+  // Generation left 0: the publisher assigns it. model.geo is left null: the geo tables are
+  // compiled from `geo` separately (control/geo/geo_job.h), since that reads files and can take
+  // seconds.
+  SnapshotModel model;
+  geo::GeoConfig geo;                   // `geo`, `regions`, `isp_lines`, `datacenters`, `topology`
   std::vector<MonitorSpec> monitors;    // `monitors:`, referenced by name from members
   std::vector<WebhookConfig> webhooks;  // `alerts: webhooks:`; control-only, not in the snapshot
   std::map<WireName, UnstableTtl> unstable_ttl;  // by service name; control-only
   std::string path;
 };
 
-// Never throws. On error returns false and fills *err with the first error found.
+// Never throws. On error returns false and fills *err with the first error found. Relative geo
+// paths (databases, CIDR files) are resolved against the directory of `path` (for the string
+// version: of `name_for_errors`).
 bool load_config_file(const std::string& path, LoadedConfig* out, ConfigError* err);
 bool load_config_string(const std::string& yaml, const std::string& name_for_errors,
                         LoadedConfig* out, ConfigError* err);

@@ -5,12 +5,15 @@
 // output costs one predictable branch per decision when `explain` is nullptr.
 #include "dataplane/engine/answer.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/query_parser.h"
 #include "dataplane/dns/response_writer.h"
 #include "dataplane/dns/wire.h"
+#include "dataplane/engine/rendezvous.h"
 
 namespace gtm::engine {
 namespace {
@@ -93,6 +96,10 @@ const char* method_text(uint8_t method) {
       return "return-all";
     case snap::PoolMethod::kReturnN:
       return "return-n";
+    case snap::PoolMethod::kTopology:
+      return "topology";
+    case snap::PoolMethod::kPersistence:
+      return "persistence";
   }
   return "unknown";
 }
@@ -129,20 +136,23 @@ struct Owner {
 };
 
 struct Ctx {
-  Ctx(const snap::SnapshotView& view, const ParsedQuery& query, WorkerState& state, Explain* ex)
-      : s(view), q(query), ws(state), explain(ex) {}
+  Ctx(const snap::SnapshotView& view, const ParsedQuery& query, const ClientAddr& source,
+      WorkerState& state, Explain* ex)
+      : s(view), q(query), src(source), ws(state), explain(ex) {}
 
   const snap::SnapshotView& s;
   const ParsedQuery& q;
+  const ClientAddr& src;  // the packet's source address (the resolver)
   WorkerState& ws;
   Explain* explain;
   ResponseWriter w;
   uint16_t rcode = dns::kRcodeNoError;
   bool overflow = false;  // an RR did not fit: the response will be truncated
-  // The ECS SCOPE PREFIX of the response: the one place it is decided. No answer depends on the
-  // client address yet, so every answer is valid for all clients (RFC 7871 section 7.2.1: 0).
-  // Client-dependent selection (geo) narrows it where it chooses.
+  // The ECS SCOPE PREFIX-LENGTH of the response: the one place it is decided. 0 (valid for every
+  // client, RFC 7871 section 7.2.1) unless a decision used the ECS subnet; then the longest prefix
+  // any such decision depended on (see Steer::scope).
   uint8_t ecs_scope = 0;
+  bool drop = false;  // an all-down action said: no response at all
 };
 
 void add_rdata(Ctx& c, Section sec, const Owner& o, uint16_t type, uint32_t ttl,
@@ -249,16 +259,187 @@ void explain_lookup(Ctx& c, const uint8_t* name, size_t len, const Lookup& lk) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Client identity.
+
+// Who a service steers for. With the service's ECS switch on and an ECS option whose SOURCE
+// PREFIX-LENGTH is not 0, the client is that subnet, cut to the service's longest honoured prefix;
+// otherwise it is the packet's source address. SOURCE PREFIX-LENGTH 0 is a resolver asking for an
+// answer not tailored to its clients (RFC 7871 section 7.1.2): it gets the answer for itself, with
+// SCOPE 0.
+struct Steer {
+  uint8_t family = 0;        // 4 or 6; 0 = unknown (offline tools without --client)
+  uint8_t bits = 0;          // address bits known: the ECS prefix used, or 32 / 128
+  bool from_ecs = false;     // only then does a decision narrow the response's SCOPE
+  uint8_t class_prefix = 0;  // the LPM entry's prefix length, at most `bits`
+  uint8_t scope = 0;         // the longest prefix a decision so far depended on
+  uint32_t cls = 0;          // client class (geo::kNoClass unless looked up)
+  uint8_t addr[16];          // network order, zero past `bits`; valid when family != 0
+};
+
+// Zeroes the bits of `addr` (4 or 16 bytes) past `bits`.
+void mask_address(uint8_t* addr, uint8_t family, uint8_t bits) {
+  if (family == 4) {
+    const uint32_t a = dns::load32(addr) & (bits == 0 ? 0u : ~0u << (32 - bits));
+    dns::store32(addr, a);
+    return;
+  }
+  for (size_t i = 0; i < 16; ++i) {
+    const size_t lo = i * 8;
+    if (bits >= lo + 8) continue;
+    addr[i] = bits <= lo ? 0 : static_cast<uint8_t>(addr[i] & (0xFF00u >> (bits - lo)));
+  }
+}
+
+void identify_client(const Ctx& c, const snap::Service& svc, Steer* st) {
+  const dns::EcsOption& e = c.q.ecs;
+  if ((svc.flags & snap::kSvcUseEcs) && e.present && e.source_prefix > 0) {
+    st->family = e.family == 1 ? 4 : 6;
+    const uint8_t max = st->family == 4 ? svc.ecs_max_v4 : svc.ecs_max_v6;
+    st->bits = e.source_prefix < max ? e.source_prefix : max;
+    memcpy(st->addr, e.address, 16);
+    // The parser zeroed the address past the source prefix; only a cut to `max` is left.
+    if (st->bits < e.source_prefix) mask_address(st->addr, st->family, st->bits);
+    st->from_ecs = true;
+    return;
+  }
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  if (c.src.family == 4) {
+    st->family = 4;
+    st->bits = 32;
+    memcpy(st->addr, c.src.addr, 4);
+  } else if (c.src.family == 6 && memcmp(c.src.addr, kMapped, 12) == 0) {
+    st->family = 4;  // an IPv4 client on a dual-stack socket
+    st->bits = 32;
+    memcpy(st->addr, c.src.addr + 12, 4);
+  } else if (c.src.family == 6) {
+    st->family = 6;
+    st->bits = 128;
+    memcpy(st->addr, c.src.addr, 16);
+  } else {
+    memset(st->addr, 0, sizeof(st->addr));  // unknown: persistence hashes "no address"
+  }
+}
+
+// The one LPM lookup of a client-dependent query.
+void classify_client(const Ctx& c, Steer* st) {
+  geo::LpmMatch m;
+  if (st->family == 4) {
+    m = c.s.lpm4().lookup(dns::load32(st->addr));
+  } else if (st->family == 6) {
+    m = c.s.lpm6().lookup(st->addr);
+  }
+  st->cls = m.value;
+  st->class_prefix = m.prefix_len < st->bits ? m.prefix_len : st->bits;
+}
+
+// A decision that depended on the client's first `bits` bits.
+void depends_on(Steer* st, uint8_t bits) {
+  if (st->from_ecs && bits > st->scope) st->scope = bits;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explain helpers for steering.
+
+void put_address(LineBuf* line, uint8_t family, const uint8_t* addr, uint8_t bits) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, text, sizeof(text));
+  char out[INET6_ADDRSTRLEN + 8];
+  snprintf(out, sizeof(out), "%s/%u", text, bits);
+  line->put(out);
+}
+
+void put_blob(LineBuf* line, const snap::SnapshotView& s, snap::BlobRef r) {
+  line->put(reinterpret_cast<const char*>(s.blob(r)), r.len);
+}
+
+void put_set_names(LineBuf* line, const snap::SnapshotView& s, const uint32_t* ids, uint32_t n) {
+  for (uint32_t k = 0; k < n; ++k) {
+    const snap::ClientSet& set = s.client_sets()[ids[k]];
+    line->put(k == 0 ? "" : ", ");
+    line->put(set.is_isp_line ? "isp-line " : "region ");
+    put_blob(line, s, set.name);
+  }
+}
+
+void explain_client(Ctx& c, const Steer& st, bool classified) {
+  LineBuf line;
+  line.put("client ");
+  if (st.family == 0) {
+    line.put("unknown (no source address, no ECS)");
+  } else {
+    put_address(&line, st.family, st.addr, st.bits);
+    line.put(st.from_ecs ? " (ECS)" : " (source address)");
+  }
+  if (classified) {
+    char head[48];
+    snprintf(head, sizeof(head), " -> class %u: ", st.cls);
+    line.put(head);
+    const snap::ClientClass& cl = c.s.classes()[st.cls];
+    if (cl.set_count == 0) line.put("no region or ISP line");
+    put_set_names(&line, c.s, c.s.class_sets() + cl.set_first, cl.set_count);
+    line.put("; prefix ");
+    if (st.family != 0) {
+      uint8_t block[16];
+      memcpy(block, st.addr, 16);
+      mask_address(block, st.family, st.class_prefix);
+      put_address(&line, st.family, block, st.class_prefix);
+    }
+  }
+  c.explain->add("%s", line.s);
+}
+
+void explain_rule(Ctx& c, const snap::Service& svc, uint32_t r) {
+  const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
+  LineBuf line;
+  char head[64];
+  if (rule.set_count == 0) {
+    snprintf(head, sizeof(head), "rule %u of %u: default", r + 1, svc.rule_count);
+    line.put(head);
+    if (svc.rule_count > 1) line.put(" (no earlier rule names the client's sets)");
+  } else {
+    snprintf(head, sizeof(head), "rule %u of %u: matches ", r + 1, svc.rule_count);
+    line.put(head);
+    put_set_names(&line, c.s, c.s.rule_sets() + rule.set_first, rule.set_count);
+  }
+  c.explain->add("%s", line.s);
+  const snap::PoolSet& primary = c.s.pool_sets()[rule.primary];
+  line = LineBuf();
+  line.put(rule.active ? "secondary set " : "primary set ");
+  put_blob(&line, c.s, rule.active ? c.s.pool_sets()[rule.secondary].name : primary.name);
+  line.put(" active: ");
+  char why[160];
+  switch (static_cast<snap::SwitchReason>(rule.switch_reason)) {
+    case snap::SwitchReason::kPrimaryGood:
+      snprintf(why, sizeof(why), "primary has %u of %u members usable (needs %u and %u%%)",
+               rule.primary_usable, rule.primary_total, rule.min_members, rule.min_percent);
+      break;
+    case snap::SwitchReason::kPrimaryBelowMin:
+      snprintf(why, sizeof(why), "primary below its minimum (%u of %u usable, needs %u and %u%%)",
+               rule.primary_usable, rule.primary_total, rule.min_members, rule.min_percent);
+      break;
+    case snap::SwitchReason::kHoldDown:
+      snprintf(why, sizeof(why), "primary good again (%u of %u usable), hold-down: %u s left",
+               rule.primary_usable, rule.primary_total, rule.hold_down_left_s);
+      break;
+    case snap::SwitchReason::kNoSecondary:
+      snprintf(why, sizeof(why), "primary below its minimum (%u of %u usable) but no secondary",
+               rule.primary_usable, rule.primary_total);
+      break;
+  }
+  line.put(why);
+  c.explain->add("%s", line.s);
+}
+
+// ---------------------------------------------------------------------------------------------
 // GSLB selection.
 
 // Members chosen for one answer: `count` entries of slots[], starting at `start` and wrapping at
-// `n`. slots[] holds member indexes (a pool's usable list, or its ratio wheel).
+// `n`. slots[] holds member indexes (a pool's usable list, its ratio wheel, a topology pick).
 struct GslbPick {
   const uint32_t* slots = nullptr;
   uint32_t n = 0;
   uint32_t start = 0;
   uint32_t count = 0;
-  uint32_t pool = kNone;
 };
 
 // xorshift64* (Vigna): fast, per worker, good enough to spread load; not for anything secret.
@@ -276,9 +457,16 @@ uint32_t random_below(WorkerState& ws, uint32_t n) {
 void explain_pool(Ctx& c, const snap::Pool& pool, const char* verdict) {
   LineBuf line;
   char head[Explain::kLineLen];
-  snprintf(head, sizeof(head), "pool %.*s (%s): %u of %u usable%s", static_cast<int>(pool.name.len),
-           reinterpret_cast<const char*>(c.s.blob(pool.name)), method_text(pool.method),
-           pool.usable_count, pool.member_count, verdict);
+  snprintf(head, sizeof(head), "pool %.*s (%s", static_cast<int>(pool.name.len),
+           reinterpret_cast<const char*>(c.s.blob(pool.name)), method_text(pool.method));
+  line.put(head);
+  for (uint8_t m : {pool.alternate, pool.fallback}) {
+    if (m == snap::kNoMethod) break;
+    line.put(", then ");
+    line.put(method_text(m));
+  }
+  snprintf(head, sizeof(head), "): %u of %u usable%s", pool.usable_count, pool.member_count,
+           verdict);
   line.put(head);
   const char* sep = "; not usable: ";
   for (uint32_t i = 0; i < pool.member_count; ++i) {
@@ -286,7 +474,7 @@ void explain_pool(Ctx& c, const snap::Pool& pool, const char* verdict) {
     if (m.usable) continue;
     line.put(sep);
     sep = ", ";
-    line.put(reinterpret_cast<const char*>(c.s.blob(m.name)), m.name.len);
+    put_blob(&line, c.s, m.name);
     line.put(" (");
     line.put(unusable_reason(m));
     line.put(")");
@@ -294,99 +482,238 @@ void explain_pool(Ctx& c, const snap::Pool& pool, const char* verdict) {
   c.explain->add("%s", line.s);
 }
 
-// Chooses the members that answer for a service. This is the heart of the traffic manager.
-//
-// Pools are tried in configured order and the first pool with a usable member answers, so every
-// later pool is failover for the ones before it. Which members are usable (mode, health, enabled)
-// and each pool's ratio wheel were computed by the snapshot builder when health last changed, so
-// choosing is index arithmetic: `turn` (the worker's rotation counter, advanced once per
-// selection) picks the round-robin position, the wheel slot for ratio (exact proportions over a
-// cycle of wheel_count selections) and the first of return-n's members. Counters are per worker,
-// so rotation is exact per worker and evenly interleaved across workers.
-//
-// Returns count == 0 when no pool has a usable member; the caller then applies the fallback or
-// the empty action.
-GslbPick select_members(Ctx& c, const snap::Service& svc) {
-  GslbPick p;
-  const uint64_t turn = c.ws.rr_counter++;
-  const snap::Pool* pools = c.s.pools() + svc.pool_first;
+// Rendezvous over the pool's usable members: the slot of the member with the highest score for
+// this client prefix.
+uint32_t persistence_slot(const Ctx& c, const snap::Pool& pool, uint64_t client_hash) {
+  const uint32_t* slots = c.s.pool_slots() + pool.usable_first;
+  const snap::Member* members = c.s.members();
+  uint32_t best = 0;
+  uint64_t best_score = rendezvous_score(members[slots[0]].persist_key, client_hash);
+  if (!pool.persist_weighted) {
+    for (uint32_t i = 1; i < pool.usable_count; ++i) {
+      const uint64_t score = rendezvous_score(members[slots[i]].persist_key, client_hash);
+      if (score > best_score) {
+        best_score = score;
+        best = i;
+      }
+    }
+    return best;
+  }
+  uint32_t best_weight = members[slots[0]].weight;
+  for (uint32_t i = 1; i < pool.usable_count; ++i) {
+    const snap::Member& m = members[slots[i]];
+    const uint64_t score = rendezvous_score(m.persist_key, client_hash);
+    if (weighted_beats(score, m.weight, best_score, best_weight)) {
+      best_score = score;
+      best_weight = m.weight;
+      best = i;
+    }
+  }
+  return best;
+}
+
+// Classes share a pick when its members win for them, at whatever score: the score shown is this
+// class's.
+__attribute__((noinline, cold)) void explain_topology(Ctx& c, const snap::TopoPick& pick,
+                                                      uint32_t cls) {
+  const snap::BlobRef dc = c.s.datacenters()[pick.datacenter].name;
+  const uint16_t score =
+      c.s.topo_scores()[static_cast<size_t>(cls) * c.s.datacenter_count() + pick.datacenter];
+  c.explain->add("  topology: datacenter %.*s, score %u, %u usable member(s)%s",
+                 static_cast<int>(dc.len), reinterpret_cast<const char*>(c.s.blob(dc)), score,
+                 pick.slot_count, pick.slot_count > 1 ? " (rotating)" : "");
+}
+
+__attribute__((noinline, cold)) void explain_persistence(Ctx& c, const snap::Pool& pool,
+                                                         const Steer& st, uint8_t bits,
+                                                         const GslbPick& p) {
+  LineBuf line;
+  line.put("  persistence: client prefix ");
+  if (st.family != 0) {
+    uint8_t block[16];
+    memcpy(block, st.addr, 16);
+    mask_address(block, st.family, bits);
+    put_address(&line, st.family, block, bits);
+  } else {
+    line.put("(none)");
+  }
+  line.put(" -> ");
+  put_blob(&line, c.s, c.s.members()[p.slots[p.start]].name);
+  line.put(pool.persist_weighted ? " (weighted rendezvous)" : " (rendezvous)");
+  c.explain->add("%s", line.s);
+}
+
+// One method of a pool's chain. Returns false when the method cannot pick: the pool has no usable
+// member, or (topology) none of them is in a datacenter the client's class scores.
+bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint32_t turn, Steer* st,
+                GslbPick* p) {
+  const uint32_t n = pool.usable_count;
   const uint32_t* slots = c.s.pool_slots();
-  for (uint32_t i = 0; i < svc.pool_count; ++i) {
-    const snap::Pool& pool = pools[i];
+  p->slots = slots + pool.usable_first;
+  p->n = n;
+  p->count = 1;
+  switch (static_cast<snap::PoolMethod>(method)) {
+    case snap::PoolMethod::kRoundRobin:
+      if (n == 0) return false;
+      p->start = turn % n;
+      return true;
+    case snap::PoolMethod::kRatio:
+      if (n == 0) return false;
+      // The wheel lists each usable member weight times, interleaved smoothly.
+      if (GTM_LIKELY(pool.wheel_count > 0)) {
+        p->slots = slots + pool.wheel_first;
+        p->n = pool.wheel_count;
+      }
+      p->start = turn % p->n;
+      return true;
+    case snap::PoolMethod::kGlobalAvailability:
+      p->start = 0;
+      return n > 0;
+    case snap::PoolMethod::kRandom:
+      if (n == 0) return false;
+      p->start = random_below(c.ws, n);
+      return true;
+    case snap::PoolMethod::kReturnAll:
+      p->start = 0;
+      p->count = n;
+      return n > 0;
+    case snap::PoolMethod::kReturnN:
+      if (n == 0) return false;
+      p->start = turn % n;
+      p->count = pool.return_n < n ? pool.return_n : n;
+      return true;
+    case snap::PoolMethod::kTopology: {
+      // Whether a scored datacenter has a usable member is itself a fact about the client.
+      if (pool.topo_varies) depends_on(st, st->class_prefix);
+      const uint16_t v = c.s.topo_maps()[pool.topo_map + st->cls];
+      if (v == snap::kNoPick) {
+        if (GTM_UNLIKELY(c.explain != nullptr)) {
+          c.explain->add(
+              "  topology cannot pick: no usable member in a datacenter scored for "
+              "class %u",
+              st->cls);
+        }
+        return false;
+      }
+      const snap::TopoPick& pick = c.s.topo_picks()[pool.topo_pick_first + v];
+      p->slots = slots + pick.slot_first;
+      p->n = pick.slot_count;
+      p->start = turn % pick.slot_count;
+      if (GTM_UNLIKELY(c.explain != nullptr)) explain_topology(c, pick, st->cls);
+      return true;
+    }
+    case snap::PoolMethod::kPersistence: {
+      if (n == 0) return false;
+      const uint8_t mask = st->family == 6 ? pool.persist_v6 : pool.persist_v4;
+      const uint8_t bits = mask < st->bits ? mask : st->bits;
+      depends_on(st, bits);
+      p->start = persistence_slot(c, pool, client_prefix_hash(st->family, st->addr, bits));
+      if (GTM_UNLIKELY(c.explain != nullptr)) explain_persistence(c, pool, *st, bits, *p);
+      return true;
+    }
+  }
+  return false;  // unreachable: validate() accepts known methods only
+}
+
+// The pools of one set in order; the first pool whose method chain picks answers.
+bool pick_in_set(Ctx& c, const snap::PoolSet& set, uint32_t turn, Steer* st, GslbPick* p) {
+  const uint32_t* pools = c.s.set_pools() + set.pool_first;
+  for (uint32_t i = 0; i < set.pool_count; ++i) {
+    const snap::Pool& pool = c.s.pools()[pools[i]];
     if (pool.usable_count == 0) {
       if (GTM_UNLIKELY(c.explain != nullptr)) explain_pool(c, pool, ", skipped");
       continue;
     }
-    const uint32_t n = pool.usable_count;
-    p.slots = slots + pool.usable_first;
-    p.n = n;
-    p.count = 1;
-    p.pool = svc.pool_first + i;
-    switch (static_cast<snap::PoolMethod>(pool.method)) {
-      case snap::PoolMethod::kRoundRobin:
-        p.start = static_cast<uint32_t>(turn % n);
-        break;
-      case snap::PoolMethod::kRatio:
-        // The wheel lists each usable member weight times, interleaved smoothly.
-        if (GTM_LIKELY(pool.wheel_count > 0)) {
-          p.slots = slots + pool.wheel_first;
-          p.n = pool.wheel_count;
+    if (GTM_UNLIKELY(c.explain != nullptr)) explain_pool(c, pool, "");
+    const uint8_t chain[3] = {pool.method, pool.alternate, pool.fallback};
+    for (int k = 0; k < 3 && chain[k] != snap::kNoMethod; ++k) {
+      if (try_method(c, pool, chain[k], turn, st, p)) {
+        if (GTM_UNLIKELY(c.explain != nullptr)) {
+          c.explain->add("  answers by %s", method_text(chain[k]));
         }
-        p.start = static_cast<uint32_t>(turn % p.n);
-        break;
-      case snap::PoolMethod::kGlobalAvailability:
-        p.start = 0;
-        break;
-      case snap::PoolMethod::kRandom:
-        p.start = random_below(c.ws, n);
-        break;
-      case snap::PoolMethod::kReturnAll:
-        p.start = 0;
-        p.count = n;
-        break;
-      case snap::PoolMethod::kReturnN:
-        p.start = static_cast<uint32_t>(turn % n);
-        p.count = pool.return_n == 0 ? 1 : (pool.return_n < n ? pool.return_n : n);
-        break;
-      default:  // a method this build does not know: behave like global availability
-        p.start = 0;
-        break;
-    }
-    if (GTM_UNLIKELY(c.explain != nullptr)) explain_pool(c, pool, ", answers");
-    return p;
-  }
-  return p;
-}
-
-// Answers one GSLB service at `o`. Returns the Rdata index of the first record answered (the
-// target, for CNAME services), or kNone when the empty action was applied instead.
-uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t zone) {
-  ++c.ws.counters.gslb_answers;
-  if (GTM_UNLIKELY(c.explain != nullptr)) {
-    const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
-    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype), svc.pool_count,
-                   svc.ttl);
-  }
-  GslbPick p = select_members(c, svc);
-  if (GTM_LIKELY(p.count > 0)) {
-    if (svc.rtype == dns::kTypeCNAME) p.count = 1;  // a name has at most one CNAME
-    LineBuf chosen;
-    if (GTM_UNLIKELY(c.explain != nullptr)) chosen.put("chosen:");
-    uint32_t first_rdata = kNone;
-    uint32_t idx = p.start;
-    for (uint32_t k = 0; k < p.count; ++k) {
-      const snap::Member& m = c.s.members()[p.slots[idx]];
-      if (++idx == p.n) idx = 0;
-      if (k == 0) first_rdata = m.rdata;
-      add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl, c.s.rdatas()[m.rdata]);
-      if (GTM_UNLIKELY(c.explain != nullptr)) {
-        chosen.put(k == 0 ? " " : ", ");
-        chosen.put(reinterpret_cast<const char*>(c.s.blob(m.name)), m.name.len);
+        return true;
       }
     }
-    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("%s", chosen.s);
-    return first_rdata;
+    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("  skipped: no method could pick");
   }
+  return false;
+}
+
+__attribute__((noinline, cold)) void explain_chosen(Ctx& c, const GslbPick& p, uint32_t count) {
+  LineBuf chosen;
+  chosen.put("chosen:");
+  uint32_t idx = p.start;
+  for (uint32_t k = 0; k < count; ++k) {
+    chosen.put(k == 0 ? " " : ", ");
+    put_blob(&chosen, c.s, c.s.members()[p.slots[idx]].name);
+    if (++idx == p.n) idx = 0;
+  }
+  c.explain->add("%s", chosen.s);
+}
+
+// Adds the chosen members; returns the first one's Rdata index.
+inline __attribute__((always_inline)) uint32_t add_members(Ctx& c, const Owner& o,
+                                                           const snap::Service& svc,
+                                                           const GslbPick& p) {
+  const uint32_t count = svc.rtype == dns::kTypeCNAME ? 1 : p.count;  // at most one CNAME
+  const snap::Member* members = c.s.members();
+  uint32_t idx = p.start;
+  const uint32_t first_rdata = members[p.slots[idx]].rdata;
+  for (uint32_t k = 0; k < count; ++k) {
+    add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl,
+              c.s.rdatas()[members[p.slots[idx]].rdata]);
+    if (++idx == p.n) idx = 0;
+  }
+  if (GTM_UNLIKELY(c.explain != nullptr)) explain_chosen(c, p, count);
+  return first_rdata;
+}
+
+// Fail open: every configured member of the rule's primary set, whatever its health.
+uint32_t add_all_members(Ctx& c, const Owner& o, const snap::Service& svc,
+                         const snap::PoolSet& set) {
+  uint32_t first_rdata = kNone;
+  for (uint32_t i = 0; i < set.pool_count; ++i) {
+    const snap::Pool& pool = c.s.pools()[c.s.set_pools()[set.pool_first + i]];
+    for (uint32_t k = 0; k < pool.member_count; ++k) {
+      const snap::Member& m = c.s.members()[pool.member_first + k];
+      add_rdata(c, Section::kAnswer, o, svc.rtype, svc.ttl, c.s.rdatas()[m.rdata]);
+      if (first_rdata == kNone) first_rdata = m.rdata;
+      if (svc.rtype == dns::kTypeCNAME) return first_rdata;
+    }
+  }
+  return first_rdata;
+}
+
+// Answers one GSLB service at `o`: the heart of the traffic manager. Returns the Rdata index of the
+// first record answered (the target, for CNAME services), or kNone when none was.
+//
+// Everything that can be decided without the client was decided by the snapshot builder (usable
+// lists, wheels, per-class rule and topology tables) and by control's switch policy (which set of
+// each rule is active). Per query that leaves: at most one LPM lookup (client -> class), an array
+// index for the rule, the active set's pools in order, and in each pool its method chain. `turn`
+// (the worker's rotation counter, advanced once per selection) picks the round-robin position, the
+// wheel slot for ratio (exact proportions over a cycle) and the first of return-n's members.
+// The rare outcomes of answer_gslb, out of its way: the active set had nothing, so the other set,
+// then the fallback address, then the empty action. Kept apart so the common path stays small.
+__attribute__((noinline)) uint32_t answer_gslb_slow(Ctx& c, const Owner& o,
+                                                    const snap::Service& svc, uint32_t zone,
+                                                    const snap::Rule& rule, uint32_t turn,
+                                                    Steer* st) {
+  const uint32_t other = rule.active ? rule.primary : rule.secondary;
+  if (other != kNone) {
+    if (GTM_UNLIKELY(c.explain != nullptr)) {
+      c.explain->add("active set has nothing usable: trying the %s set",
+                     rule.active ? "primary" : "secondary");
+    }
+    GslbPick p;
+    const bool picked = pick_in_set(c, c.s.pool_sets()[other], turn, st, &p);
+    if (st->scope > c.ecs_scope) c.ecs_scope = st->scope;
+    if (picked) {
+      ++c.ws.counters.gslb_other_set;
+      return add_members(c, o, svc, p);
+    }
+  }
+  if (st->scope > c.ecs_scope) c.ecs_scope = st->scope;
   if (svc.fallback_rdata != kNone) {
     ++c.ws.counters.gslb_fallback;
     if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool: fallback answer");
@@ -394,17 +721,86 @@ uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t 
     return svc.fallback_rdata;
   }
   ++c.ws.counters.gslb_empty;
-  if (svc.empty_action == static_cast<uint8_t>(snap::EmptyAction::kServfail)) {
-    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool, no fallback: SERVFAIL");
-    // A server failure carries no records, not even a CNAME already added.
-    c.w.reset_to_question();
-    c.overflow = false;
-    c.rcode = dns::kRcodeServFail;
-  } else {
-    if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool, no fallback: NODATA");
-    add_negative_soa(c, zone);
+  switch (static_cast<snap::EmptyAction>(svc.empty_action)) {
+    case snap::EmptyAction::kServfail:
+      if (GTM_UNLIKELY(c.explain != nullptr)) {
+        c.explain->add("no usable pool, no fallback: SERVFAIL");
+      }
+      // A server failure carries no records, not even a CNAME already added.
+      c.w.reset_to_question();
+      c.overflow = false;
+      c.rcode = dns::kRcodeServFail;
+      return kNone;
+    case snap::EmptyAction::kReturnAll: {
+      ++c.ws.counters.gslb_fail_open;
+      if (GTM_UNLIKELY(c.explain != nullptr)) {
+        c.explain->add("no usable pool, no fallback: fail open, every member of the primary set");
+      }
+      const uint32_t rd = add_all_members(c, o, svc, c.s.pool_sets()[rule.primary]);
+      if (rd != kNone) return rd;
+      add_negative_soa(c, zone);  // a set without members: nothing to open
+      return kNone;
+    }
+    case snap::EmptyAction::kDrop:
+      ++c.ws.counters.gslb_dropped;
+      if (GTM_UNLIKELY(c.explain != nullptr)) {
+        c.explain->add("no usable pool, no fallback: drop (no response)");
+      }
+      c.drop = true;
+      return kNone;
+    case snap::EmptyAction::kNodata:
+      break;
   }
+  if (GTM_UNLIKELY(c.explain != nullptr)) c.explain->add("no usable pool, no fallback: NODATA");
+  add_negative_soa(c, zone);
   return kNone;
+}
+
+// Who the client is, for a service that depends on it: identity, then class.
+__attribute__((noinline)) void steer_client(const Ctx& c, const snap::Service& svc, Steer* st) {
+  identify_client(c, svc, st);
+  if (svc.flags & snap::kSvcNeedsClass) classify_client(c, st);
+}
+
+// Answers one GSLB service at `o`: the heart of the traffic manager. Returns the Rdata index of the
+// first record answered (the target, for CNAME services), or kNone when none was.
+//
+// Everything that can be decided without the client was decided by the snapshot builder (usable
+// lists, wheels, per-class rule and topology tables) and by control's switch policy (which set of
+// each rule is active). Per query that leaves: at most one LPM lookup (client -> class), an array
+// index for the rule, the active set's pools in order, and in each pool its method chain. `turn`
+// (the worker's rotation counter, advanced once per selection) picks the round-robin position, the
+// wheel slot for ratio (exact proportions over a cycle) and the first of return-n's members.
+uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t zone) {
+  ++c.ws.counters.gslb_answers;
+  Steer st;
+  if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(c, svc, &st);
+  uint32_t r = svc.fixed_rule;
+  if (svc.class_rules != kNone) {
+    r = c.s.class_rules()[svc.class_rules + st.cls];
+    if (svc.flags & snap::kSvcRulesVary) depends_on(&st, st.class_prefix);
+  }
+  const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
+  if (GTM_UNLIKELY(c.explain != nullptr)) {
+    const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
+    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype), svc.pool_count,
+                   svc.ttl);
+    if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) {
+      explain_client(c, st, (svc.flags & snap::kSvcNeedsClass) != 0);
+    }
+    // A plain service (one rule, one set) has nothing to say about rules.
+    if (svc.rule_count > 1 || rule.secondary != kNone) explain_rule(c, svc, r);
+  }
+  // 32 bits of the rotation counter: a 32-bit division is several times cheaper than a 64-bit
+  // one, and the rotation only skips a step once every 2^32 selections.
+  const uint32_t turn = static_cast<uint32_t>(c.ws.rr_counter++);
+  GslbPick p;
+  if (GTM_LIKELY(pick_in_set(c, c.s.pool_sets()[rule.active ? rule.secondary : rule.primary], turn,
+                             &st, &p))) {
+    if (st.scope > c.ecs_scope) c.ecs_scope = st.scope;
+    return add_members(c, o, svc, p);
+  }
+  return answer_gslb_slow(c, o, svc, zone, rule, turn, &st);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,7 +922,7 @@ void resolve(Ctx& c) {
       c.explain->add("static CNAME, ttl %u", cname->ttl);
     }
     const uint32_t rd_idx = answer_rrset(c, owner, *cname, n.zone);
-    if (rd_idx == kNone || c.overflow) return;
+    if (rd_idx == kNone || c.overflow || c.drop) return;
     const snap::Rdata& rd = c.s.rdatas()[rd_idx];
     const size_t len = copy_name_lower(c.s.blob(rd.wire), rd.wire.len, target);
     if (len == 0) return;
@@ -609,6 +1005,10 @@ size_t finish(Ctx& c, bool with_opt, bool echo_ecs) {
     }
   }
   if (GTM_UNLIKELY(c.explain != nullptr)) {
+    if (c.q.ecs.present && echo_ecs) {
+      c.explain->add("ECS: source prefix /%u, scope /%u%s", c.q.ecs.source_prefix, c.ecs_scope,
+                     c.ecs_scope == 0 ? " (the answer does not depend on the client subnet)" : "");
+    }
     c.explain->add("rcode %s, %u answer(s), %u authority, %u additional%s", rcode_text(c.rcode),
                    c.w.count(Section::kAnswer), c.w.count(Section::kAuthority),
                    c.w.count(Section::kAdditional), truncated ? ", truncated (TC)" : "");
@@ -623,7 +1023,6 @@ size_t finish(Ctx& c, bool with_opt, bool echo_ecs) {
 size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t query_len,
                     uint8_t* out, size_t out_cap, const ClientAddr& client, Transport transport,
                     WorkerState& ws, Explain* explain) {
-  (void)client;  // no answer depends on the client address yet (see Ctx::ecs_scope)
   WorkerCounters& k = ws.counters;
   ParsedQuery q;
   const dns::ParseStatus status = dns::parse_query(query, query_len, &q);
@@ -644,7 +1043,7 @@ size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t
     // FORMERR / NOTIMP need no snapshot. The question is echoed only when it parsed; the parser
     // keeps has_edns only when the OPT header itself was sound, and never passes half-parsed
     // options, so the OPT we add is safe.
-    Ctx c(snap != nullptr ? *snap : kEmptyView, q, ws, explain);
+    Ctx c(snap != nullptr ? *snap : kEmptyView, q, client, ws, explain);
     if (!c.w.begin(out, limit, query, q, q.question_end != 0)) {
       ++k.malformed_dropped;
       return 0;
@@ -669,7 +1068,7 @@ size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t
   }
   if (q.ecs.present) ++k.ecs_queries;
 
-  Ctx c(*snap, q, ws, explain);
+  Ctx c(*snap, q, client, ws, explain);
   if (GTM_UNLIKELY(!c.w.begin(out, limit, query, q, true))) {
     ++k.malformed_dropped;
     return 0;
@@ -705,6 +1104,7 @@ size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t
     return finish(c, true, true);
   }
   resolve(c);
+  if (GTM_UNLIKELY(c.drop)) return 0;  // counted in gslb_dropped, not as malformed
   return finish(c, true, true);
 }
 

@@ -31,19 +31,21 @@ struct alignas(64) WorkerState {
 // Optional decision record for `gtmctl query`; the hot path passes nullptr. Fixed-size text so the
 // engine still never allocates.
 struct Explain {
-  static constexpr int kMaxLines = 32;
+  static constexpr int kMaxLines = 64;
   static constexpr int kLineLen = 160;
   char lines[kMaxLines][kLineLen];
   int count = 0;
   void add(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 };
 
-// Answers `query[0, query_len)`. Writes the response into out[0, out_cap) and returns its length, or
-// 0 when the packet is to be dropped (counted in ws.counters.malformed_dropped). `out` may equal
-// `query` (in-place answering); out_cap must then be the buffer's capacity, not query_len.
+// Answers `query[0, query_len)`. Writes the response into out[0, out_cap) and returns its length,
+// or 0 when the packet is to be dropped (counted in ws.counters.malformed_dropped, no_snapshot, or
+// gslb_dropped when a service's all-down action is `drop`). `client` is the packet's source: the
+// client steering uses unless the query's ECS subnet takes its place (docs/config.md). `out` may
+// equal `query` (in-place answering); out_cap must then be the buffer's capacity, not query_len.
 // `snap` may be nullptr (no snapshot loaded yet): the query is dropped and counted.
-// The response never exceeds the transport limit: UDP min(max(512, client payload), 1232) with EDNS,
-// 512 without; TCP 65535. Oversized answers are truncated (TC=1, sections emptied, OPT kept).
+// The response never exceeds the transport limit: UDP min(max(512, client payload), 1232) with
+// EDNS, 512 without; TCP 65535. Oversized answers are truncated (TC=1, sections emptied, OPT kept).
 size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t query_len,
                     uint8_t* out, size_t out_cap, const ClientAddr& client, Transport transport,
                     WorkerState& ws, Explain* explain = nullptr);

@@ -23,6 +23,9 @@ namespace gtm::engine {
   X(gslb_answers, "answers chosen by a GSLB service")                                \
   X(gslb_fallback, "GSLB answers that used the fallback address")                    \
   X(gslb_empty, "GSLB answers with no usable member (empty action applied)")         \
+  X(gslb_other_set, "GSLB answers from a rule's inactive pool set (active set empty)") \
+  X(gslb_fail_open, "GSLB answers with every member, health aside (when_empty return-all)") \
+  X(gslb_dropped, "GSLB queries left unanswered on purpose (when_empty drop)")         \
   X(udp_queries, "queries received over UDP")                                        \
   X(tcp_queries, "queries received over TCP")                                        \
   X(tcp_connections, "TCP connections accepted")                                     \

@@ -23,27 +23,40 @@
 namespace gtm::snap {
 
 inline constexpr char kMagic[8] = {'G', 'T', 'M', 'S', 'N', 'A', 'P', '1'};
-inline constexpr uint32_t kFormatVersion = 1;
+// Version 2: traffic steering (client classes, access-policy rules, pool sets, method chains,
+// topology and persistence data). Version 1 images are refused with "unsupported format version".
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint32_t kNone = 0xFFFFFFFFu;  // "no index" for any uint32_t index field
 
-// Section identifiers. A section appears at most once; all of them are required in version 1
-// (possibly with size 0), except kLpm4/kLpm6 which are reserved for geo/topology tables.
+// Section identifiers. A section appears at most once. Every section is required (possibly with
+// size 0); kLpm4 and kLpm6 are LPM images (dataplane/geo/lpm.h) whose values are class ids.
 enum SectionId : uint32_t {
-  kSecBlob = 1,       // raw bytes: canonical names (wire form) and pre-rendered RDATA
-  kSecZones = 2,      // Zone[]
-  kSecNodes = 3,      // Node[]
-  kSecNameIndex = 4,  // uint32_t[] open-addressing hash table: node index + 1, 0 = empty
-  kSecRRsets = 5,     // RRset[]
-  kSecRdatas = 6,     // Rdata[]
-  kSecServices = 7,   // Service[]
-  kSecPools = 8,      // Pool[]
-  kSecMembers = 9,    // Member[]
-  kSecPoolSlots = 10, // uint32_t[]: member indexes (usable lists and weighted wheels of pools)
-  kSecLpm4 = 11,      // reserved (issue: traffic steering)
-  kSecLpm6 = 12,      // reserved
+  kSecBlob = 1,        // raw bytes: canonical names (wire form) and pre-rendered RDATA
+  kSecZones = 2,       // Zone[]
+  kSecNodes = 3,       // Node[]
+  kSecNameIndex = 4,   // uint32_t[] open-addressing hash table: node index + 1, 0 = empty
+  kSecRRsets = 5,      // RRset[]
+  kSecRdatas = 6,      // Rdata[]
+  kSecServices = 7,    // Service[]
+  kSecPools = 8,       // Pool[]
+  kSecMembers = 9,     // Member[]
+  kSecPoolSlots = 10,  // uint32_t[]: member indexes (usable lists, weighted wheels, topology picks)
+  kSecLpm4 = 11,       // bytes: IPv4 address -> client class (Lpm4View)
+  kSecLpm6 = 12,       // bytes: IPv6 address -> client class (Lpm6View)
+  kSecClientSets = 13, // ClientSet[]: regions and ISP lines, by set id (names for explain)
+  kSecClasses = 14,    // ClientClass[]: at least one (class 0: in no set)
+  kSecClassSets = 15,  // uint32_t[]: set ids of the classes, ascending per class
+  kSecDatacenters = 16,  // Datacenter[]
+  kSecTopoScores = 17,   // uint16_t[class_count * datacenter_count]: 0 = no topology record
+  kSecPoolSets = 18,     // PoolSet[]
+  kSecSetPools = 19,     // uint32_t[]: pool indexes of the pool sets, in order
+  kSecRules = 20,        // Rule[]
+  kSecClassRules = 21,   // uint16_t[]: per service with rules, class_count entries: rule offset
+  kSecTopoMaps = 22,     // uint16_t[]: per topology pool, class_count entries: pick offset or kNoPick
+  kSecTopoPicks = 23,    // TopoPick[]
+  kSecRuleSets = 24,     // uint32_t[]: set ids each rule names (explain)
 };
-inline constexpr uint32_t kMaxSections = 16;
-
+inline constexpr uint32_t kMaxSections = 32;
 struct SectionEntry {
   uint32_t id;         // SectionId
   uint32_t elem_size;  // sizeof the element type, checked by the reader (1 for kSecBlob)
@@ -126,43 +139,81 @@ enum class PoolMethod : uint8_t {
   kRandom = 3,               // one usable member, uniformly
   kReturnAll = 4,            // every usable member
   kReturnN = 5,              // up to return_n usable members, rotating start
+  kTopology = 6,             // one usable member of the best-scored datacenter for the client class
+  kPersistence = 7,          // one usable member by rendezvous hashing of the client prefix
 };
+inline constexpr uint8_t kMaxPoolMethod = static_cast<uint8_t>(PoolMethod::kPersistence);
+inline constexpr uint8_t kNoMethod = 0xFF;  // unused slot of a pool's method chain
 
+// What a service answers when no pool of its sets can pick and there is no fallback address.
 enum class EmptyAction : uint8_t {
-  kNodata = 0,    // NOERROR, empty answer, SOA in authority
-  kServfail = 1,  // SERVFAIL
+  kNodata = 0,     // NOERROR, empty answer, SOA in authority
+  kServfail = 1,   // SERVFAIL
+  kReturnAll = 2,  // fail open: every configured member of the rule's primary set, health aside
+  kDrop = 3,       // no response at all (counted in gslb_dropped)
 };
 
 enum class MemberMode : uint8_t { kAuto = 0, kAlwaysUp = 1, kAlwaysDown = 2 };
 enum class MemberHealth : uint8_t { kUnknown = 0, kUp = 1, kDown = 2 };
 
+enum ServiceFlags : uint8_t {
+  kSvcUseEcs = 1u << 0,        // the client is the ECS subnet when the query has one
+  kSvcNeedsClass = 1u << 1,    // rules or a topology method: one LPM lookup per query
+  kSvcNeedsAddress = 1u << 2,  // a persistence method: the client prefix is hashed
+  kSvcRulesVary = 1u << 3,     // classes lead to rules with different outcomes (pool sets or
+                               // active set): the rule narrows the ECS scope
+};
+
 // A GSLB service for one (name, record type): A services hold only IPv4 members, AAAA only IPv6,
 // CNAME services hold target names.
+//
+// Steering (docs/config.md): the client's class selects a rule (class_rules, or the only rule),
+// the rule names a primary and a secondary pool set and which of them is active (decided by
+// control's switch policy from health); the active set's pools are tried in order, then the other
+// set's, then the fallback address, then the empty action.
 struct Service {
   BlobRef name;            // canonical wire name (same as its node's)
   uint32_t node;           // node index
   uint16_t rtype;          // A, AAAA or CNAME
   uint8_t empty_action;    // EmptyAction
-  uint8_t reserved0;
+  uint8_t flags;           // ServiceFlags
   uint32_t ttl;
-  uint32_t pool_first;     // Pool index; pools are tried in order
+  uint32_t pool_first;     // Pool index: every pool of the service (pool sets index into these)
   uint32_t pool_count;
   uint32_t fallback_rdata; // Rdata index answered when no pool has a usable member, or kNone
-  uint32_t reserved1;
+  uint32_t rule_first;     // Rule index; rule_count >= 1, the last one is the default rule
+  uint32_t rule_count;
+  uint32_t class_rules;    // ClassRules index of class_count entries (rule offsets), or kNone
+                           // when the rule does not depend on the client: then fixed_rule
+  uint8_t ecs_max_v4;      // longest ECS source prefix used to identify a client (1..32)
+  uint8_t ecs_max_v6;      // (1..128)
+  uint16_t fixed_rule;     // rule offset used when class_rules is kNone
 };
 
 struct Pool {
   BlobRef name;            // configured pool name (text, for explain)
-  uint8_t method;          // PoolMethod
+  uint8_t method;          // PoolMethod: the preferred method
+  uint8_t alternate;       // PoolMethod tried when the preferred cannot pick, or kNoMethod
+  uint8_t fallback;        // then this one, or kNoMethod (set only after alternate)
   uint8_t return_n;        // for kReturnN
-  uint16_t reserved0;
+  uint8_t persist_v4;      // kPersistence: client prefix length hashed (IPv4, 1..32)
+  uint8_t persist_v6;      // (IPv6, 1..128)
+  uint8_t persist_weighted;  // 1: weights differ, weighted rendezvous
+  uint8_t topo_varies;     // 1: the topology map differs between classes (the pick depends on
+                           // the client, so it narrows the ECS scope)
   uint32_t member_first;   // Member index; all configured members, in configured order
   uint32_t member_count;
   uint32_t usable_first;   // PoolSlots index: usable members in configured order
   uint32_t usable_count;
   uint32_t wheel_first;    // PoolSlots index: weighted wheel over usable members (kRatio)
   uint32_t wheel_count;
+  uint32_t topo_map;       // TopoMaps index of class_count entries (kTopology), or kNone
+  uint32_t topo_pick_first;  // TopoPick index; the map's values are offsets from here
+  uint32_t topo_pick_count;
+  uint32_t reserved1;
 };
+
+inline constexpr uint32_t kNoDatacenter = kNone;
 
 struct Member {
   BlobRef name;        // configured member name or address text (for explain)
@@ -172,6 +223,69 @@ struct Member {
   uint8_t health;      // MemberHealth
   uint8_t enabled;     // 0 = administratively disabled
   uint8_t usable;      // the verdict the builder computed from mode, health and enabled
+  uint32_t datacenter; // Datacenter index, or kNoDatacenter
+  // Rendezvous key: a hash of the member's identity (name and RDATA), never of its position, so a
+  // client keeps its member across snapshots while that member stays usable.
+  uint64_t persist_key;
+};
+
+// A region or an ISP line (control/geo/geo_model.h): only its name reaches the dataplane.
+struct ClientSet {
+  BlobRef name;
+  uint8_t is_isp_line;
+  uint8_t reserved[7];
+};
+
+// A client class: one combination of set memberships. Class 0 is in no set.
+struct ClientClass {
+  uint32_t set_first;  // ClassSets index
+  uint32_t set_count;
+};
+
+struct Datacenter {
+  BlobRef name;
+};
+
+// An ordered list of a service's pools.
+struct PoolSet {
+  BlobRef name;         // configured name, or the pool name(s) for sets written inline
+  uint32_t pool_first;  // SetPools index; values are Pool indexes within the service's range
+  uint32_t pool_count;
+};
+
+enum class SwitchReason : uint8_t {
+  kPrimaryGood = 0,       // primary active: it has enough usable members
+  kPrimaryBelowMin = 1,   // secondary active: the primary has too few usable members
+  kHoldDown = 2,          // secondary active: the primary is good again but not yet for hold_down
+  kNoSecondary = 3,       // primary active although below its minimum: no secondary set
+};
+
+// One access-policy rule of a service: clients in any of its sets (none: the default rule) are
+// answered from its pool sets.
+struct Rule {
+  uint32_t primary;        // PoolSet index
+  uint32_t secondary;      // PoolSet index, or kNone
+  uint32_t set_first;      // RuleSets index: the set ids the rule names (explain)
+  uint32_t set_count;      // 0 for the default rule
+  uint8_t active;          // 0: primary first, 1: secondary first (control's switch policy)
+  uint8_t switch_reason;   // SwitchReason
+  uint16_t reserved0;
+  uint32_t primary_usable; // usable / configured members of the primary set when decided (explain)
+  uint32_t primary_total;
+  uint32_t min_members;    // the switch policy's thresholds (explain)
+  uint32_t min_percent;
+  uint32_t hold_down_left_s;  // kHoldDown: seconds until the primary is active again
+};
+
+inline constexpr uint16_t kNoPick = 0xFFFF;  // topology map: no scored datacenter has a usable member
+
+// The usable members of one pool in its best-scored datacenter(s) for some classes.
+struct TopoPick {
+  uint32_t slot_first;  // PoolSlots index
+  uint32_t slot_count;  // >= 1
+  uint32_t datacenter;  // one datacenter of the pick (explain); several tie when slot members differ
+  uint16_t score;       // >= 1
+  uint16_t reserved0;
 };
 
 // The name index hashes canonical wire names with dns::name_hash (dataplane/dns/name.h). The table

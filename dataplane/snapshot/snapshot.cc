@@ -80,7 +80,7 @@ inline uint32_t probe_index(const uint32_t* index, uint32_t mask, const Node* no
 struct SectionSpec {
   uint32_t id;
   const char* name;
-  uint32_t elem_size;  // 0: any (reserved sections)
+  uint32_t elem_size;
   bool required;
 };
 
@@ -95,8 +95,20 @@ constexpr SectionSpec kSectionSpecs[] = {
     {kSecPools, "pools", sizeof(Pool), true},
     {kSecMembers, "members", sizeof(Member), true},
     {kSecPoolSlots, "pool_slots", sizeof(uint32_t), true},
-    {kSecLpm4, "lpm4", 0, false},
-    {kSecLpm6, "lpm6", 0, false},
+    {kSecLpm4, "lpm4", 1, true},
+    {kSecLpm6, "lpm6", 1, true},
+    {kSecClientSets, "client_sets", sizeof(ClientSet), true},
+    {kSecClasses, "classes", sizeof(ClientClass), true},
+    {kSecClassSets, "class_sets", sizeof(uint32_t), true},
+    {kSecDatacenters, "datacenters", sizeof(Datacenter), true},
+    {kSecTopoScores, "topo_scores", sizeof(uint16_t), true},
+    {kSecPoolSets, "pool_sets", sizeof(PoolSet), true},
+    {kSecSetPools, "set_pools", sizeof(uint32_t), true},
+    {kSecRules, "rules", sizeof(Rule), true},
+    {kSecClassRules, "class_rules", sizeof(uint16_t), true},
+    {kSecTopoMaps, "topo_maps", sizeof(uint16_t), true},
+    {kSecTopoPicks, "topo_picks", sizeof(TopoPick), true},
+    {kSecRuleSets, "rule_sets", sizeof(uint32_t), true},
 };
 
 const SectionSpec* find_spec(uint32_t id) {
@@ -141,9 +153,11 @@ bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxS
   for (uint32_t i = 0; i < h.section_count; ++i) {
     const SectionEntry& e = h.sections[i];
     const SectionSpec* spec = find_spec(e.id);
-    if (spec == nullptr) return fail(error, "section entry %u: unknown id %u", i, e.id);
+    if (spec == nullptr || e.id >= kMaxSections) {
+      return fail(error, "section entry %u: unknown id %u", i, e.id);
+    }
     if (found[e.id] != nullptr) return fail(error, "section %s: duplicate", spec->name);
-    if (spec->elem_size != 0 ? e.elem_size != spec->elem_size : e.elem_size == 0) {
+    if (e.elem_size != spec->elem_size) {
       return fail(error, "section %s: elem_size %u, expected %u", spec->name, e.elem_size,
                   spec->elem_size);
     }
@@ -207,6 +221,30 @@ struct Tables {
   uint32_t member_count = 0;
   const uint32_t* pool_slots = nullptr;
   uint32_t pool_slot_count = 0;
+  const ClientSet* client_sets = nullptr;
+  uint32_t client_set_count = 0;
+  const ClientClass* classes = nullptr;
+  uint32_t class_count = 0;
+  const uint32_t* class_sets = nullptr;
+  uint32_t class_set_count = 0;
+  const Datacenter* datacenters = nullptr;
+  uint32_t datacenter_count = 0;
+  const uint16_t* topo_scores = nullptr;
+  uint32_t topo_score_count = 0;
+  const PoolSet* pool_sets = nullptr;
+  uint32_t pool_set_count = 0;
+  const uint32_t* set_pools = nullptr;
+  uint32_t set_pool_count = 0;
+  const Rule* rules = nullptr;
+  uint32_t rule_count = 0;
+  const uint32_t* rule_sets = nullptr;
+  uint32_t rule_set_count = 0;
+  const uint16_t* class_rules = nullptr;
+  uint32_t class_rule_count = 0;
+  const uint16_t* topo_maps = nullptr;
+  uint32_t topo_map_count = 0;
+  const TopoPick* topo_picks = nullptr;
+  uint32_t topo_pick_count = 0;
 
   bool blob_ok(BlobRef r) const { return range_ok(r.off, r.len, blob_size); }
   const uint8_t* at(BlobRef r) const { return blob + r.off; }
@@ -382,6 +420,9 @@ bool check_members(const Tables& t, std::string* error) {
     }
     if (mem.enabled > 1) return fail(error, "member %u: enabled %u out of range", m, mem.enabled);
     if (mem.usable > 1) return fail(error, "member %u: usable %u out of range", m, mem.usable);
+    if (mem.datacenter != kNoDatacenter && mem.datacenter >= t.datacenter_count) {
+      return fail(error, "member %u: datacenter out of bounds", m);
+    }
   }
   return true;
 }
@@ -403,16 +444,74 @@ bool check_slots(const Tables& t, uint32_t p, const char* what, uint32_t first, 
   return true;
 }
 
+bool chain_has(const Pool& pool, PoolMethod m) {
+  const uint8_t v = static_cast<uint8_t>(m);
+  return pool.method == v || pool.alternate == v || pool.fallback == v;
+}
+
+bool check_method_chain(const Pool& pool, uint32_t p, std::string* error) {
+  if (pool.method > kMaxPoolMethod) {
+    return fail(error, "pool %u: method %u out of range", p, pool.method);
+  }
+  for (uint8_t m : {pool.alternate, pool.fallback}) {
+    if (m != kNoMethod && m > kMaxPoolMethod) {
+      return fail(error, "pool %u: method %u out of range", p, m);
+    }
+  }
+  if (pool.alternate == kNoMethod && pool.fallback != kNoMethod) {
+    return fail(error, "pool %u: fallback method without an alternate", p);
+  }
+  if (chain_has(pool, PoolMethod::kReturnN) && pool.return_n == 0) {
+    return fail(error, "pool %u: return_n is zero", p);
+  }
+  if (pool.persist_v4 == 0 || pool.persist_v4 > 32 || pool.persist_v6 == 0 ||
+      pool.persist_v6 > 128 || pool.persist_weighted > 1 || pool.topo_varies > 1) {
+    return fail(error, "pool %u: persistence parameters out of range", p);
+  }
+  return true;
+}
+
+// The topology data of a pool: a class -> pick map and the picks, each a non-empty slice of the
+// pool's usable members.
+bool check_topology(const Tables& t, uint32_t p, std::string* error) {
+  const Pool& pool = t.pools[p];
+  if (!chain_has(pool, PoolMethod::kTopology)) {
+    if (pool.topo_map != kNone || pool.topo_pick_count != 0 || pool.topo_varies != 0) {
+      return fail(error, "pool %u: topology data without a topology method", p);
+    }
+    return true;
+  }
+  if (pool.topo_map == kNone || !range_ok(pool.topo_map, t.class_count, t.topo_map_count)) {
+    return fail(error, "pool %u: topology map out of bounds", p);
+  }
+  if (!range_ok(pool.topo_pick_first, pool.topo_pick_count, t.topo_pick_count) ||
+      pool.topo_pick_count >= kNoPick) {
+    return fail(error, "pool %u: topology picks out of bounds", p);
+  }
+  for (uint32_t c = 0; c < t.class_count; ++c) {
+    const uint16_t v = t.topo_maps[pool.topo_map + c];
+    if (v != kNoPick && v >= pool.topo_pick_count) {
+      return fail(error, "pool %u: topology map entry %u out of bounds", p, c);
+    }
+  }
+  for (uint32_t k = 0; k < pool.topo_pick_count; ++k) {
+    const TopoPick& pick = t.topo_picks[pool.topo_pick_first + k];
+    if (pick.slot_count == 0 || !range_ok(pick.slot_first, pick.slot_count, t.pool_slot_count)) {
+      return fail(error, "pool %u: topology pick %u: slots out of bounds", p, k);
+    }
+    if (pick.datacenter >= t.datacenter_count || pick.score == 0) {
+      return fail(error, "pool %u: topology pick %u: bad datacenter or score", p, k);
+    }
+    if (!check_slots(t, p, "topology", pick.slot_first, pick.slot_count, error)) return false;
+  }
+  return true;
+}
+
 bool check_pools(const Tables& t, std::string* error) {
   for (uint32_t p = 0; p < t.pool_count; ++p) {
     const Pool& pool = t.pools[p];
     if (!t.blob_ok(pool.name)) return fail(error, "pool %u: name out of bounds", p);
-    if (pool.method > static_cast<uint8_t>(PoolMethod::kReturnN)) {
-      return fail(error, "pool %u: method %u out of range", p, pool.method);
-    }
-    if (pool.method == static_cast<uint8_t>(PoolMethod::kReturnN) && pool.return_n == 0) {
-      return fail(error, "pool %u: return_n is zero", p);
-    }
+    if (!check_method_chain(pool, p, error)) return false;
     if (!range_ok(pool.member_first, pool.member_count, t.member_count)) {
       return fail(error, "pool %u: member range out of bounds", p);
     }
@@ -425,12 +524,87 @@ bool check_pools(const Tables& t, std::string* error) {
     if (pool.usable_count > pool.member_count) {
       return fail(error, "pool %u: more usable members than members", p);
     }
-    if (pool.method == static_cast<uint8_t>(PoolMethod::kRatio) &&
+    if (chain_has(pool, PoolMethod::kRatio) &&
         (pool.usable_count == 0) != (pool.wheel_count == 0)) {
       return fail(error, "pool %u: ratio wheel empty while members are usable", p);
     }
     if (!check_slots(t, p, "usable", pool.usable_first, pool.usable_count, error)) return false;
     if (!check_slots(t, p, "wheel", pool.wheel_first, pool.wheel_count, error)) return false;
+    if (!check_topology(t, p, error)) return false;
+  }
+  return true;
+}
+
+// Sets, classes, datacenters and topology scores: the client side of steering.
+bool check_clients(const Tables& t, std::string* error) {
+  for (uint32_t i = 0; i < t.client_set_count; ++i) {
+    const ClientSet& cs = t.client_sets[i];
+    if (!t.blob_ok(cs.name) || cs.name.len == 0) return fail(error, "client set %u: bad name", i);
+    if (cs.is_isp_line > 1) return fail(error, "client set %u: kind out of range", i);
+  }
+  for (uint32_t d = 0; d < t.datacenter_count; ++d) {
+    if (!t.blob_ok(t.datacenters[d].name) || t.datacenters[d].name.len == 0) {
+      return fail(error, "datacenter %u: bad name", d);
+    }
+  }
+  if (t.class_count == 0) return fail(error, "classes: none (class 0 must exist)");
+  for (uint32_t c = 0; c < t.class_count; ++c) {
+    const ClientClass& cl = t.classes[c];
+    if (!range_ok(cl.set_first, cl.set_count, t.class_set_count)) {
+      return fail(error, "class %u: set range out of bounds", c);
+    }
+    for (uint32_t k = 0; k < cl.set_count; ++k) {
+      const uint32_t set = t.class_sets[cl.set_first + k];
+      if (set >= t.client_set_count) return fail(error, "class %u: set id out of bounds", c);
+      if (k > 0 && set <= t.class_sets[cl.set_first + k - 1]) {
+        return fail(error, "class %u: set ids not ascending", c);
+      }
+    }
+  }
+  if (static_cast<uint64_t>(t.class_count) * t.datacenter_count != t.topo_score_count) {
+    return fail(error, "topology scores: %u entries, expected classes x datacenters",
+                t.topo_score_count);
+  }
+  return true;
+}
+
+bool check_pool_sets(const Tables& t, std::string* error) {
+  for (uint32_t i = 0; i < t.pool_set_count; ++i) {
+    const PoolSet& ps = t.pool_sets[i];
+    if (!t.blob_ok(ps.name)) return fail(error, "pool set %u: name out of bounds", i);
+    if (!range_ok(ps.pool_first, ps.pool_count, t.set_pool_count)) {
+      return fail(error, "pool set %u: pool range out of bounds", i);
+    }
+    for (uint32_t k = 0; k < ps.pool_count; ++k) {
+      if (t.set_pools[ps.pool_first + k] >= t.pool_count) {
+        return fail(error, "pool set %u: pool index out of bounds", i);
+      }
+    }
+  }
+  return true;
+}
+
+bool check_rules(const Tables& t, std::string* error) {
+  for (uint32_t r = 0; r < t.rule_count; ++r) {
+    const Rule& rule = t.rules[r];
+    if (rule.primary >= t.pool_set_count) return fail(error, "rule %u: primary out of bounds", r);
+    if (rule.secondary != kNone && rule.secondary >= t.pool_set_count) {
+      return fail(error, "rule %u: secondary out of bounds", r);
+    }
+    if (rule.active > 1 || (rule.active == 1 && rule.secondary == kNone)) {
+      return fail(error, "rule %u: active set %u does not exist", r, rule.active);
+    }
+    if (rule.switch_reason > static_cast<uint8_t>(SwitchReason::kNoSecondary)) {
+      return fail(error, "rule %u: switch reason out of range", r);
+    }
+    if (!range_ok(rule.set_first, rule.set_count, t.rule_set_count)) {
+      return fail(error, "rule %u: set range out of bounds", r);
+    }
+    for (uint32_t k = 0; k < rule.set_count; ++k) {
+      if (t.rule_sets[rule.set_first + k] >= t.client_set_count) {
+        return fail(error, "rule %u: set id out of bounds", r);
+      }
+    }
   }
   return true;
 }
@@ -451,6 +625,56 @@ bool rdata_fits_rtype(const Tables& t, uint32_t rdata, uint16_t rtype) {
   }
 }
 
+// A service's rules, their pool sets and its class -> rule map stay inside the service; the flags
+// that tell the engine what to look up agree with what the rules and pools need.
+bool check_service_steering(const Tables& t, uint32_t s, std::string* error) {
+  const Service& svc = t.services[s];
+  if (svc.rule_count == 0 || !range_ok(svc.rule_first, svc.rule_count, t.rule_count) ||
+      svc.rule_count >= kNoPick) {
+    return fail(error, "service %u: rule range out of bounds", s);
+  }
+  for (uint32_t r = 0; r < svc.rule_count; ++r) {
+    const Rule& rule = t.rules[svc.rule_first + r];
+    for (uint32_t set : {rule.primary, rule.secondary}) {
+      if (set == kNone) continue;
+      const PoolSet& ps = t.pool_sets[set];
+      for (uint32_t k = 0; k < ps.pool_count; ++k) {
+        const uint32_t pool = t.set_pools[ps.pool_first + k];
+        if (pool < svc.pool_first || pool - svc.pool_first >= svc.pool_count) {
+          return fail(error, "service %u: rule %u: pool set names a pool of another service", s, r);
+        }
+      }
+    }
+  }
+  if (svc.fixed_rule >= svc.rule_count)
+    return fail(error, "service %u: fixed rule out of bounds", s);
+  if (svc.class_rules != kNone) {
+    if (!range_ok(svc.class_rules, t.class_count, t.class_rule_count)) {
+      return fail(error, "service %u: class rules out of bounds", s);
+    }
+    for (uint32_t c = 0; c < t.class_count; ++c) {
+      if (t.class_rules[svc.class_rules + c] >= svc.rule_count) {
+        return fail(error, "service %u: class %u: rule out of bounds", s, c);
+      }
+    }
+  }
+  bool topology = false;
+  bool persistence = false;
+  for (uint32_t k = 0; k < svc.pool_count; ++k) {
+    topology |= chain_has(t.pools[svc.pool_first + k], PoolMethod::kTopology);
+    persistence |= chain_has(t.pools[svc.pool_first + k], PoolMethod::kPersistence);
+  }
+  const bool needs_class = svc.class_rules != kNone || topology;
+  if ((svc.flags & kSvcRulesVary) != 0 && svc.class_rules == kNone) {
+    return fail(error, "service %u: rules vary without a class map", s);
+  }
+  if (((svc.flags & kSvcNeedsClass) != 0) != needs_class ||
+      ((svc.flags & kSvcNeedsAddress) != 0) != persistence) {
+    return fail(error, "service %u: flags disagree with its rules and methods", s);
+  }
+  return true;
+}
+
 bool check_services(const Tables& t, std::string* error) {
   for (uint32_t s = 0; s < t.service_count; ++s) {
     const Service& svc = t.services[s];
@@ -461,8 +685,14 @@ bool check_services(const Tables& t, std::string* error) {
     if (svc.rtype != dns::kTypeA && svc.rtype != dns::kTypeAAAA && svc.rtype != dns::kTypeCNAME) {
       return fail(error, "service %u: unsupported rtype %u", s, svc.rtype);
     }
-    if (svc.empty_action > static_cast<uint8_t>(EmptyAction::kServfail)) {
+    if (svc.empty_action > static_cast<uint8_t>(EmptyAction::kDrop)) {
       return fail(error, "service %u: empty_action %u out of range", s, svc.empty_action);
+    }
+    if ((svc.flags & ~(kSvcUseEcs | kSvcNeedsClass | kSvcNeedsAddress | kSvcRulesVary)) != 0) {
+      return fail(error, "service %u: unknown flags", s);
+    }
+    if (svc.ecs_max_v4 == 0 || svc.ecs_max_v4 > 32 || svc.ecs_max_v6 == 0 || svc.ecs_max_v6 > 128) {
+      return fail(error, "service %u: ECS prefix limits out of range", s);
     }
     if (!range_ok(svc.pool_first, svc.pool_count, t.pool_count)) {
       return fail(error, "service %u: pool range out of bounds", s);
@@ -475,6 +705,7 @@ bool check_services(const Tables& t, std::string* error) {
         return fail(error, "service %u: fallback_rdata does not fit rtype %u", s, svc.rtype);
       }
     }
+    if (!check_service_steering(t, s, error)) return false;
     for (uint32_t k = 0; k < svc.pool_count; ++k) {
       const Pool& pool = t.pools[svc.pool_first + k];
       for (uint32_t j = 0; j < pool.member_count; ++j) {
@@ -537,15 +768,39 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error)
   t.pools = section_array<Pool>(data, found[kSecPools], &t.pool_count);
   t.members = section_array<Member>(data, found[kSecMembers], &t.member_count);
   t.pool_slots = section_array<uint32_t>(data, found[kSecPoolSlots], &t.pool_slot_count);
+  t.client_sets = section_array<ClientSet>(data, found[kSecClientSets], &t.client_set_count);
+  t.classes = section_array<ClientClass>(data, found[kSecClasses], &t.class_count);
+  t.class_sets = section_array<uint32_t>(data, found[kSecClassSets], &t.class_set_count);
+  t.datacenters = section_array<Datacenter>(data, found[kSecDatacenters], &t.datacenter_count);
+  t.topo_scores = section_array<uint16_t>(data, found[kSecTopoScores], &t.topo_score_count);
+  t.pool_sets = section_array<PoolSet>(data, found[kSecPoolSets], &t.pool_set_count);
+  t.set_pools = section_array<uint32_t>(data, found[kSecSetPools], &t.set_pool_count);
+  t.rules = section_array<Rule>(data, found[kSecRules], &t.rule_count);
+  t.rule_sets = section_array<uint32_t>(data, found[kSecRuleSets], &t.rule_set_count);
+  t.class_rules = section_array<uint16_t>(data, found[kSecClassRules], &t.class_rule_count);
+  t.topo_maps = section_array<uint16_t>(data, found[kSecTopoMaps], &t.topo_map_count);
+  t.topo_picks = section_array<TopoPick>(data, found[kSecTopoPicks], &t.topo_pick_count);
   if (t.bucket_count == 0 || (t.bucket_count & (t.bucket_count - 1)) != 0) {
     return fail(error, "name index: bucket count %u is not a power of two", t.bucket_count);
   }
 
   // Order matters: each step relies only on indexes the previous steps proved in bounds.
-  if (!check_rdatas(t, error) || !check_zones(t, error) || !check_members(t, error) ||
-      !check_pools(t, error) || !check_services(t, error) || !check_rrsets(t, error) ||
+  if (!check_rdatas(t, error) || !check_zones(t, error) || !check_clients(t, error) ||
+      !check_members(t, error) || !check_pools(t, error) || !check_pool_sets(t, error) ||
+      !check_rules(t, error) || !check_services(t, error) || !check_rrsets(t, error) ||
       !check_nodes(t, error) || !check_zone_nodes(t, error) || !check_name_index(t, error)) {
     return false;
+  }
+  geo::Lpm4View lpm4;
+  geo::Lpm6View lpm6;
+  std::string lpm_error;
+  const SectionEntry* l4 = found[kSecLpm4];
+  const SectionEntry* l6 = found[kSecLpm6];
+  if (!lpm4.validate(data + l4->offset, l4->size, t.class_count, &lpm_error)) {
+    return fail(error, "lpm4: %s", lpm_error.c_str());
+  }
+  if (!lpm6.validate(data + l6->offset, l6->size, t.class_count, &lpm_error)) {
+    return fail(error, "lpm6: %s", lpm_error.c_str());
   }
 
   header_ = &h;
@@ -569,6 +824,23 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error)
   member_count_ = t.member_count;
   pool_slots_ = t.pool_slots;
   pool_slot_count_ = t.pool_slot_count;
+  lpm4_ = lpm4;
+  lpm6_ = lpm6;
+  client_sets_ = t.client_sets;
+  client_set_count_ = t.client_set_count;
+  classes_ = t.classes;
+  class_count_ = t.class_count;
+  class_sets_ = t.class_sets;
+  datacenters_ = t.datacenters;
+  datacenter_count_ = t.datacenter_count;
+  topo_scores_ = t.topo_scores;
+  pool_sets_ = t.pool_sets;
+  set_pools_ = t.set_pools;
+  rules_ = t.rules;
+  rule_sets_ = t.rule_sets;
+  class_rules_ = t.class_rules;
+  topo_maps_ = t.topo_maps;
+  topo_picks_ = t.topo_picks;
   return true;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dataplane/geo/lpm.h"
 #include "dataplane/snapshot/format.h"
 
 namespace gtm::snap {
@@ -42,6 +43,26 @@ class SnapshotView {
   const uint32_t* pool_slots() const { return pool_slots_; }
   uint32_t pool_slot_count() const { return pool_slot_count_; }
 
+  // Traffic steering. There is always at least one class (class 0: in no set).
+  const geo::Lpm4View& lpm4() const { return lpm4_; }
+  const geo::Lpm6View& lpm6() const { return lpm6_; }
+  const ClientSet* client_sets() const { return client_sets_; }
+  uint32_t client_set_count() const { return client_set_count_; }
+  const ClientClass* classes() const { return classes_; }
+  uint32_t class_count() const { return class_count_; }
+  const uint32_t* class_sets() const { return class_sets_; }
+  const Datacenter* datacenters() const { return datacenters_; }
+  uint32_t datacenter_count() const { return datacenter_count_; }
+  // topo_scores()[class * datacenter_count() + datacenter]
+  const uint16_t* topo_scores() const { return topo_scores_; }
+  const PoolSet* pool_sets() const { return pool_sets_; }
+  const uint32_t* set_pools() const { return set_pools_; }
+  const Rule* rules() const { return rules_; }
+  const uint32_t* rule_sets() const { return rule_sets_; }
+  const uint16_t* class_rules() const { return class_rules_; }
+  const uint16_t* topo_maps() const { return topo_maps_; }
+  const TopoPick* topo_picks() const { return topo_picks_; }
+
   // Exact lookup of a canonical (lowercase, uncompressed) wire name. Returns the node index or
   // kNone. `hash` must be name_hash(name, len).
   uint32_t find_node(const uint8_t* name, size_t len, uint32_t hash) const;
@@ -71,6 +92,23 @@ class SnapshotView {
   uint32_t member_count_ = 0;
   const uint32_t* pool_slots_ = nullptr;
   uint32_t pool_slot_count_ = 0;
+  geo::Lpm4View lpm4_;
+  geo::Lpm6View lpm6_;
+  const ClientSet* client_sets_ = nullptr;
+  uint32_t client_set_count_ = 0;
+  const ClientClass* classes_ = nullptr;
+  uint32_t class_count_ = 0;
+  const uint32_t* class_sets_ = nullptr;
+  const Datacenter* datacenters_ = nullptr;
+  uint32_t datacenter_count_ = 0;
+  const uint16_t* topo_scores_ = nullptr;
+  const PoolSet* pool_sets_ = nullptr;
+  const uint32_t* set_pools_ = nullptr;
+  const Rule* rules_ = nullptr;
+  const uint32_t* rule_sets_ = nullptr;
+  const uint16_t* class_rules_ = nullptr;
+  const uint16_t* topo_maps_ = nullptr;
+  const TopoPick* topo_picks_ = nullptr;
 };
 
 // An image the dataplane owns: a read-only mapping plus its validated view.

@@ -10,13 +10,25 @@
 
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
+#include "control/geo/geo_job.h"
 #include "dataplane/engine/answer.h"
 
 namespace {
 
 // Exercises every answer path: static types, wildcard, CNAME chain/loop/out of zone, ENT, glue,
-// and every GSLB method including failover, fallback, empty actions and a CNAME service.
+// and every GSLB method including failover, fallback, empty actions and a CNAME service; steering
+// by client class (CIDR regions and ISP lines, IPv4 and IPv6), topology, persistence and drop.
 const char* kYaml = R"(
+regions:
+  - {name: r4, cidr: [198.51.100.0/24, 10.0.0.0/8]}
+  - {name: r6, cidr: ["2001:db8:1234::/48"]}
+isp_lines:
+  - {name: tel, cidr: [203.0.113.0/24, 198.51.100.128/25]}
+datacenters: [d1, d2]
+topology:
+  - {client: r4, datacenter: d1, score: 10}
+  - {client: tel, datacenter: d2, score: 20}
+  - {client: "2001:db8::/32", datacenter: d2, score: 5}
 zones:
   - name: example.com.
     soa: {mname: ns1.example.com., rname: h.example.com., serial: 1, minimum: 60, ttl: 3600}
@@ -75,6 +87,22 @@ services:
     when_empty: servfail
     pools:
       - {name: r, members: [{address: 192.0.2.50, mode: always-down}]}
+  - name: geo.example.com.
+    ttl: 30
+    when_empty: drop
+    pools:
+      - name: t
+        method: [topology, persistence, return-all]
+        members:
+          - {name: t1, address: 192.0.2.60, datacenter: d1}
+          - {name: t2, address: 192.0.2.61, datacenter: d2, weight: 3}
+          - {name: t6, address: "2001:db8::60", datacenter: d2}
+      - {name: s, method: persistence, members: [{address: 192.0.2.62}, {address: 192.0.2.63, mode: always-down}]}
+      - {name: x, members: [{address: 192.0.2.64, mode: always-down}]}
+    access_policy:
+      - {regions: [r4, r6], primary: t, secondary: s}
+      - {regions: [tel], primary: x, secondary: s}
+      - {primary: x}
   - name: cname.gslb.example.com.
     type: CNAME
     ttl: 60
@@ -90,6 +118,7 @@ struct Fixture {
     gtm::control::ConfigError err;
     std::string error;
     if (!gtm::control::load_config_string(kYaml, "fuzz.yaml", &cfg, &err) ||
+        !gtm::control::geo::compile_shared(cfg.geo, &cfg.model.geo, &error) ||
         !gtm::control::build_snapshot(cfg.model, &image, &error) ||
         !view.validate(image.data(), image.size(), &error)) {
       abort();  // the fixed configuration must always build
@@ -108,7 +137,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using gtm::engine::Transport;
   const Fixture& f = fixture();
   static gtm::engine::WorkerState ws;
+  // The source address comes from the input too: its last bytes, as IPv4 or IPv6.
   gtm::engine::ClientAddr client;
+  if (size >= 17) {
+    client.family = (data[size - 17] & 1) ? 6 : 4;
+    std::memcpy(client.addr, data + size - 16, 16);
+  }
   gtm::engine::Explain explain;
 
   uint8_t out[512];

@@ -24,6 +24,12 @@ void check_image(const uint8_t* image, size_t size) {
   view.find_node(kRoot, sizeof(kRoot));
   view.find_node(kExample, sizeof(kExample));
   view.find_node(kWww, sizeof(kWww));
+  // The client-class tables answer any address with a class the image has.
+  static const uint8_t kV6[16] = {0x20, 0x01, 0x02, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  for (uint32_t a : {0u, 0xAF10C700u, 0xC0000201u, 0xFFFFFFFFu}) {
+    if (view.lpm4().lookup(a).value >= view.class_count()) __builtin_trap();
+  }
+  if (view.lpm6().lookup(kV6).value >= view.class_count()) __builtin_trap();
   uint32_t probe = view.node_count() < 8 ? view.node_count() : 8;
   for (uint32_t n = 0; n < probe; ++n) {
     const gtm::snap::Node& node = view.nodes()[n];

@@ -45,6 +45,14 @@ def seeds():
     notify.set_opcode(dns.opcode.NOTIFY)
     yield "notify.bin", notify
     yield "chaos.bin", query("version.bind", "TXT", 0x000D, use_edns=False, rdclass="CH")
+    # Steering (fuzz_answer's geo.example.com): client classes by ECS, IPv4, IPv6 and /0.
+    yield "geo_ecs_v4.bin", query("geo.example.com", "A", 0x000E, use_edns=0,
+                                  options=[dns.edns.ECSOption("198.51.100.0", 24)])
+    yield "geo_ecs_v6.bin", query("geo.example.com", "AAAA", 0x000F, use_edns=0,
+                                  options=[dns.edns.ECSOption("2001:db8:1234::", 56)])
+    yield "geo_ecs_zero.bin", query("geo.example.com", "A", 0x0010, use_edns=0,
+                                    options=[dns.edns.ECSOption("0.0.0.0", 0)])
+    yield "geo_no_ecs.bin", query("geo.example.com", "A", 0x0011, use_edns=False)
 
 
 def main():

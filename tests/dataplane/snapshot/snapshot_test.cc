@@ -635,20 +635,24 @@ using Image = std::vector<uint8_t>;
 TEST(SnapshotCorruption, HeaderFields) {
   EXPECT_EQ(corrupted_error([](Image& im) { im[0] = 'X'; }), "bad magic");
   EXPECT_EQ(
-      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 2; }),
-      "unsupported format version 2");
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 3; }),
+      "unsupported format version 3");
+  // Version 1 (before traffic steering) has no steering sections: refused, never misread.
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 1; }),
+      "unsupported format version 1");
   EXPECT_EQ(
       corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->header_size = 8; }),
       "bad header_size 8");
   EXPECT_EQ(
-      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->section_count = 17; }),
-      "too many sections (17)");
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->section_count = 33; }),
+      "too many sections (33)");
   EXPECT_EQ(corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->reserved0 = 1; }),
             "header reserved0 not zero");
   EXPECT_EQ(corrupted_error([](Image& im) {
               reinterpret_cast<Header*>(im.data())->sections[kMaxSections - 1].id = 3;
             }),
-            "section entry 15: unused but not zero");
+            "section entry 31: unused but not zero");
 }
 
 TEST(SnapshotCorruption, LengthMismatch) {
@@ -666,7 +670,7 @@ TEST(SnapshotCorruption, LengthMismatch) {
   EXPECT_NE(error.find("image too short"), std::string::npos) << error;
   // Truncated and the header re-sealed: now a section runs off the end.
   EXPECT_EQ(corrupted_error([](Image& im) { im.resize(im.size() - 8); }),
-            "section pool_slots: out of bounds");
+            "section rules: out of bounds");
 }
 
 TEST(SnapshotCorruption, MisalignedBufferRejected) {
@@ -697,8 +701,13 @@ TEST(SnapshotCorruption, SectionTable) {
             "section pools: duplicate");
   EXPECT_EQ(corrupted_error([](Image& im) { section(im, kSecMembers)->id = 99; }),
             "section entry 8: unknown id 99");
-  EXPECT_EQ(corrupted_error([](Image& im) { section(im, kSecMembers)->id = kSecLpm4; }),
-            "section members: missing");
+  EXPECT_EQ(corrupted_error([](Image& im) {
+              // Every section is required: one whose entry now says "lpm4" leaves a gap.
+              SectionEntry* lpm4 = section(im, kSecLpm4);
+              *section(im, kSecMembers) = *lpm4;
+              lpm4->id = 0;
+            }),
+            "section entry 10: unknown id 0");
   EXPECT_EQ(corrupted_error(
                 [](Image& im) { section(im, kSecNodes)->offset = section(im, kSecZones)->offset; }),
             "sections zones and nodes overlap");
@@ -870,8 +879,8 @@ TEST(SnapshotCorruption, ServicePoolMemberReferences) {
   EXPECT_EQ(corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].pool_count = 2; }),
             "service 0: pool range out of bounds");
   EXPECT_EQ(
-      corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].empty_action = 2; }),
-      "service 0: empty_action 2 out of range");
+      corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].empty_action = 4; }),
+      "service 0: empty_action 4 out of range");
   EXPECT_EQ(
       corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].fallback_rdata = 99; }),
       "service 0: fallback_rdata out of bounds");
@@ -891,8 +900,8 @@ TEST(SnapshotCorruption, ServicePoolMemberReferences) {
             "pool 0: wheel range out of bounds");
   EXPECT_EQ(corrupted_error([](Image& im) { table<Pool>(im, kSecPools)[0].member_first = 1; }),
             "pool 0: member range out of bounds");
-  EXPECT_EQ(corrupted_error([](Image& im) { table<Pool>(im, kSecPools)[0].method = 6; }),
-            "pool 0: method 6 out of range");
+  EXPECT_EQ(corrupted_error([](Image& im) { table<Pool>(im, kSecPools)[0].method = 8; }),
+            "pool 0: method 8 out of range");
   EXPECT_EQ(corrupted_error([](Image& im) {
               Pool& p = table<Pool>(im, kSecPools)[0];
               p.method = static_cast<uint8_t>(PoolMethod::kReturnN);

@@ -1,0 +1,132 @@
+#include "control/policy/switch_policy.h"
+
+#include "control/admin_state.h"
+#include "control/compiler/snapshot_builder.h"
+#include "dataplane/dns/name.h"
+
+namespace gtm::control {
+
+RuleSwitch::Decision RuleSwitch::update(bool primary_good, bool has_secondary,
+                                        const SwitchPolicy& policy, SwitchClock::time_point now) {
+  Decision d;
+  if (!has_secondary) {
+    on_secondary_ = false;
+    primary_good_since_set_ = false;
+    d.reason = primary_good ? snap::SwitchReason::kPrimaryGood : snap::SwitchReason::kNoSecondary;
+    return d;
+  }
+  if (!primary_good) {
+    on_secondary_ = true;
+    primary_good_since_set_ = false;  // a hold-down starts over from the next good verdict
+    d.use_secondary = true;
+    d.reason = snap::SwitchReason::kPrimaryBelowMin;
+    return d;
+  }
+  if (on_secondary_ && policy.hold_down) {
+    if (!primary_good_since_set_) {
+      primary_good_since_set_ = true;
+      primary_good_since_ = now;
+    }
+    const auto until = primary_good_since_ + std::chrono::seconds(policy.hold_down_s);
+    if (now < until) {
+      d.use_secondary = true;
+      d.reason = snap::SwitchReason::kHoldDown;
+      d.hold_down_left_s =
+          static_cast<uint32_t>(std::chrono::ceil<std::chrono::seconds>(until - now).count());
+      d.deadline = until;
+      return d;
+    }
+  }
+  on_secondary_ = false;
+  primary_good_since_set_ = false;
+  return d;
+}
+
+bool primary_good(const ServiceModel& svc, const RuleModel& rule, bool unknown_health_is_up,
+                  uint32_t* usable_out, uint32_t* total_out) {
+  uint32_t usable = 0;
+  uint32_t total = 0;
+  if (rule.primary < svc.pool_sets.size()) {
+    for (uint32_t p : svc.pool_sets[rule.primary].pools) {
+      if (p >= svc.pools.size()) continue;
+      for (const MemberModel& m : svc.pools[p].members) {
+        ++total;
+        usable += member_usable(m, unknown_health_is_up) ? 1 : 0;
+      }
+    }
+  }
+  if (usable_out != nullptr) *usable_out = usable;
+  if (total_out != nullptr) *total_out = total;
+  const SwitchPolicy& pol = svc.switch_policy;
+  return usable >= pol.min_members &&
+         static_cast<uint64_t>(usable) * 100 >= static_cast<uint64_t>(pol.min_percent) * total;
+}
+
+namespace {
+
+// What makes a rule "the same rule" across images and reloads.
+std::string rule_key(const ServiceModel& svc, size_t r) {
+  const RuleModel& rule = svc.rules[r];
+  const char* type = dns::rr_type_name(svc.rtype);
+  std::string key =
+      wire_name_text(svc.name) + " " + (type != nullptr ? type : "?") + " #" + std::to_string(r);
+  for (uint32_t set : {rule.primary, rule.secondary}) {
+    key += " |";
+    if (set >= svc.pool_sets.size()) continue;
+    for (uint32_t p : svc.pool_sets[set].pools) {
+      if (p < svc.pools.size()) key += " " + svc.pools[p].name;
+    }
+  }
+  return key;
+}
+
+}  // namespace
+
+void SwitchTracker::apply(SnapshotModel* model, SwitchClock::time_point now) {
+  std::map<std::string, RuleSwitch> kept;
+  next_deadline_.reset();
+  for (ServiceModel& svc : model->services) {
+    for (size_t r = 0; r < svc.rules.size(); ++r) {
+      RuleModel& rule = svc.rules[r];
+      const std::string key = rule_key(svc, r);
+      auto found = rules_.find(key);
+      RuleSwitch state = found != rules_.end() ? found->second : RuleSwitch();
+      const bool good = primary_good(svc, rule, model->unknown_health_is_up);
+      const RuleSwitch::Decision d =
+          state.update(good, rule.secondary != snap::kNone, svc.switch_policy, now);
+      rule.use_secondary = d.use_secondary;
+      rule.switch_reason = d.reason;
+      rule.hold_down_left_s = d.hold_down_left_s;
+      if (d.deadline && (!next_deadline_ || *d.deadline < *next_deadline_)) {
+        next_deadline_ = d.deadline;
+      }
+      kept.insert_or_assign(key, state);
+    }
+  }
+  rules_ = std::move(kept);
+}
+
+std::vector<std::string> switch_changes(const SnapshotModel& before, const SnapshotModel& after) {
+  std::vector<std::string> out;
+  for (const ServiceModel& now : after.services) {
+    for (const ServiceModel& old : before.services) {
+      if (old.name != now.name || old.rtype != now.rtype) continue;
+      for (size_t r = 0; r < now.rules.size() && r < old.rules.size(); ++r) {
+        if (old.rules[r].use_secondary == now.rules[r].use_secondary) continue;
+        const char* type = dns::rr_type_name(now.rtype);
+        const char* why = "primary good again";
+        if (now.rules[r].switch_reason == snap::SwitchReason::kPrimaryBelowMin) {
+          why = "primary below its minimum";
+        }
+        out.push_back(wire_name_text(now.name) + " " + (type != nullptr ? type : "?") + " rule " +
+                      std::to_string(r + 1) + ": " +
+                      (now.rules[r].use_secondary ? "primary set -> secondary set"
+                                                  : "secondary set -> primary set") +
+                      " (" + why + ")");
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace gtm::control
