@@ -3,7 +3,8 @@
 // mbuf-sized buffer and rewritten by make_reply() (software checksums and offload mode); frames for
 // the exception path have their tags stripped and put back. Oracles: the DNS message lies inside
 // the frame, every reply carries valid IPv4 and UDP checksums and consistent lengths, and a tag
-// round trip gives back the frame it started from.
+// round trip gives back the frame it started from, and the fast path of classify() takes only
+// frames the general path finds DNS, with the same offsets.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -95,8 +96,8 @@ void check_reply(const uint8_t* f, uint32_t len, const FrameInfo& info, bool udp
   if (info.ip_version == 4) {
     if (be16(ip + 2) != kIpv4HeaderLen + udp_len) __builtin_trap();
     // With offload the NIC fills the header checksum; the field is left 0.
-    const bool ip_ok = udp_offload ? be16(ip + 10) == 0
-                                   : csum_fold(csum_add(0, ip, kIpv4HeaderLen)) == 0xFFFF;
+    const bool ip_ok =
+        udp_offload ? be16(ip + 10) == 0 : csum_fold(csum_add(0, ip, kIpv4HeaderLen)) == 0xFFFF;
     if (!ip_ok) __builtin_trap();
     pseudo = csum_add(0, ip + 12, 8);
   } else {
@@ -124,6 +125,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (bool verify : {true, false}) {
       FrameInfo info;
       const Verdict v = classify(data, len, port, verify, &info);
+      // The fast path may only take what the general path answers, with the same offsets.
+      FrameInfo general, fast;
+      const Verdict g = classify_general(data, len, port, verify, &general);
+      if (g != v) __builtin_trap();
+      if (classify_fast_ipv4(data, len, port, verify, &fast) &&
+          (g != Verdict::kDns || fast.l3 != general.l3 || fast.l4 != general.l4 ||
+           fast.dns != general.dns || fast.dns_len != general.dns_len ||
+           fast.ip_version != general.ip_version || fast.vlan_count != general.vlan_count)) {
+        __builtin_trap();
+      }
       if (v == Verdict::kDrop) {
         if (info.reason >= DropReason::kCount) __builtin_trap();
         continue;
@@ -156,7 +167,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (n == 0) continue;
         if (n > 1232) __builtin_trap();
         const uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0x01};
-        const uint32_t out = make_reply(buf, info, static_cast<uint32_t>(n), mac, {offload, offload});
+        const uint32_t out =
+            make_reply(buf, info, static_cast<uint32_t>(n), mac, {offload, offload});
         check_reply(buf, out, info, offload);
       }
     }

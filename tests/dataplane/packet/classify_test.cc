@@ -263,6 +263,165 @@ TEST_F(ClassifyTest, TruncatedFramesAreSafe) {
   }
 }
 
+bool same_dns_info(const FrameInfo& a, const FrameInfo& b) {
+  return a.l3 == b.l3 && a.l4 == b.l4 && a.dns == b.dns && a.dns_len == b.dns_len &&
+         a.ip_version == b.ip_version && a.vlan_count == b.vlan_count;
+}
+
+// The fast path takes the common shape (IPv4 without options, unfragmented, the port's tags) and
+// leaves everything else to the general path, without touching *info.
+TEST_F(ClassifyTest, FastPathTakesTheCommonShapeOnly) {
+  auto fast = [&](const Bytes& frame, bool verify = true) {
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[frame.size() + 1]);
+    std::memcpy(copy.get(), frame.data(), frame.size());
+    info_ = FrameInfo{};
+    info_.l3 = 0xBEEF;
+    const bool taken =
+        classify_fast_ipv4(copy.get(), static_cast<uint32_t>(frame.size()), port_, verify, &info_);
+    EXPECT_EQ(taken, info_.l3 != 0xBEEF) << "*info is written exactly when the path is taken";
+    return taken;
+  };
+  FrameSpec s = query4();
+  ASSERT_TRUE(fast(build_frame(s)));
+  EXPECT_EQ(info_.l3, 14);
+  EXPECT_EQ(info_.l4, 34);
+  EXPECT_EQ(info_.dns, 42);
+  EXPECT_EQ(info_.dns_len, s.payload.size());
+  s.ipv4_frag = 0x4000;  // DF
+  EXPECT_TRUE(fast(build_frame(s)));
+  std::memset(s.dst_mac, 0xff, 6);
+  EXPECT_TRUE(fast(build_frame(s))) << "broadcast";
+  s.good_ip_checksum = false;
+  EXPECT_FALSE(fast(build_frame(s))) << "bad header checksum";
+  EXPECT_TRUE(fast(build_frame(s), false)) << "the NIC checked it";
+
+  const std::vector<std::pair<const char*, FrameSpec>> others = [&] {
+    std::vector<std::pair<const char*, FrameSpec>> v;
+    v.emplace_back("IPv6", query6());
+    v.emplace_back("options", query4());
+    v.back().second.ipv4_ihl = 6;
+    v.emplace_back("first fragment", query4());
+    v.back().second.ipv4_frag = 0x2000;
+    v.emplace_back("later fragment", query4());
+    v.back().second.ipv4_frag = 0x0001;
+    v.emplace_back("TCP", query4());
+    v.back().second.proto = 6;
+    v.emplace_back("other port", query4());
+    v.back().second.dport = 5353;
+    v.emplace_back("other address", query4());
+    v.back().second.dst = "198.18.0.3";
+    v.emplace_back("source port 0", query4());
+    v.back().second.sport = 0;
+    v.emplace_back("loopback source", query4());
+    v.back().second.src = "127.0.0.1";
+    v.emplace_back("multicast source", query4());
+    v.back().second.src = "224.0.0.1";
+    v.emplace_back("zero-net source", query4());
+    v.back().second.src = "0.1.2.3";
+    v.emplace_back("other MAC", query4());
+    v.back().second.dst_mac[0] = 0x04;
+    v.emplace_back("a tag on an untagged port", query4());
+    v.back().second.tags = {{0x8100, 0}};
+    return v;
+  }();
+  for (const auto& [what, spec] : others) {
+    EXPECT_FALSE(fast(build_frame(spec))) << what;
+    EXPECT_EQ(info_.l3, 0xBEEF) << what;
+  }
+  Bytes frame = build_frame(query4());
+  test::set16(&frame[38], 300);  // UDP length past the IP total length
+  EXPECT_FALSE(fast(frame));
+  frame = build_frame(query4());
+  frame.resize(41);
+  EXPECT_FALSE(fast(frame)) << "truncated UDP header";
+
+  port_.vlan_count = 2;
+  port_.vlan_tpid[0] = 0x88A8;
+  port_.vlan_id[0] = 10;
+  port_.vlan_id[1] = 100;
+  s = query4();
+  s.tags = {{0x88A8, 0xE000 | 10}, {0x8100, 0x1000 | 100}};  // PCP and DEI bits do not matter
+  ASSERT_TRUE(fast(build_frame(s)));
+  EXPECT_EQ(info_.vlan_count, 2);
+  EXPECT_EQ(info_.l3, 22);
+  s.tags = {{0x9100, 10}, {0x8100, 100}};  // another outer TPID: the general path accepts it
+  EXPECT_FALSE(fast(build_frame(s)));
+  EXPECT_EQ(run(build_frame(s)), Verdict::kDns);
+  s.tags = {{0x88A8, 10}, {0x8100, 101}};
+  EXPECT_FALSE(fast(build_frame(s)));
+  s.tags = {{0x88A8, 10}};
+  EXPECT_FALSE(fast(build_frame(s)));
+}
+
+// Every one-octet change (and every truncation) of a set of frames, on an untagged, an 802.1Q
+// and a QinQ port, with and without checksum verification: whenever the fast path takes a frame,
+// the general path finds it DNS with the same FrameInfo, and classify() says what the general
+// path says.
+TEST_F(ClassifyTest, FastPathAgreesWithTheGeneralPath) {
+  struct PortCase {
+    uint8_t count;
+    uint16_t tpid0;
+    std::vector<std::pair<uint16_t, uint16_t>> tags;
+  };
+  const std::vector<PortCase> cases = {
+      {0, 0x8100, {}}, {1, 0x8100, {{0x8100, 7}}}, {2, 0x88A8, {{0x88A8, 10}, {0x8100, 7}}}};
+  uint64_t fast_taken = 0, compared = 0;
+  for (const PortCase& pc : cases) {
+    port_.vlan_count = pc.count;
+    port_.vlan_tpid[0] = pc.tpid0;
+    port_.vlan_id[0] = pc.count == 2 ? 10 : 7;
+    port_.vlan_id[1] = 7;
+    std::vector<FrameSpec> specs = {query4(), query6(), query4()};
+    specs[2].pad_to = 0;
+    specs[2].ipv4_frag = 0x4000;
+    for (FrameSpec& s : specs) s.tags = pc.tags;
+    for (const FrameSpec& s : specs) {
+      const Bytes base = build_frame(s);
+      std::vector<Bytes> variants;
+      for (size_t len = 0; len < base.size(); ++len) {
+        variants.emplace_back(base.begin(), base.begin() + static_cast<long>(len));
+      }
+      for (size_t i = 0; i < base.size() && i < 80; ++i) {
+        const uint8_t o = base[i];
+        for (uint8_t v : {uint8_t{0}, uint8_t{1}, uint8_t{0x45}, uint8_t{0x80}, uint8_t{0xFF},
+                          static_cast<uint8_t>(o ^ 1), static_cast<uint8_t>(o ^ 0x40),
+                          static_cast<uint8_t>(o ^ 0x10), static_cast<uint8_t>(o + 1)}) {
+          if (v == o) continue;
+          variants.push_back(base);
+          variants.back()[i] = v;
+        }
+      }
+      variants.push_back(base);
+      for (const Bytes& f : variants) {
+        std::unique_ptr<uint8_t[]> copy(new uint8_t[f.size() + 1]);
+        std::memcpy(copy.get(), f.data(), f.size());
+        const uint32_t len = static_cast<uint32_t>(f.size());
+        for (bool verify : {true, false}) {
+          FrameInfo general, fast, combined;
+          const Verdict g = classify_general(copy.get(), len, port_, verify, &general);
+          const Verdict c = classify(copy.get(), len, port_, verify, &combined);
+          ++compared;
+          ASSERT_EQ(c, g) << "octet change in a frame of " << len;
+          if (g == Verdict::kDns) {
+            ASSERT_TRUE(same_dns_info(combined, general));
+          } else if (g == Verdict::kDrop) {
+            ASSERT_EQ(combined.reason, general.reason);
+          } else {
+            ASSERT_EQ(combined.vlan_count, general.vlan_count);
+          }
+          if (classify_fast_ipv4(copy.get(), len, port_, verify, &fast)) {
+            ++fast_taken;
+            ASSERT_EQ(g, Verdict::kDns);
+            ASSERT_TRUE(same_dns_info(fast, general));
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(fast_taken, 1000u);  // the sweep does exercise the fast path
+  EXPECT_GT(compared, 10000u);
+}
+
 TEST(ServiceAddrsTest, AddAndFind) {
   ServiceAddrs a;
   const Bytes v4 = test::parse_addr("192.0.2.1");
