@@ -1,54 +1,75 @@
 #!/usr/bin/env bash
-# Mqps per lcore of the full DPDK lcore loop with no NIC cost (gtm-bench-dataplane: a net_ring
-# port fed by a generator on lcore 0, the real loop on lcore 1), per case, median of REPS runs:
-# static A, weighted GSLB, topology+ECS. Then the stage breakdown, and a snapshot-swap-under-load
-# run (open loop at RATE qps, 200 publishes, against the same run without publishes).
-# Ends with one line:
+# Mqps per lcore of the full DPDK lcore loop with no NIC cost (gtm-bench-dataplane, the real loop
+# on lcore 1), per case, median of REPS runs: static A, weighted GSLB, topology+ECS (ECS subnets of
+# several countries, geo LPM tables compiled as gtm-control does). Each case with software
+# checksums, then as for a NIC that offloads them. Then the stage breakdown of each case, and a
+# snapshot-swap-under-load run (open loop at RATE qps, 200 publishes, against the same run without).
+# Ends with one line (software checksums, the default configuration of the virtual ports):
 #   dataplane: static_a_mqps=X gslb_weighted_mqps=X topology_ecs_mqps=X
-#   bench/dataplane-bench.sh [BUILD_DIR]    (environment: REPS=5 SECONDS_PER_RUN=3 RATE=1000000)
-# topology_ecs runs once bench/configs/topology_ecs.yaml exists (it needs the steering config of
-# issue 3); until then its figure is "pending".
+#   bench/dataplane-bench.sh [BUILD_DIR]
+#   environment: REPS=5 SECONDS_PER_RUN=3 RATE=1000000 HARNESS=loopback (loopback|pcap|ring, see
+#   bench/dataplane_bench.cc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 reps=${REPS:-5}
 secs=${SECONDS_PER_RUN:-3}
 rate=${RATE:-1000000}
+harness=${HARNESS:-loopback}
 bin=$build/gtm-bench-dataplane
 [ -x "$bin" ] || { echo "dataplane-bench: $bin is not built (./scripts/build.sh release)" >&2; exit 1; }
 
-run() {  # LABEL ARGS... -> prints the run's lines, returns its mqps on fd 3
+static_a=(--config bench/configs/dataplane.yaml --qname static.gtm.example)
+gslb=(--config bench/configs/dataplane.yaml --qname www.gtm.example)
+topo=(--config bench/configs/topology_ecs.yaml --qname geo.gtm.example
+  --ecs-file bench/configs/topology_ecs_clients.txt --clients 256)
+
+run() {  # LABEL ARGS... -> prints the run's lines on stderr, its mqps on stdout
   local label=$1
   shift
-  local out
+  local out status=0
   out=$("$bin" --label "$label" --seconds "$secs" "$@" -- --no-huge -m 1024 --no-shconf \
-    --file-prefix "gtmbench$$" 2>&1 | grep -E "^$label[: ]") || { echo "$out" >&2; return 1; }
+    --file-prefix "gtmbench$$" 2>&1) || status=$?
   rm -rf "/var/run/dpdk/gtmbench$$"
-  echo "$out" | grep -v mqps_per_lcore= >&2
-  echo "$out" | sed -n "s/^$label mqps_per_lcore=//p"
+  if [ "$status" -ne 0 ] || echo "$out" | grep -q "NOT ALL ANSWERED"; then
+    echo "$out" >&2
+    echo "dataplane-bench: run $label failed" >&2
+    return 1
+  fi
+  echo "$out" | grep -E "^$label[: ]" | grep -v mqps_per_lcore= >&2
+  echo "$out" | sed -n "s/^$label mqps_per_lcore=\([0-9.]*\).*/\1/p"
 }
 
-median_of() {  # LABEL ARGS...
-  local values=()
-  for _ in $(seq "$reps"); do values+=("$(run "$@")"); done
-  printf '%s\n' "${values[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+median_of() {  # LABEL ARGS... -> the median Mqps of REPS runs; the spread on stderr
+  local label=$1 values=() v
+  for _ in $(seq "$reps"); do
+    v=$(run "$@") || exit 1
+    values+=("$v")
+  done
+  local sorted
+  sorted=$(printf '%s\n' "${values[@]}" | sort -n)
+  echo "$label: median of $reps runs $(echo "$sorted" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')" \
+    "Mqps per lcore (runs: $(echo "$sorted" | tr '\n' ' '))" >&2
+  echo "$sorted" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
 }
 
-static_a=$(median_of static_a --config bench/configs/dataplane.yaml --qname static.gtm.example)
-gslb=$(median_of gslb_weighted --config bench/configs/dataplane.yaml --qname www.gtm.example)
-if [ -f bench/configs/topology_ecs.yaml ]; then
-  topo=$(median_of topology_ecs --config bench/configs/topology_ecs.yaml --qname geo.gtm.example \
-    --ecs --clients 256)
-else
-  echo "topology_ecs: pending (bench/configs/topology_ecs.yaml needs the steering config of issue 3)" >&2
-  topo=pending
-fi
+echo "== $reps runs per case, $secs s each, harness $harness, software checksums" >&2
+m_static=$(median_of static_a static_a --harness "$harness" "${static_a[@]}")
+m_gslb=$(median_of gslb_weighted gslb_weighted --harness "$harness" "${gslb[@]}")
+m_topo=$(median_of topology_ecs topology_ecs --harness "$harness" "${topo[@]}")
+echo "== the same with checksums offloaded (as on ixgbe, i40e, ice, mlx5)" >&2
+o_static=$(median_of static_a_offload static_a --harness "$harness" --checksums offload "${static_a[@]}")
+o_gslb=$(median_of gslb_weighted_offload gslb_weighted --harness "$harness" --checksums offload \
+  "${gslb[@]}")
+o_topo=$(median_of topology_ecs_offload topology_ecs --harness "$harness" --checksums offload \
+  "${topo[@]}")
 echo "== stage breakdown (instrumented loop; medians over bursts)" >&2
-run static_a --config bench/configs/dataplane.yaml --qname static.gtm.example --stages >/dev/null
-run gslb_weighted --config bench/configs/dataplane.yaml --qname www.gtm.example --stages >/dev/null
-echo "== snapshot swaps under a steady load of $rate qps" >&2
-run no_swaps --config bench/configs/dataplane.yaml --qname www.gtm.example --rate "$rate" \
-  --swaps 0 >/dev/null
-run swaps --config bench/configs/dataplane.yaml --qname www.gtm.example --rate "$rate" \
-  --swaps 200 >/dev/null
-echo "dataplane: static_a_mqps=$static_a gslb_weighted_mqps=$gslb topology_ecs_mqps=$topo"
+run static_a --harness "$harness" --stages "${static_a[@]}" >/dev/null
+run gslb_weighted --harness "$harness" --stages "${gslb[@]}" >/dev/null
+run topology_ecs --harness "$harness" --stages "${topo[@]}" >/dev/null
+echo "== snapshot swaps under a steady load of $rate qps (ring harness: generator on the main lcore)" >&2
+run no_swaps --harness ring "${gslb[@]}" --rate "$rate" --swaps 0 >/dev/null
+run swaps --harness ring "${gslb[@]}" --rate "$rate" --swaps 200 >/dev/null
+echo "dataplane, checksums offloaded: static_a_mqps=$o_static gslb_weighted_mqps=$o_gslb" \
+  "topology_ecs_mqps=$o_topo" >&2
+echo "dataplane: static_a_mqps=$m_static gslb_weighted_mqps=$m_gslb topology_ecs_mqps=$m_topo"
