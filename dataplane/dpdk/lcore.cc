@@ -122,23 +122,27 @@ template <bool kTiming>
 void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* snap, rte_mbuf** pkts,
                    uint16_t n, uint64_t now) {
   const PortRuntime& p = *q.port;
-  packet::FrameInfo info[kBurst];
-  Verdict verdict[kBurst];
-  uint16_t answer_len[kBurst];
+  BurstScratch& s = c.scratch;
   uint64_t t0 = kTiming ? rte_rdtsc() : 0;
 
   // Two levels: the mbuf headers of the whole burst first (finding a frame's address reads its
   // header), then each frame kPrefetchAhead ahead. PMDs that write the headers in rx_burst leave
   // them hot; ring-fed and some virtual PMDs do not.
   for (uint16_t i = 0; i < n; ++i) rte_prefetch0(pkts[i]);
-  for (uint16_t i = 0; i < kPrefetchAhead && i < n; ++i) rte_prefetch0(frame_of(pkts[i]));
+  for (uint16_t i = 0; i < kPrefetchAhead && i < n; ++i) {
+    s.frame[i] = frame_of(pkts[i]);
+    rte_prefetch0(s.frame[i]);
+  }
   uint16_t dns = 0;
   for (uint16_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) rte_prefetch0(frame_of(pkts[i + kPrefetchAhead]));
-    rte_mbuf* m = pkts[i];
+    if (i + kPrefetchAhead < n) {
+      s.frame[i + kPrefetchAhead] = frame_of(pkts[i + kPrefetchAhead]);
+      rte_prefetch0(s.frame[i + kPrefetchAhead]);
+    }
+    const rte_mbuf* m = pkts[i];
     if (unlikely(m->nb_segs != 1)) {
-      verdict[i] = Verdict::kDrop;
-      info[i].reason = DropReason::multi_segment;
+      s.verdict[i] = Verdict::kDrop;
+      s.info[i].reason = DropReason::multi_segment;
       continue;
     }
     const uint64_t ol = m->ol_flags;
@@ -147,15 +151,16 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
     // (RTE_MBUF_F_RX_IP_CKSUM_NONE).
     const bool verify =
         ip_cs != RTE_MBUF_F_RX_IP_CKSUM_GOOD && ip_cs != RTE_MBUF_F_RX_IP_CKSUM_NONE;
-    verdict[i] = packet::classify(frame_of(m), m->data_len, p.filter, verify, &info[i]);
-    if (verdict[i] == Verdict::kDns) {
+    Verdict v = packet::classify(s.frame[i], m->data_len, p.filter, verify, &s.info[i]);
+    if (v == Verdict::kDns) {
       if (unlikely((ol & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_BAD)) {
-        verdict[i] = Verdict::kDrop;
-        info[i].reason = DropReason::bad_udp;
+        v = Verdict::kDrop;
+        s.info[i].reason = DropReason::bad_udp;
       } else {
         ++dns;
       }
     }
+    s.verdict[i] = v;
   }
   c.pc.rx_dns += dns;
   uint64_t t1 = 0;
@@ -165,17 +170,17 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
   }
 
   for (uint16_t i = 0; i < n; ++i) {
-    if (verdict[i] != Verdict::kDns) continue;
-    rte_mbuf* m = pkts[i];
-    uint8_t* f = frame_of(m);
-    const packet::FrameInfo& fi = info[i];
+    if (s.verdict[i] != Verdict::kDns) continue;
+    const rte_mbuf* m = pkts[i];
+    uint8_t* f = s.frame[i];
+    const packet::FrameInfo& fi = s.info[i];
     engine::ClientAddr client;
     client.family = fi.ip_version;
     // The source address, 4 or 16 octets; 16 are always inside the frame (IPv4: up to the ports).
     std::memcpy(client.addr, f + fi.l3 + (fi.ip_version == 4 ? 12 : 8), 16);
     uint8_t* msg = f + fi.dns;
     const size_t cap = static_cast<size_t>(m->buf_len) - m->data_off - fi.dns;
-    answer_len[i] = static_cast<uint16_t>(engine::answer_query(
+    s.answer_len[i] = static_cast<uint16_t>(engine::answer_query(
         snap, msg, fi.dns_len, msg, cap, client, engine::Transport::kUdp, c.ws));
   }
   uint64_t t2 = 0;
@@ -186,23 +191,25 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
 
   rte_mbuf* drops[kBurst];
   uint16_t drop_count = 0;
+  // Kept in a register: stores through the mbufs could alias q.tx_count for the compiler.
+  uint16_t tx_count = q.tx_count;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    const packet::FrameInfo& fi = info[i];
-    if (likely(verdict[i] == Verdict::kDns)) {
-      if (unlikely(answer_len[i] == 0)) {  // the engine counted why
+    const packet::FrameInfo& fi = s.info[i];
+    if (likely(s.verdict[i] == Verdict::kDns)) {
+      if (unlikely(s.answer_len[i] == 0)) {  // the engine counted why
         drops[drop_count++] = m;
         continue;
       }
       const uint32_t len =
-          packet::make_reply(frame_of(m), fi, answer_len[i], p.filter.mac, p.tx_checksums);
+          packet::make_reply(s.frame[i], fi, s.answer_len[i], p.filter.mac, p.tx_checksums);
       m->data_len = static_cast<uint16_t>(len);
       m->pkt_len = len;
       m->ol_flags = fi.ip_version == 4 ? p.tx_flags_v4 : p.tx_flags_v6;
-      m->l2_len = fi.l3;
-      m->l3_len = static_cast<uint64_t>(fi.l4 - fi.l3);
-      q.tx[q.tx_count++] = m;
-    } else if (verdict[i] == Verdict::kException) {
+      // l2_len and l3_len (what checksum offload needs) in one store, not two bit-field updates.
+      m->tx_offload = rte_mbuf_tx_offload(fi.l3, fi.l4 - fi.l3, 0, 0, 0, 0, 0);
+      q.tx[tx_count++] = m;
+    } else if (s.verdict[i] == Verdict::kException) {
       if (unlikely(q.exception_port_id == kNoPort)) {
         count_drop(c, DropReason::exception_full);
         drops[drop_count++] = m;
@@ -210,7 +217,7 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
         count_drop(c, DropReason::exception_rate);
         drops[drop_count++] = m;
       } else {
-        const uint32_t off = packet::strip_vlan_tags(frame_of(m), fi.vlan_count);
+        const uint32_t off = packet::strip_vlan_tags(s.frame[i], fi.vlan_count);
         if (off != 0) rte_pktmbuf_adj(m, static_cast<uint16_t>(off));
         m->ol_flags = 0;
         q.exception[q.exception_count++] = m;
@@ -220,6 +227,7 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
       drops[drop_count++] = m;
     }
   }
+  q.tx_count = tx_count;
   if (drop_count != 0) rte_pktmbuf_free_bulk(drops, drop_count);
   if (unlikely(q.exception_count != 0)) flush_exception(c, q);
   if constexpr (kTiming) {

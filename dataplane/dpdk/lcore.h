@@ -10,6 +10,7 @@
 #include "dataplane/dpdk/port.h"
 #include "dataplane/engine/answer.h"
 #include "dataplane/io/snapshot_slot.h"
+#include "dataplane/packet/classify.h"
 #include "dataplane/packet/packet_counters.h"
 
 struct rte_mbuf;
@@ -64,6 +65,16 @@ struct StageCycles {
 
 // One per lcore, allocated at start on the lcore's socket, cache-line aligned; written only by
 // its lcore (the counters are read by others with relaxed loads).
+// What process_burst() keeps per frame between its passes. In the lcore's context rather than on
+// the stack: FrameInfo's member initializers would otherwise run for the whole burst every time
+// (6 instructions per packet), and the frame addresses are computed once, not once per pass.
+struct BurstScratch {
+  packet::FrameInfo info[kBurst];
+  uint8_t* frame[kBurst];
+  uint16_t answer_len[kBurst];
+  packet::Verdict verdict[kBurst];
+};
+
 struct alignas(64) LcoreContext {
   engine::WorkerState ws;  // engine counters and GSLB state: first, in their own lines
   packet::PacketCounters pc;
@@ -82,6 +93,7 @@ struct alignas(64) LcoreContext {
   StageCycles* stages = nullptr;  // non-null: measure stages (benchmark only)
   uint16_t queue_count = 0;
   LcoreQueue queues[kMaxQueuesPerLcore];
+  BurstScratch scratch;
 };
 
 // rte_eal_remote_launch entry point; `arg` is an LcoreContext. Runs until *stop becomes true.

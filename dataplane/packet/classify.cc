@@ -122,7 +122,8 @@ bool ServiceAddrs::add_v6(const uint8_t addr[16]) {
 // kDns for classify_general() too, with the same FrameInfo; false sends the frame there.
 //
 // The loads are little-endian words of the wire bytes, compared with constants in the same byte
-// order, so no byte is swapped except the two lengths.
+// order, so no byte is swapped except the two lengths. Each test is an early return: a compare
+// and a predictable branch, fewer instructions than folding the tests into one flag.
 bool classify_fast_ipv4(const uint8_t* frame, uint32_t len, const PortFilter& port, bool verify,
                         FrameInfo* info) {
   const uint32_t tags = port.vlan_count;
@@ -130,37 +131,41 @@ bool classify_fast_ipv4(const uint8_t* frame, uint32_t len, const PortFilter& po
   if (GTM_UNLIKELY(len < l3 + kIpv4HeaderLen + kUdpHeaderLen)) return false;
   const uint8_t* ip = frame + l3;
   const uint8_t* udp = ip + kIpv4HeaderLen;
-  uint64_t mac, w0, w1;
-  uint32_t ports;
-  uint16_t type;
+  uint64_t mac;
   std::memcpy(&mac, frame, 8);
+  uint32_t port_mac_lo;
+  uint16_t port_mac_hi;
+  std::memcpy(&port_mac_lo, port.mac, 4);
+  std::memcpy(&port_mac_hi, port.mac + 4, 2);
+  const uint64_t port_mac = port_mac_lo | uint64_t{port_mac_hi} << 32;
+  if (((mac ^ port_mac) & 0xFFFFFFFFFFFFull) != 0 && (mac & 1) == 0) return false;
+  uint16_t type;
   std::memcpy(&type, ip - 2, 2);
-  std::memcpy(&w0, ip, 8);      // version/IHL, TOS, total length, ID, flags/fragment offset
-  std::memcpy(&w1, ip + 8, 8);  // TTL, protocol, checksum, source
+  if (type != 0x0008) return false;  // 0x0800
+  uint64_t w0, w1;
+  std::memcpy(&w0, ip, 8);  // version/IHL, TOS, total length, ID, flags/fragment offset
+  if ((w0 & 0xFF3F0000000000FFull) != 0x45) return false;  // 0x45; MF and offset 0
+  std::memcpy(&w1, ip + 8, 8);                             // TTL, protocol, checksum, source
+  if (((w1 >> 8) & 0xFF) != kIpProtoUdp) return false;
+  uint32_t ports;
   std::memcpy(&ports, udp, 4);
-  uint64_t port_mac = 0;
-  std::memcpy(&port_mac, port.mac, 6);
-  bool ok = (((mac ^ port_mac) & 0xFFFFFFFFFFFFull) == 0 || (mac & 1) != 0) &
-            (type == 0x0008) &                        // 0x0800
-            ((w0 & 0xFF3F0000000000FFull) == 0x45) &  // 0x45; MF and offset 0
-            (((w1 >> 8) & 0xFF) == kIpProtoUdp) &     //
-            ((ports >> 16) == __builtin_bswap16(port.dns_port)) &
-            ((ports & 0xFFFF) != 0);  // a source port to answer to
+  if ((ports >> 16) != __builtin_bswap16(port.dns_port)) return false;
+  if ((ports & 0xFFFF) == 0) return false;  // no source port to answer to
   for (uint32_t i = 0; i < tags; ++i) {
     uint32_t tag;
     std::memcpy(&tag, frame + 12 + i * kVlanTagLen, 4);
     // TPID, then the tag control word of which only the VLAN id (12 bits) must match.
     const uint32_t want = __builtin_bswap16(port.vlan_tpid[i]) |
                           static_cast<uint32_t>(__builtin_bswap16(port.vlan_id[i])) << 16;
-    ok &= (tag & 0xFF0FFFFFu) == want;
+    if ((tag & 0xFF0FFFFFu) != want) return false;
   }
-  if (!ok) return false;
-  const uint8_t src0 = static_cast<uint8_t>(w1 >> 32);
   const uint32_t total = __builtin_bswap16(static_cast<uint16_t>(w0 >> 16));
   const uint32_t ulen = dns::load16(udp + 4);
-  ok = (total <= len - l3) & (ulen >= kUdpHeaderLen) & (ulen + kIpv4HeaderLen <= total) &
-       (src0 != 0) & (src0 != 127) & (src0 < 224) & port.addrs.has_v4(ip + 16);
-  if (!ok) return false;
+  if (total > len - l3 || ulen < kUdpHeaderLen || ulen + kIpv4HeaderLen > total) return false;
+  const uint8_t src0 = static_cast<uint8_t>(w1 >> 32);
+  // Not 0/8, 127/8 or 224/3 (bad_ipv4_source): src0 - 1 wraps 0 to 255.
+  if (static_cast<uint8_t>(src0 - 1) >= 223 || src0 == 127) return false;
+  if (!port.addrs.has_v4(ip + 16)) return false;
   if (verify) {
     uint32_t last;
     std::memcpy(&last, ip + 16, 4);
