@@ -237,11 +237,11 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
   }
 }
 
-// The loop. Measured with bench/dataplane-bench.sh (ring port fed from another core, full bursts
-// of 32, static A) on the shared 2-vCPU development VM, median TSC cycles per packet (2.1 GHz),
-// in its faster and slower host modes (bench/RESULTS.md):
-//   rx burst 2.5-5.5 | classify 40-70 | engine (answer_query) 110-230 | reply + enqueue 52-92 |
-//   tx burst 2.5-4.5 | RCU quiescent point, timer, loop 22-34  =>  ~245 / ~440 per packet.
+// The loop. Measured with bench/dataplane-bench.sh (loopback harness, full bursts of 32) on the
+// shared 2-vCPU development VM, median TSC cycles per packet (2.1 GHz), bench/RESULTS.md:
+//   rx burst 3.5 | classify 26-36 | engine 144-270 | reply + enqueue 28-40 | tx burst 21-34 (of
+//   which 23-33 the harness's refill) | RCU quiescent point, timer, loop 5-18.
+// Instructions per packet outside the engine (callgrind): 433 (software checksums), 339 (offload).
 template <bool kTiming>
 void run(LcoreContext& c) {
   io::SnapshotSlot& slot = *c.slot;
