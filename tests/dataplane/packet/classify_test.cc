@@ -394,7 +394,7 @@ TEST_F(ClassifyTest, FastPathAgreesWithTheGeneralPath) {
       variants.push_back(base);
       for (const Bytes& f : variants) {
         std::unique_ptr<uint8_t[]> copy(new uint8_t[f.size() + 1]);
-        std::memcpy(copy.get(), f.data(), f.size());
+        if (!f.empty()) std::memcpy(copy.get(), f.data(), f.size());
         const uint32_t len = static_cast<uint32_t>(f.size());
         for (bool verify : {true, false}) {
           FrameInfo general, fast, combined;
