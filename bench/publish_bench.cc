@@ -183,6 +183,14 @@ int main(int argc, char** argv) {
     if (!r.ok()) die("publish: " + r.error);
     stages.add("channel: PUBLISH round trip", us_since(t));
     close(memfd);
+    const io::ControlChannel::PublishStats p = channel->last_publish();
+    stages.add("channel:   request -> reply", static_cast<double>(p.total_us));
+    stages.add("channel:   map", static_cast<double>(p.map_us));
+    stages.add("channel:   compare with previous", static_cast<double>(p.compare_us));
+    stages.add("channel:   checks run", static_cast<double>(p.checks_us));
+    stages.add("channel:   LPM checks run", static_cast<double>(p.lpm_us));
+    stages.add("channel:   swap", static_cast<double>(p.swap_us));
+    stages.add("channel:   checks skipped (count)", p.checks_skipped);
     if (round == 0) stages = Stages();  // the first image is a full load: not a health change
   }
   std::printf("members=%zu services=%zu image_bytes=%zu rounds=%d\n",
