@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace gtm::control {
 
@@ -33,6 +35,10 @@ RequestResult send_request(const std::string& socket_path, const std::string& re
 
 // Creates a sealed memfd holding `image[0, len)`. Returns the fd, or -1 and sets *error.
 int make_sealed_memfd(const uint8_t* image, size_t len, std::string* error);
+// The same for an image in consecutive pieces (ImageParts of control/compiler), written with
+// writev: the pieces are never copied into one buffer first.
+int make_sealed_memfd(const std::vector<std::pair<const uint8_t*, size_t>>& parts,
+                      std::string* error);
 
 struct PublishResult {
   RequestStatus status = RequestStatus::kFailed;
@@ -46,6 +52,9 @@ struct PublishResult {
 // Succeeds only on the reply "OK <generation>" with the same generation.
 PublishResult publish_image(const std::string& run_dir, uint64_t generation, const uint8_t* image,
                             size_t len, int timeout_ms = kDefaultReplyTimeoutMs);
+// The same for a sealed memfd made beforehand (the caller keeps and closes it).
+PublishResult publish_memfd(const std::string& run_dir, uint64_t generation, int memfd,
+                            int timeout_ms = kDefaultReplyTimeoutMs);
 
 struct GenerationResult {
   RequestStatus status = RequestStatus::kFailed;

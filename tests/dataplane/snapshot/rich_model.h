@@ -76,6 +76,9 @@ services:
     type: A
     ttl: 20
     when_empty: servfail
+    access_policy:
+      - {regions: europe, primary: [rest]}
+      - {primary: [sticky, some, rest]}
     pools:
       - name: sticky
         method: persistence
