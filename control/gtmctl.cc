@@ -312,6 +312,14 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
     return 1;
   }
   std::printf("dataplane generation: %s\n", json_scalar(status.get("generation")).c_str());
+  if (const Json* lp = status.get("last_publish"); lp != nullptr && lp->kind == Json::kObject) {
+    std::printf(
+        "dataplane: last publish: %s us to validate and swap in (%s sections identical "
+        "to the previous image's, %s checks reused, %s run: %s us, LPM %s us)\n",
+        json_scalar(lp->get("total_us")).c_str(), json_scalar(lp->get("sections_same")).c_str(),
+        json_scalar(lp->get("checks_skipped")).c_str(), json_scalar(lp->get("checks_run")).c_str(),
+        json_scalar(lp->get("checks_us")).c_str(), json_scalar(lp->get("lpm_us")).c_str());
+  }
 
   const std::string ctl_path = control::run_dir_path(run_dir, proto::kControlSocket);
   struct stat st {};
@@ -324,6 +332,15 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
       std::printf("control: config %s, generation %s (acknowledged %s)\n",
                   json_scalar(cs.get("config")).c_str(), json_scalar(cs.get("generation")).c_str(),
                   json_scalar(cs.get("acked_generation")).c_str());
+      std::printf(
+          "control: last health publish: %s us from the deciding probe verdict to the dataplane's "
+          "ack (%s such publishes); builds: %s full, %s health-only, the last %s us; last ack "
+          "round trip %s us\n",
+          json_scalar(cs.get("last_health_publish_us")).c_str(),
+          json_scalar(cs.get("health_publishes")).c_str(),
+          json_scalar(cs.get("full_builds")).c_str(), json_scalar(cs.get("health_builds")).c_str(),
+          json_scalar(cs.get("last_build_us")).c_str(),
+          json_scalar(cs.get("last_publish_us")).c_str());
       std::string last_error = json_scalar(cs.get("last_error"));
       if (!last_error.empty() && last_error != "-") {
         std::printf("control: last error: %s\n", last_error.c_str());
