@@ -557,7 +557,9 @@ class ControlDaemon {
       }
       const uint64_t gen = std::max(g.generation, generation_) + 1;
       // Probe results and operator overrides go on top of the configuration in every image.
-      SnapshotModel stamped = admin_.applied_to(model);
+      SnapshotModel& stamped = stamped_;
+      reset_to_configuration(model, &stamped);
+      admin_.apply_to(&stamped);
       health_.annotate(&stamped);
       switch_.apply(&stamped, Clock::now());
       const Clock::time_point ttl_restore_at =
@@ -653,7 +655,9 @@ class ControlDaemon {
         webhooks_.post(event_json(e, change_reason_, generation, time_ms));
       }
     }
-    published_ = std::move(now_published);
+    // Swapped, not copied: the previous image's model becomes the next one to stamp, and it has
+    // the same configuration unless that changed (reset_to_configuration).
+    std::swap(published_, now_published);
     has_published_ = true;
     change_reason_.clear();
   }
@@ -732,6 +736,7 @@ class ControlDaemon {
   uint64_t health_builds_ = 0;  // health-only rebuilds (zones, geo and per-class tables reused)
   WebhookSender webhooks_;
   SnapshotModel published_;      // the last acknowledged model, overrides applied
+  SnapshotModel stamped_;        // the model of the image being published
   bool has_published_ = false;
   std::string change_reason_;    // why the next image differs: "reload", "admin: ...", ...
   uint64_t events_ = 0;

@@ -1152,6 +1152,14 @@ void copy_health_fields(const SnapshotModel& from, SnapshotModel* to) {
   }
 }
 
+void reset_to_configuration(const SnapshotModel& config, SnapshotModel* image_model) {
+  if (same_configuration(config, *image_model)) {
+    copy_health_fields(config, image_model);
+  } else {
+    *image_model = config;
+  }
+}
+
 std::vector<uint8_t> ImageParts::flatten() const {
   std::vector<uint8_t> out;
   out.reserve(size);

@@ -33,6 +33,10 @@ bool member_usable(const MemberModel& m, bool unknown_health_is_up);
 bool same_configuration(const SnapshotModel& a, const SnapshotModel& b);
 // Copies the health fields of `from` into `to`, which has the same configuration.
 void copy_health_fields(const SnapshotModel& from, SnapshotModel* to);
+// Makes *image_model `config` before health, overrides and the switch policy are stamped on it:
+// when it already has the same configuration (an earlier image of it) only the health fields are
+// copied, not the names, records and tables (a health publish at scale copies no strings).
+void reset_to_configuration(const SnapshotModel& config, SnapshotModel* image_model);
 
 // An image as consecutive byte ranges (header, sections, padding), to be written out with one
 // writev instead of being copied into one buffer first.

@@ -212,6 +212,27 @@ TEST_F(SnapshotCompilerTest, HealthFieldsAreNotConfiguration) {
   EXPECT_EQ(full_build(back), full_build(model_));
 }
 
+TEST_F(SnapshotCompilerTest, ResetToConfigurationUndoesTheHealthFields) {
+  SnapshotModel image_model;
+  reset_to_configuration(model_, &image_model);  // from nothing: a copy
+  EXPECT_EQ(full_build(image_model), full_build(model_));
+  image_model.generation = 5;
+  image_model.services[0].ttl = 1;
+  image_model.services[0].rules[0].use_secondary = true;
+  image_model.services[0].rules[0].switch_reason = snap::SwitchReason::kHoldDown;
+  for (MemberModel* m : members_of(&image_model)) {
+    m->health = snap::MemberHealth::kDown;
+    m->enabled = false;
+  }
+  ASSERT_NE(full_build(image_model), full_build(model_));
+  reset_to_configuration(model_, &image_model);  // same configuration: health fields only
+  EXPECT_EQ(full_build(image_model), full_build(model_));
+  SnapshotModel other = model_;
+  other.services[0].pools[0].members[0].weight += 1;
+  reset_to_configuration(other, &image_model);  // another configuration: a copy
+  EXPECT_EQ(full_build(image_model), full_build(other));
+}
+
 TEST_F(SnapshotCompilerTest, WithoutChecksumOnlyTheChecksumDiffers) {
   SnapshotCompiler compiler;
   compiled(&compiler, model_);
