@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   size_t image_size = 0;
   control::SnapshotCompiler compiler;
   control::SnapshotModel stamped;  // reused from image to image, as gtm-control does
+  control::SpareMemfd spare;       // prepared after each acknowledgement, as gtm-control does
   const std::string socket_path = std::string(run_dir) + "/dataplane.sock";
   for (int round = 0; round <= rounds; ++round) {
     // gtm-control's path (control/main.cc publish_once): the configuration with overrides,
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
     if (round > 0 && !compiler.stats().incremental) die("a health change was built in full");
     image_size = parts.size;
     t = Clock::now();
-    const int memfd = control::make_sealed_memfd(parts.parts, &error);
+    const int memfd = control::make_sealed_memfd(parts.parts, &error, &spare);
     if (memfd < 0) die(error);
     stages.add("control: memfd write + seal", us_since(t));
 
@@ -161,6 +162,9 @@ int main(int argc, char** argv) {
     if (!r.ok()) die("publish: " + r.error);
     stages.add("channel: PUBLISH round trip", us_since(t));
     stages.add("TOTAL verdict -> ack", us_since(verdict));
+    t = Clock::now();
+    spare.prepare(parts.size + (64 << 10));
+    stages.add("after the ack: spare memfd", us_since(t));
     const io::ControlChannel::PublishStats p = channel->last_publish();
     stages.add("dataplane:   request -> reply", static_cast<double>(p.total_us));
     stages.add("dataplane:   map", static_cast<double>(p.map_us));

@@ -134,8 +134,10 @@ try:
         settle(0.3)  # the events of this flip are all in; the next flip starts from quiet
         now = status()
         dps = json.loads(request(dataplane_sock, "STATUS"))
-        row = {"verdict_to_ack_us": now["last_health_publish_us"]}
-        row.update({k: v for k, v in now.get("last_publish", {}).items()})
+        row = {"verdict_to_ack_us": now["last_health_publish_us"],
+               "control_build_memfd_us": now["last_build_us"],
+               "control_publish_round_trip_us": now["last_publish_us"],
+               "health_builds": now["health_builds"], "full_builds": now["full_builds"]}
         row.update({"dp_" + k: v for k, v in dps.get("last_publish", {}).items()})
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -12,11 +12,13 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -224,6 +226,28 @@ std::string json_scalar(const Json* v) {
   if (v == nullptr) return "-";
   if (v->kind == Json::kNull) return "null";
   return v->text;
+}
+
+// The dataplane saves snapshot.bin after acknowledging an image, on a thread of its own: wait
+// (briefly) until the file holds the image in service, so that a query right after a publish
+// explains that image. A dataplane that is not running leaves the file as it is.
+void wait_for_saved_snapshot(const std::string& run_dir) {
+  const std::string path = control::run_dir_path(run_dir, proto::kDataplaneSocket);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    RequestResult dp = control::send_request(path, "STATUS", -1, 1000);
+    Json status;
+    if (!dp.ok() || !JsonParser(dp.reply).parse(&status) || status.kind != Json::kObject) return;
+    const Json* saved = status.get("saved");
+    if (saved == nullptr || saved->kind != Json::kObject) return;
+    const std::string active = json_scalar(status.get("generation"));
+    const std::string on_disk = json_scalar(saved->get("generation"));
+    if (active == "0" ||
+        std::strtoull(on_disk.c_str(), nullptr, 10) >= std::strtoull(active.c_str(), nullptr, 10)) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 // ---- status ----
@@ -690,6 +714,7 @@ int cmd_query(const std::string& run_dir, const std::vector<std::string>& args) 
     }
     view = &compiled_view;
   } else {
+    if (o.snapshot_file.empty()) wait_for_saved_snapshot(run_dir);
     std::string path = o.snapshot_file.empty()
                            ? control::run_dir_path(run_dir, proto::kLastGoodSnapshot)
                            : o.snapshot_file;

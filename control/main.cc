@@ -51,6 +51,8 @@ uint64_t micros_since(Clock::time_point start) {
 constexpr auto kRetryInterval = std::chrono::milliseconds(200);
 constexpr auto kCheckInterval = std::chrono::seconds(1);
 constexpr size_t kMaxClients = 16;
+// Room for the next image to grow a little beyond the last one (SpareMemfd).
+constexpr size_t kSpareSlack = 64 << 10;
 
 void log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void log(const char* fmt, ...) {
@@ -549,7 +551,16 @@ class ControlDaemon {
   PublishResult publish_once(const SnapshotModel& model) {
     PublishResult p;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      GenerationResult g = query_generation(run_dir_);
+      // After an acknowledged image the dataplane's generation is known (ours): no question is
+      // asked on the way from a verdict to its image. A dataplane that moved on meanwhile
+      // refuses the image as stale, and the second attempt asks.
+      GenerationResult g;
+      if (attempt == 0 && acked_generation_ != 0 && acked_generation_ == generation_) {
+        g.status = RequestStatus::kOk;
+        g.generation = acked_generation_;
+      } else {
+        g = query_generation(run_dir_);
+      }
       if (!g.ok()) {
         p.status = g.status;
         p.error = g.error;
@@ -577,7 +588,7 @@ class ControlDaemon {
       }
       const SnapshotCompiler::Stats& built = compiler_.stats();
       ++(built.incremental ? health_builds_ : full_builds_);
-      const int memfd = make_sealed_memfd(parts.parts, &p.error);
+      const int memfd = make_sealed_memfd(parts.parts, &p.error, &spare_memfd_);
       if (memfd < 0) {
         p.status = RequestStatus::kFailed;
         return p;
@@ -605,6 +616,8 @@ class ControlDaemon {
           health_change_pending_ = false;
         }
         announce_changes(stamped, gen);
+        // The pages of the next image, allocated now rather than between its verdict and its ack.
+        spare_memfd_.prepare(parts.size + kSpareSlack);
         if (!ready_) {
           ready_ = true;
           log("ready");
@@ -731,6 +744,7 @@ class ControlDaemon {
   uint64_t last_health_publish_us_ = 0;
   uint64_t health_publishes_ = 0;  // publishes that carried a health change
   SnapshotCompiler compiler_;
+  SpareMemfd spare_memfd_;
   uint64_t last_build_us_ = 0;  // build + sealed memfd of the last acknowledged image
   uint64_t full_builds_ = 0;
   uint64_t health_builds_ = 0;  // health-only rebuilds (zones, geo and per-class tables reused)

@@ -206,11 +206,42 @@ int make_sealed_memfd(const uint8_t* image, size_t len, std::string* error) {
   return make_sealed_memfd({{image, len}}, error);
 }
 
+SpareMemfd::~SpareMemfd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void SpareMemfd::prepare(size_t capacity) {
+  if (fd_ >= 0 && capacity_ >= capacity) return;
+  if (fd_ >= 0) close(fd_);
+  fd_ = memfd_create("gtm-snapshot", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+  capacity_ = 0;
+  if (fd_ < 0) return;
+  if (fallocate(fd_, 0, 0, static_cast<off_t>(capacity)) != 0) {
+    close(fd_);
+    fd_ = -1;
+    return;
+  }
+  capacity_ = capacity;
+}
+
+int SpareMemfd::take(size_t len) {
+  if (fd_ < 0 || capacity_ < len) return -1;
+  const int fd = fd_;
+  fd_ = -1;
+  capacity_ = 0;
+  if (ftruncate(fd, static_cast<off_t>(len)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 int make_sealed_memfd(const std::vector<std::pair<const uint8_t*, size_t>>& parts,
-                      std::string* error) {
+                      std::string* error, SpareMemfd* spare) {
   size_t total = 0;
   for (const auto& part : parts) total += part.second;
-  const int fd = new_memfd(total, error);
+  int fd = spare != nullptr ? spare->take(total) : -1;
+  if (fd < 0) fd = new_memfd(total, error);
   if (fd < 0) return -1;
   // writev takes at most IOV_MAX pieces and may write fewer bytes than asked: go on from where
   // it stopped.
