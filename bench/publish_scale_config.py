@@ -1,5 +1,5 @@
-"""Writes the configuration of the publish-at-scale benchmark (bench/publish-scale.sh) and of
-tests/e2e/test_publish_scale.py: the full-scale country database with one region per country,
+"""Writes the configuration of the publish-at-scale benchmarks (bench/publish-scale.sh,
+gtm-bench-publish): the full-scale country database with one region per country,
 an ISP line with topology records, MEMBERS members in services of 100 (two pools of 50 in two
 datacenters, an access policy over the regions, a switch policy, a mix of pool methods), STATIC
 static records, and FLAPPERS extra members whose health the caller drives.
