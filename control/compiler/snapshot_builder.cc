@@ -1108,7 +1108,7 @@ std::vector<T> section_copy(const std::vector<uint8_t>& image, uint32_t id) {
     const snap::SectionEntry& e = h.sections[i];
     if (e.id != id) continue;
     std::vector<T> out(e.size / sizeof(T));
-    std::memcpy(out.data(), image.data() + e.offset, e.size);
+    if (e.size != 0) std::memcpy(out.data(), image.data() + e.offset, e.size);
     return out;
   }
   fail("internal: the image has no section " + std::to_string(id));
