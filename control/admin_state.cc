@@ -110,17 +110,31 @@ bool AdminOverrides::apply_command(const std::string& command, const SnapshotMod
 
 SnapshotModel AdminOverrides::applied_to(const SnapshotModel& model) const {
   SnapshotModel out = model;
-  if (empty()) return out;
-  for (ServiceModel& svc : out.services) {
+  apply_to(&out);
+  return out;
+}
+
+void AdminOverrides::apply_to(SnapshotModel* model) const {
+  if (empty()) return;
+  // Keys sort by service first: a service no override names costs two lookups.
+  auto names_service = [](const std::map<Key, AdminState>& overrides, const std::string& service) {
+    auto it = overrides.lower_bound(Key{service, "", ""});
+    return it != overrides.end() && it->first.service == service;
+  };
+  for (ServiceModel& svc : model->services) {
     const std::string service = wire_name_text(svc.name);
+    const bool pools = names_service(pools_, service);
+    const bool members = names_service(members_, service);
+    if (!pools && !members) continue;
     for (PoolModel& p : svc.pools) {
-      const bool pool_off = pools_.count(Key{service, p.name, ""}) != 0;
+      const bool pool_off = pools && pools_.count(Key{service, p.name, ""}) != 0;
       for (MemberModel& m : p.members) {
-        if (pool_off || members_.count(Key{service, p.name, m.name}) != 0) m.enabled = false;
+        if (pool_off || (members && members_.count(Key{service, p.name, m.name}) != 0)) {
+          m.enabled = false;
+        }
       }
     }
   }
-  return out;
 }
 
 std::string AdminOverrides::to_json() const {

@@ -32,6 +32,8 @@ class AdminOverrides {
   // Returns `model` with every override applied (members of a disabled pool, disabled and draining
   // members get enabled = false). Overrides naming things the model no longer has are ignored.
   SnapshotModel applied_to(const SnapshotModel& model) const;
+  // The same in place (no copy of the model: a health publish applies them to every image).
+  void apply_to(SnapshotModel* model) const;
 
   // JSON array of the overrides in force: [{"service":...,"pool":...,"member":...,"state":...}].
   std::string to_json() const;

@@ -12,11 +12,13 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -226,6 +228,28 @@ std::string json_scalar(const Json* v) {
   return v->text;
 }
 
+// The dataplane saves snapshot.bin after acknowledging an image, on a thread of its own: wait
+// (briefly) until the file holds the image in service, so that a query right after a publish
+// explains that image. A dataplane that is not running leaves the file as it is.
+void wait_for_saved_snapshot(const std::string& run_dir) {
+  const std::string path = control::run_dir_path(run_dir, proto::kDataplaneSocket);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    RequestResult dp = control::send_request(path, "STATUS", -1, 1000);
+    Json status;
+    if (!dp.ok() || !JsonParser(dp.reply).parse(&status) || status.kind != Json::kObject) return;
+    const Json* saved = status.get("saved");
+    if (saved == nullptr || saved->kind != Json::kObject) return;
+    const std::string active = json_scalar(status.get("generation"));
+    const std::string on_disk = json_scalar(saved->get("generation"));
+    if (active == "0" ||
+        std::strtoull(on_disk.c_str(), nullptr, 10) >= std::strtoull(active.c_str(), nullptr, 10)) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 // ---- status ----
 
 // Rows of the counter table: the engine's counters, then the packet counters when the dataplane
@@ -312,6 +336,14 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
     return 1;
   }
   std::printf("dataplane generation: %s\n", json_scalar(status.get("generation")).c_str());
+  if (const Json* lp = status.get("last_publish"); lp != nullptr && lp->kind == Json::kObject) {
+    std::printf(
+        "dataplane: last publish: %s us to validate and swap in (%s sections identical "
+        "to the previous image's, %s checks reused, %s run: %s us, LPM %s us)\n",
+        json_scalar(lp->get("total_us")).c_str(), json_scalar(lp->get("sections_same")).c_str(),
+        json_scalar(lp->get("checks_skipped")).c_str(), json_scalar(lp->get("checks_run")).c_str(),
+        json_scalar(lp->get("checks_us")).c_str(), json_scalar(lp->get("lpm_us")).c_str());
+  }
 
   const std::string ctl_path = control::run_dir_path(run_dir, proto::kControlSocket);
   struct stat st {};
@@ -324,6 +356,15 @@ int cmd_status(const std::string& run_dir, const std::vector<std::string>& args)
       std::printf("control: config %s, generation %s (acknowledged %s)\n",
                   json_scalar(cs.get("config")).c_str(), json_scalar(cs.get("generation")).c_str(),
                   json_scalar(cs.get("acked_generation")).c_str());
+      std::printf(
+          "control: last health publish: %s us from the deciding probe verdict to the dataplane's "
+          "ack (%s such publishes); builds: %s full, %s health-only, the last %s us; last ack "
+          "round trip %s us\n",
+          json_scalar(cs.get("last_health_publish_us")).c_str(),
+          json_scalar(cs.get("health_publishes")).c_str(),
+          json_scalar(cs.get("full_builds")).c_str(), json_scalar(cs.get("health_builds")).c_str(),
+          json_scalar(cs.get("last_build_us")).c_str(),
+          json_scalar(cs.get("last_publish_us")).c_str());
       std::string last_error = json_scalar(cs.get("last_error"));
       if (!last_error.empty() && last_error != "-") {
         std::printf("control: last error: %s\n", last_error.c_str());
@@ -673,6 +714,7 @@ int cmd_query(const std::string& run_dir, const std::vector<std::string>& args) 
     }
     view = &compiled_view;
   } else {
+    if (o.snapshot_file.empty()) wait_for_saved_snapshot(run_dir);
     std::string path = o.snapshot_file.empty()
                            ? control::run_dir_path(run_dir, proto::kLastGoodSnapshot)
                            : o.snapshot_file;

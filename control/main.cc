@@ -43,9 +43,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+uint64_t micros_since(Clock::time_point start) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+}
+
 constexpr auto kRetryInterval = std::chrono::milliseconds(200);
 constexpr auto kCheckInterval = std::chrono::seconds(1);
 constexpr size_t kMaxClients = 16;
+// Room for the next image to grow a little beyond the last one (SpareMemfd).
+constexpr size_t kSpareSlack = 64 << 10;
 
 void log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void log(const char* fmt, ...) {
@@ -324,6 +331,10 @@ class ControlDaemon {
            json_escape(publish_error_.empty() ? reload_error_ : publish_error_) +
            "\",\"last_publish_us\":" + std::to_string(last_publish_us_) +
            ",\"last_health_publish_us\":" + std::to_string(last_health_publish_us_) +
+           ",\"health_publishes\":" + std::to_string(health_publishes_) +
+           ",\"last_build_us\":" + std::to_string(last_build_us_) +
+           ",\"full_builds\":" + std::to_string(full_builds_) +
+           ",\"health_builds\":" + std::to_string(health_builds_) +
            ",\"probe_targets\":" + std::to_string(health_.target_count()) +
            ",\"probes_completed\":" + std::to_string(prober_.completed()) +
            ",\"events\":" + std::to_string(events_) +
@@ -540,7 +551,16 @@ class ControlDaemon {
   PublishResult publish_once(const SnapshotModel& model) {
     PublishResult p;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      GenerationResult g = query_generation(run_dir_);
+      // After an acknowledged image the dataplane's generation is known (ours): no question is
+      // asked on the way from a verdict to its image. A dataplane that moved on meanwhile
+      // refuses the image as stale, and the second attempt asks.
+      GenerationResult g;
+      if (attempt == 0 && acked_generation_ != 0 && acked_generation_ == generation_) {
+        g.status = RequestStatus::kOk;
+        g.generation = acked_generation_;
+      } else {
+        g = query_generation(run_dir_);
+      }
       if (!g.ok()) {
         p.status = g.status;
         p.error = g.error;
@@ -548,37 +568,56 @@ class ControlDaemon {
       }
       const uint64_t gen = std::max(g.generation, generation_) + 1;
       // Probe results and operator overrides go on top of the configuration in every image.
-      SnapshotModel stamped = admin_.applied_to(model);
+      SnapshotModel& stamped = stamped_;
+      reset_to_configuration(model, &stamped);
+      admin_.apply_to(&stamped);
       health_.annotate(&stamped);
       switch_.apply(&stamped, Clock::now());
       const Clock::time_point ttl_restore_at =
           health_.apply_unstable_ttl(&stamped, unstable_ttl_, Clock::now());
       stamped.generation = gen;
-      std::vector<uint8_t> image;
+      // A health-only change rebuilds only the sections health decides (SnapshotCompiler). No
+      // checksum: the memfd is sealed, and the dataplane checksums what it saves.
+      ImageParts parts;
       std::string error;
-      if (!build_snapshot(stamped, &image, &error)) {
+      const auto build_start = Clock::now();
+      if (!compiler_.build(stamped, &parts, &error, /*with_checksum=*/false)) {
         p.status = RequestStatus::kFailed;
         p.error = "build: " + error;
         return p;
       }
+      const SnapshotCompiler::Stats& built = compiler_.stats();
+      ++(built.incremental ? health_builds_ : full_builds_);
+      const int memfd = make_sealed_memfd(parts.parts, &p.error, &spare_memfd_);
+      if (memfd < 0) {
+        p.status = RequestStatus::kFailed;
+        return p;
+      }
+      const uint64_t build_us = micros_since(build_start);
       generation_ = gen;
-      p = publish_image(run_dir_, gen, image.data(), image.size());
+      p = publish_memfd(run_dir_, gen, memfd);
+      close(memfd);
       if (p.ok()) {
         acked_generation_ = gen;
         ttl_restore_at_ = ttl_restore_at;
         publish_error_.clear();
-        log("published generation %llu (%zu bytes, %llu us)", static_cast<unsigned long long>(gen),
-            image.size(), static_cast<unsigned long long>(p.round_trip_us));
+        log("published generation %llu (%zu bytes, %llu us; %s build + memfd %llu us, %u of %u "
+            "pools recomputed)",
+            static_cast<unsigned long long>(gen), parts.size,
+            static_cast<unsigned long long>(p.round_trip_us),
+            built.incremental ? "health-only" : "full", static_cast<unsigned long long>(build_us),
+            built.pools_recomputed, built.pools);
         last_publish_us_ = p.round_trip_us;
+        last_build_us_ = build_us;
         if (health_change_pending_) {
           // From the probe verdict that decided a change to the dataplane's acknowledgement.
-          last_health_publish_us_ = static_cast<uint64_t>(
-              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
-                                                                    health_changed_at_)
-                  .count());
+          last_health_publish_us_ = micros_since(health_changed_at_);
+          ++health_publishes_;
           health_change_pending_ = false;
         }
         announce_changes(stamped, gen);
+        // The pages of the next image, allocated now rather than between its verdict and its ack.
+        spare_memfd_.prepare(parts.size + kSpareSlack);
         if (!ready_) {
           ready_ = true;
           log("ready");
@@ -598,25 +637,30 @@ class ControlDaemon {
   void run_probes() {
     probe_results_.clear();
     prober_.run(Clock::now(), &probe_results_);
+    if (probe_results_.empty()) return;
+    // The clock starts when the results that decide are in hand, before they are applied.
+    const Clock::time_point verdicts_at = Clock::now();
     std::string reason;
-    if (probe_results_.empty() || !health_.apply(probe_results_, Clock::now(), &reason)) return;
+    if (!health_.apply(probe_results_, verdicts_at, &reason)) return;
     log("health: %s", reason.c_str());
     change_reason_ = "health: " + reason;
-    health_changed_at_ = Clock::now();
+    health_changed_at_ = verdicts_at;
     health_change_pending_ = true;
     publish(model_);
   }
 
-  // Logs and sends the member/pool/service state changes this image brings, relative to the
-  // last acknowledged one (the first image has nothing to compare with).
+  // Logs and sends the switch-policy transitions and member/pool/service state changes this image
+  // brings, relative to the last acknowledged one (the first image has nothing to compare with).
   void announce_changes(SnapshotModel& now_published, uint64_t generation) {
     if (has_published_) {
       const uint64_t time_ms = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(
               std::chrono::system_clock::now().time_since_epoch())
               .count());
-      for (const std::string& line : switch_changes(published_, now_published)) {
-        log("switch: %s", line.c_str());
+      for (const SwitchEvent& e : switch_events(published_, now_published)) {
+        ++events_;
+        log("switch: %s", switch_event_text(e).c_str());
+        webhooks_.post(switch_event_json(e, change_reason_, generation, time_ms));
       }
       for (const StateEvent& e : diff_states(published_, now_published)) {
         ++events_;
@@ -624,7 +668,9 @@ class ControlDaemon {
         webhooks_.post(event_json(e, change_reason_, generation, time_ms));
       }
     }
-    published_ = std::move(now_published);
+    // Swapped, not copied: the previous image's model becomes the next one to stamp, and it has
+    // the same configuration unless that changed (reset_to_configuration).
+    std::swap(published_, now_published);
     has_published_ = true;
     change_reason_.clear();
   }
@@ -696,8 +742,15 @@ class ControlDaemon {
   Clock::time_point health_changed_at_;
   bool health_change_pending_ = false;
   uint64_t last_health_publish_us_ = 0;
+  uint64_t health_publishes_ = 0;  // publishes that carried a health change
+  SnapshotCompiler compiler_;
+  SpareMemfd spare_memfd_;
+  uint64_t last_build_us_ = 0;  // build + sealed memfd of the last acknowledged image
+  uint64_t full_builds_ = 0;
+  uint64_t health_builds_ = 0;  // health-only rebuilds (zones, geo and per-class tables reused)
   WebhookSender webhooks_;
   SnapshotModel published_;      // the last acknowledged model, overrides applied
+  SnapshotModel stamped_;        // the model of the image being published
   bool has_published_ = false;
   std::string change_reason_;    // why the next image differs: "reload", "admin: ...", ...
   uint64_t events_ = 0;

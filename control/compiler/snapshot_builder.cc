@@ -195,6 +195,237 @@ std::vector<uint32_t> smooth_wheel(std::vector<uint64_t> weights) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What health decides: the parts of an image that depend on member state (health, operator
+// overrides, mode) and on control's switch-policy decisions. Shared by the full build (Builder)
+// and the health-only rebuild (SnapshotCompiler), which must write the same bytes.
+
+// The client classes of a model, for the per-class tables.
+class ClassTables {
+ public:
+  explicit ClassTables(const SnapshotModel& model) : model_(model) {}
+
+  uint32_t count() const { return model_.geo ? model_.geo->class_count : 1; }
+
+  // The sets client class `c` belongs to (ascending ids).
+  std::pair<const uint32_t*, size_t> sets(uint32_t c) const {
+    if (!model_.geo) return {nullptr, 0};
+    const geo::CompiledGeo& g = *model_.geo;
+    return {g.class_sets.data() + g.class_set_first[c],
+            g.class_set_first[c + 1] - g.class_set_first[c]};
+  }
+
+  uint16_t topology_score(uint32_t c, uint32_t dc) const {
+    if (!model_.geo || dc == snap::kNoDatacenter) return 0;
+    return model_.geo->topology_scores[static_cast<size_t>(c) * model_.datacenters.size() + dc];
+  }
+
+ private:
+  const SnapshotModel& model_;
+};
+
+// Appends `values` to `table` unless the same run is already there; returns its index. Services
+// and pools with the same structure (an A and an AAAA service, sites with the same datacenters)
+// then share one per-class table.
+uint32_t intern16(std::vector<uint16_t>* table, std::map<std::vector<uint16_t>, uint32_t>* index,
+                  const std::vector<uint16_t>& values) {
+  auto it = index->find(values);
+  if (it != index->end()) return it->second;
+  if (table->size() + values.size() >= UINT32_MAX) fail("per-class tables exceed 4 G entries");
+  const uint32_t at = static_cast<uint32_t>(table->size());
+  table->insert(table->end(), values.begin(), values.end());
+  index->emplace(values, at);
+  return at;
+}
+
+// One pool's health-decided slots. Member indexes are global (the pool's first member + position).
+struct PoolHealth {
+  std::vector<uint32_t> usable;       // usable members in configured order
+  std::vector<uint32_t> wheel;        // kRatio: the smooth weighted wheel over them
+  std::vector<uint32_t> topo_slots;   // kTopology: the picks' members, pick after pick
+  std::vector<snap::TopoPick> picks;  // slot_first relative to topo_slots
+  std::vector<uint16_t> topo_map;     // per class: offset into picks, or kNoPick
+  bool topo_varies = false;
+};
+
+// For every client class: the usable members in the datacenter(s) with the highest score for
+// it. Classes with the same winners share one pick; a class whose scored datacenters have no
+// usable member maps to kNoPick (the method fails and the chain goes on).
+void topology_picks(const ClassTables& classes, const std::vector<uint32_t>& usable,
+                    const std::vector<uint32_t>& usable_dc, PoolHealth* out) {
+  // Keyed by the members only: classes whose winners are the same members get the same answer
+  // (whatever the score), so they share a pick and do not make the answer client-dependent.
+  std::map<std::vector<uint32_t>, uint16_t> picks;
+  std::vector<uint16_t>& map = out->topo_map;
+  map.assign(classes.count(), snap::kNoPick);
+  std::vector<uint32_t> group;
+  for (uint32_t c = 0; c < map.size(); ++c) {
+    uint16_t best = 0;
+    for (uint32_t dc : usable_dc) best = std::max(best, classes.topology_score(c, dc));
+    if (best == 0) continue;
+    group.clear();
+    uint32_t first_dc = snap::kNoDatacenter;
+    for (size_t i = 0; i < usable.size(); ++i) {
+      if (classes.topology_score(c, usable_dc[i]) != best) continue;
+      if (group.empty()) first_dc = usable_dc[i];
+      group.push_back(usable[i]);
+    }
+    auto [it, inserted] = picks.try_emplace(group, 0);
+    if (inserted) {
+      if (picks.size() >= snap::kNoPick) fail("a topology pool has too many distinct picks");
+      it->second = static_cast<uint16_t>(out->picks.size());
+      snap::TopoPick pick{};
+      pick.slot_first = static_cast<uint32_t>(out->topo_slots.size());
+      pick.slot_count = static_cast<uint32_t>(group.size());
+      pick.datacenter = first_dc;
+      pick.score = best;
+      out->topo_slots.insert(out->topo_slots.end(), group.begin(), group.end());
+      out->picks.push_back(pick);
+    }
+    map[c] = it->second;
+  }
+  out->topo_varies = !std::all_of(map.begin(), map.end(), [&](uint16_t v) { return v == map[0]; });
+}
+
+PoolHealth pool_health(const PoolModel& pm, uint32_t member_first, bool unknown_health_is_up,
+                       const ClassTables& classes) {
+  PoolHealth h;
+  std::vector<uint32_t> usable_dc;
+  std::vector<uint64_t> usable_weights;
+  for (size_t i = 0; i < pm.members.size(); ++i) {
+    const MemberModel& mm = pm.members[i];
+    if (!member_usable(mm, unknown_health_is_up)) continue;
+    h.usable.push_back(member_first + static_cast<uint32_t>(i));
+    usable_dc.push_back(mm.datacenter);
+    usable_weights.push_back(mm.weight);
+  }
+  if (pm.uses(snap::PoolMethod::kRatio)) {
+    for (uint32_t pos : smooth_wheel(usable_weights)) h.wheel.push_back(h.usable[pos]);
+  }
+  if (pm.uses(snap::PoolMethod::kTopology)) topology_picks(classes, h.usable, usable_dc, &h);
+  return h;
+}
+
+// The per-pool tables of an image, as pools are appended in order.
+struct HealthTables {
+  std::vector<uint32_t> slots;
+  std::vector<snap::TopoPick> topo_picks;
+  std::vector<uint16_t> topo_maps;
+  std::map<std::vector<uint16_t>, uint32_t> topo_maps_index;
+
+  // Writes `h` into the tables and its place into `pool`.
+  void append(const PoolHealth& h, bool topology, snap::Pool* pool) {
+    pool->usable_first = static_cast<uint32_t>(slots.size());
+    pool->usable_count = static_cast<uint32_t>(h.usable.size());
+    slots.insert(slots.end(), h.usable.begin(), h.usable.end());
+    pool->wheel_first = static_cast<uint32_t>(slots.size());
+    pool->wheel_count = static_cast<uint32_t>(h.wheel.size());
+    slots.insert(slots.end(), h.wheel.begin(), h.wheel.end());
+    pool->topo_map = kNone;
+    pool->topo_pick_first = 0;
+    pool->topo_pick_count = 0;
+    pool->topo_varies = 0;
+    if (!topology) return;
+    const uint32_t base = static_cast<uint32_t>(slots.size());
+    slots.insert(slots.end(), h.topo_slots.begin(), h.topo_slots.end());
+    pool->topo_pick_first = static_cast<uint32_t>(topo_picks.size());
+    pool->topo_pick_count = static_cast<uint32_t>(h.picks.size());
+    for (snap::TopoPick pick : h.picks) {
+      pick.slot_first += base;
+      topo_picks.push_back(pick);
+    }
+    pool->topo_varies = h.topo_varies ? 1 : 0;
+    pool->topo_map = intern16(&topo_maps, &topo_maps_index, h.topo_map);
+  }
+};
+
+// A service's pool sets and rules as the image has them: a service with only pools has one
+// default rule over all of them, in order.
+struct Steering {
+  std::vector<PoolSetModel> sets;
+  std::vector<RuleModel> rules;
+};
+
+Steering steering_of(const ServiceModel& sm) {
+  Steering st{sm.pool_sets, sm.rules};
+  if (st.rules.empty()) {
+    PoolSetModel all{"all pools", {}};
+    for (uint32_t p = 0; p < sm.pools.size(); ++p) all.pools.push_back(p);
+    st.sets.push_back(std::move(all));
+    st.rules.push_back(RuleModel{});
+    st.rules.back().primary = static_cast<uint32_t>(st.sets.size() - 1);
+  }
+  return st;
+}
+
+// The switch-policy decision of a rule, and the member counts explain shows with it.
+void decide_rule(const ServiceModel& sm, const Steering& st, const RuleModel& rm,
+                 bool unknown_health_is_up, snap::Rule* r) {
+  r->active = rm.use_secondary ? 1 : 0;
+  r->switch_reason = static_cast<uint8_t>(rm.switch_reason);
+  r->primary_total = 0;
+  r->primary_usable = 0;
+  for (uint32_t p : st.sets[rm.primary].pools) {
+    for (const MemberModel& m : sm.pools[p].members) {
+      ++r->primary_total;
+      r->primary_usable += member_usable(m, unknown_health_is_up) ? 1 : 0;
+    }
+  }
+  r->hold_down_left_s = rm.hold_down_left_s;
+}
+
+const std::vector<uint32_t>& set_pools(const Steering& st, uint32_t set) {
+  static const std::vector<uint32_t> kNoPools;
+  return set == kNone ? kNoPools : st.sets[set].pools;
+}
+
+// Whether two rules answer alike: the same sets, the same one active.
+bool same_outcome(const Steering& st, const RuleModel& a, const RuleModel& b) {
+  return set_pools(st, a.primary) == set_pools(st, b.primary) &&
+         set_pools(st, a.secondary) == set_pools(st, b.secondary) &&
+         a.use_secondary == b.use_secondary;
+}
+
+// Whether the rules that client classes map to (`used`, distinct, the first class's first) answer
+// differently: then the rule narrows the ECS scope (kSvcRulesVary).
+bool rules_vary(const Steering& st, const std::vector<uint16_t>& used) {
+  for (uint16_t v : used) {
+    if (!same_outcome(st, st.rules[v], st.rules[used[0]])) return true;
+  }
+  return false;
+}
+
+// The distinct values of a class -> rule map, in the order they first appear.
+std::vector<uint16_t> distinct_rules(const uint16_t* map, size_t count) {
+  std::vector<uint16_t> used;
+  for (size_t c = 0; c < count; ++c) {
+    if (std::find(used.begin(), used.end(), map[c]) == used.end()) used.push_back(map[c]);
+  }
+  return used;
+}
+
+// Problems of the fields health and the switch policy set, or nullptr.
+const char* member_state_problem(const MemberModel& m) {
+  if (static_cast<uint8_t>(m.mode) > static_cast<uint8_t>(snap::MemberMode::kAlwaysDown)) {
+    return "unknown mode";
+  }
+  if (static_cast<uint8_t>(m.health) > static_cast<uint8_t>(snap::MemberHealth::kDown)) {
+    return "unknown health";
+  }
+  return nullptr;
+}
+
+const char* rule_decision_problem(const RuleModel& rule) {
+  if (rule.use_secondary && rule.secondary == kNone) {
+    return "switched to a secondary set it does not have";
+  }
+  if (static_cast<uint8_t>(rule.switch_reason) >
+      static_cast<uint8_t>(snap::SwitchReason::kNoSecondary)) {
+    return "unknown switch reason";
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The model, checked and grouped by owner name.
 
 struct StaticSet {
@@ -210,7 +441,7 @@ struct NodeInfo {
 
 class Builder {
  public:
-  explicit Builder(const SnapshotModel& model) : model_(model) {}
+  explicit Builder(const SnapshotModel& model) : model_(model), class_tables_(model) {}
 
   std::vector<uint8_t> build() {
     check_geo();
@@ -318,20 +549,7 @@ class Builder {
     }
   }
 
-  uint32_t class_count() const { return model_.geo ? model_.geo->class_count : 1; }
-
-  // The sets client class `c` belongs to (ascending ids).
-  std::pair<const uint32_t*, size_t> class_sets(uint32_t c) const {
-    if (!model_.geo) return {nullptr, 0};
-    const geo::CompiledGeo& g = *model_.geo;
-    return {g.class_sets.data() + g.class_set_first[c],
-            g.class_set_first[c + 1] - g.class_set_first[c]};
-  }
-
-  uint16_t topology_score(uint32_t c, uint32_t dc) const {
-    if (!model_.geo || dc == snap::kNoDatacenter) return 0;
-    return model_.geo->topology_scores[static_cast<size_t>(c) * model_.datacenters.size() + dc];
-  }
+  uint32_t class_count() const { return class_tables_.count(); }
 
   void check_steering(const ServiceModel& svc, const std::string& where) {
     for (const PoolSetModel& ps : svc.pool_sets) {
@@ -355,13 +573,7 @@ class Builder {
       if (rule.secondary != kNone && rule.secondary >= svc.pool_sets.size()) {
         fail(rwhere + ": unknown secondary pool set");
       }
-      if (rule.use_secondary && rule.secondary == kNone) {
-        fail(rwhere + ": switched to a secondary set it does not have");
-      }
-      if (static_cast<uint8_t>(rule.switch_reason) >
-          static_cast<uint8_t>(snap::SwitchReason::kNoSecondary)) {
-        fail(rwhere + ": unknown switch reason");
-      }
+      if (const char* problem = rule_decision_problem(rule)) fail(rwhere + ": " + problem);
     }
   }
 
@@ -416,12 +628,7 @@ class Builder {
     for (const MemberModel& m : pool.members) {
       std::string mwhere = where + ": member " + m.name;
       if (m.weight == 0) fail(mwhere + ": weight must be >= 1");
-      if (static_cast<uint8_t>(m.mode) > static_cast<uint8_t>(snap::MemberMode::kAlwaysDown)) {
-        fail(mwhere + ": unknown mode");
-      }
-      if (static_cast<uint8_t>(m.health) > static_cast<uint8_t>(snap::MemberHealth::kDown)) {
-        fail(mwhere + ": unknown health");
-      }
+      if (const char* problem = member_state_problem(m)) fail(mwhere + ": " + problem);
       if (m.datacenter != snap::kNoDatacenter && m.datacenter >= model_.datacenters.size()) {
         fail(mwhere + ": unknown datacenter");
       }
@@ -584,18 +791,9 @@ class Builder {
       persistence |= pm.uses(snap::PoolMethod::kPersistence);
     }
 
-    // A service with only pools has one default rule over all of them, in order.
-    std::vector<PoolSetModel> sets = sm.pool_sets;
-    std::vector<RuleModel> rules = sm.rules;
-    if (rules.empty()) {
-      PoolSetModel all{"all pools", {}};
-      for (uint32_t p = 0; p < sm.pools.size(); ++p) all.pools.push_back(p);
-      sets.push_back(std::move(all));
-      rules.push_back(RuleModel{});
-      rules.back().primary = static_cast<uint32_t>(sets.size() - 1);
-    }
+    const Steering st = steering_of(sm);
     const uint32_t set_base = static_cast<uint32_t>(pool_sets_.size());
-    for (const PoolSetModel& ps : sets) {
+    for (const PoolSetModel& ps : st.sets) {
       snap::PoolSet out{};
       out.name = blob_ref(ps.name);
       out.pool_first = static_cast<uint32_t>(set_pools_.size());
@@ -604,43 +802,35 @@ class Builder {
       pool_sets_.push_back(out);
     }
     svc.rule_first = static_cast<uint32_t>(rules_.size());
-    svc.rule_count = static_cast<uint32_t>(rules.size());
-    for (const RuleModel& rm : rules) {
+    svc.rule_count = static_cast<uint32_t>(st.rules.size());
+    for (const RuleModel& rm : st.rules) {
       snap::Rule r{};
       r.primary = set_base + rm.primary;
       r.secondary = rm.secondary == kNone ? kNone : set_base + rm.secondary;
       r.set_first = static_cast<uint32_t>(rule_sets_.size());
       r.set_count = static_cast<uint32_t>(rm.client_sets.size());
       rule_sets_.insert(rule_sets_.end(), rm.client_sets.begin(), rm.client_sets.end());
-      r.active = rm.use_secondary ? 1 : 0;
-      r.switch_reason = static_cast<uint8_t>(rm.switch_reason);
-      for (uint32_t p : sets[rm.primary].pools) {
-        for (const MemberModel& m : sm.pools[p].members) {
-          ++r.primary_total;
-          r.primary_usable += member_usable(m, model_.unknown_health_is_up) ? 1 : 0;
-        }
-      }
+      decide_rule(sm, st, rm, model_.unknown_health_is_up, &r);
       r.min_members = sm.switch_policy.min_members;
       r.min_percent = sm.switch_policy.min_percent;
-      r.hold_down_left_s = rm.hold_down_left_s;
       rules_.push_back(r);
     }
 
     // Class -> rule: the first rule naming a set the class is in, else the default (last) rule.
     // Precomputed here so that a query does one array index, never a loop over rules.
     svc.class_rules = kNone;
-    svc.fixed_rule = static_cast<uint16_t>(rules.size() - 1);
+    svc.fixed_rule = static_cast<uint16_t>(st.rules.size() - 1);
     bool vary = false;
-    if (rules.size() > 1) {
+    if (st.rules.size() > 1) {
       std::vector<uint16_t> map(class_count());
-      for (uint32_t c = 0; c < map.size(); ++c) map[c] = rule_for_class(rules, c);
+      for (uint32_t c = 0; c < map.size(); ++c) map[c] = rule_for_class(st.rules, c);
       if (std::all_of(map.begin(), map.end(), [&](uint16_t v) { return v == map[0]; })) {
         svc.fixed_rule = map[0];  // no class tells the rules apart: no client dependency
       } else {
         svc.class_rules = intern16(&class_rules_, &class_rules_index_, map);
         // Different rules may still answer alike (same sets, same active one): then the rule
         // is named in explain but the answer does not depend on the client.
-        for (uint16_t v : map) vary |= !same_outcome(sets, rules[v], rules[map[0]]);
+        vary = rules_vary(st, distinct_rules(map.data(), map.size()));
       }
     }
     svc.flags = static_cast<uint8_t>(
@@ -650,38 +840,14 @@ class Builder {
     services_.push_back(svc);
   }
 
-  static bool same_outcome(const std::vector<PoolSetModel>& sets, const RuleModel& a,
-                           const RuleModel& b) {
-    auto pools = [&](uint32_t set) {
-      return set == kNone ? std::vector<uint32_t>{} : sets[set].pools;
-    };
-    return pools(a.primary) == pools(b.primary) && pools(a.secondary) == pools(b.secondary) &&
-           a.use_secondary == b.use_secondary;
-  }
-
   uint16_t rule_for_class(const std::vector<RuleModel>& rules, uint32_t c) const {
-    const auto [sets, count] = class_sets(c);
+    const auto [sets, count] = class_tables_.sets(c);
     for (size_t r = 0; r + 1 < rules.size(); ++r) {
       for (uint32_t want : rules[r].client_sets) {
         if (std::binary_search(sets, sets + count, want)) return static_cast<uint16_t>(r);
       }
     }
     return static_cast<uint16_t>(rules.size() - 1);
-  }
-
-  // Appends `values` to `table` unless the same run is already there; returns its index. Services
-  // and pools with the same structure (an A and an AAAA service, sites with the same datacenters)
-  // then share one per-class table.
-  static uint32_t intern16(std::vector<uint16_t>* table,
-                           std::map<std::vector<uint16_t>, uint32_t>* index,
-                           const std::vector<uint16_t>& values) {
-    auto it = index->find(values);
-    if (it != index->end()) return it->second;
-    if (table->size() + values.size() >= UINT32_MAX) fail("per-class tables exceed 4 G entries");
-    const uint32_t at = static_cast<uint32_t>(table->size());
-    table->insert(table->end(), values.begin(), values.end());
-    index->emplace(values, at);
-    return at;
   }
 
   void emit_pool(uint16_t rtype, const PoolModel& pm) {
@@ -696,9 +862,6 @@ class Builder {
     pool.persist_v6 = pm.persist_v6;
     pool.member_first = static_cast<uint32_t>(members_.size());
     pool.member_count = static_cast<uint32_t>(pm.members.size());
-    std::vector<uint32_t> usable;
-    std::vector<uint32_t> usable_dc;
-    std::vector<uint64_t> usable_weights;
     for (const MemberModel& mm : pm.members) {
       snap::Member m{};
       m.name = blob_ref(mm.name);
@@ -711,67 +874,13 @@ class Builder {
       m.datacenter = mm.datacenter;
       m.persist_key = engine::member_persist_key(reinterpret_cast<const uint8_t*>(mm.name.data()),
                                                  mm.name.size(), mm.rdata.data(), mm.rdata.size());
-      if (m.usable) {
-        usable.push_back(static_cast<uint32_t>(members_.size()));
-        usable_dc.push_back(mm.datacenter);
-        usable_weights.push_back(mm.weight);
-      }
       if (mm.weight != pm.members.front().weight) pool.persist_weighted = 1;
       members_.push_back(m);
     }
     if (!pm.uses(snap::PoolMethod::kPersistence)) pool.persist_weighted = 0;
-    pool.usable_first = static_cast<uint32_t>(slots_.size());
-    pool.usable_count = static_cast<uint32_t>(usable.size());
-    slots_.insert(slots_.end(), usable.begin(), usable.end());
-    pool.wheel_first = static_cast<uint32_t>(slots_.size());
-    if (pm.uses(snap::PoolMethod::kRatio)) {
-      for (uint32_t pos : smooth_wheel(usable_weights)) slots_.push_back(usable[pos]);
-    }
-    pool.wheel_count = static_cast<uint32_t>(slots_.size()) - pool.wheel_first;
-    pool.topo_map = kNone;
-    if (pm.uses(snap::PoolMethod::kTopology)) emit_topology(&pool, usable, usable_dc);
+    health_.append(pool_health(pm, pool.member_first, model_.unknown_health_is_up, class_tables_),
+                   pm.uses(snap::PoolMethod::kTopology), &pool);
     pools_.push_back(pool);
-  }
-
-  // For every client class: the usable members in the datacenter(s) with the highest score for
-  // it. Classes with the same winners share one pick; a class whose scored datacenters have no
-  // usable member maps to kNoPick (the method fails and the chain goes on).
-  void emit_topology(snap::Pool* pool, const std::vector<uint32_t>& usable,
-                     const std::vector<uint32_t>& usable_dc) {
-    // Keyed by the members only: classes whose winners are the same members get the same answer
-    // (whatever the score), so they share a pick and do not make the answer client-dependent.
-    std::map<std::vector<uint32_t>, uint16_t> picks;
-    std::vector<uint16_t> map(class_count(), snap::kNoPick);
-    pool->topo_pick_first = static_cast<uint32_t>(topo_picks_.size());
-    for (uint32_t c = 0; c < map.size(); ++c) {
-      uint16_t best = 0;
-      for (uint32_t dc : usable_dc) best = std::max(best, topology_score(c, dc));
-      if (best == 0) continue;
-      std::vector<uint32_t> group;
-      uint32_t first_dc = snap::kNoDatacenter;
-      for (size_t i = 0; i < usable.size(); ++i) {
-        if (topology_score(c, usable_dc[i]) != best) continue;
-        if (group.empty()) first_dc = usable_dc[i];
-        group.push_back(usable[i]);
-      }
-      auto [it, inserted] = picks.try_emplace(group, 0);
-      if (inserted) {
-        if (picks.size() >= snap::kNoPick) fail("a topology pool has too many distinct picks");
-        it->second = static_cast<uint16_t>(topo_picks_.size() - pool->topo_pick_first);
-        snap::TopoPick pick{};
-        pick.slot_first = static_cast<uint32_t>(slots_.size());
-        pick.slot_count = static_cast<uint32_t>(group.size());
-        pick.datacenter = first_dc;
-        pick.score = best;
-        slots_.insert(slots_.end(), group.begin(), group.end());
-        topo_picks_.push_back(pick);
-      }
-      map[c] = it->second;
-    }
-    pool->topo_pick_count = static_cast<uint32_t>(topo_picks_.size()) - pool->topo_pick_first;
-    pool->topo_varies =
-        std::all_of(map.begin(), map.end(), [&](uint16_t v) { return v == map[0]; }) ? 0 : 1;
-    pool->topo_map = intern16(&topo_maps_, &topo_maps_index_, map);
   }
 
   // Regions, ISP lines, datacenters, classes and the LPM tables: the same for every service.
@@ -826,8 +935,8 @@ class Builder {
 
   std::vector<uint8_t> layout() const {
     for (size_t count : {nodes_out_.size(), rrsets_.size(), rdatas_.size(), members_.size(),
-                         pools_.size(), slots_.size(), pool_sets_.size(), set_pools_.size(),
-                         rules_.size(), rule_sets_.size(), topo_picks_.size()}) {
+                         pools_.size(), health_.slots.size(), pool_sets_.size(), set_pools_.size(),
+                         rules_.size(), rule_sets_.size(), health_.topo_picks.size()}) {
       if (count >= UINT32_MAX) fail("snapshot has too many entries");
     }
     snap::Header h{};
@@ -849,7 +958,7 @@ class Builder {
     add_section(image, h, snap::kSecServices, services_);
     add_section(image, h, snap::kSecPools, pools_);
     add_section(image, h, snap::kSecMembers, members_);
-    add_section(image, h, snap::kSecPoolSlots, slots_);
+    add_section(image, h, snap::kSecPoolSlots, health_.slots);
     static const std::vector<uint8_t> kNoTable;
     add_section(image, h, snap::kSecLpm4, model_.geo ? model_.geo->lpm4 : kNoTable);
     add_section(image, h, snap::kSecLpm6, model_.geo ? model_.geo->lpm6 : kNoTable);
@@ -862,8 +971,8 @@ class Builder {
     add_section(image, h, snap::kSecSetPools, set_pools_);
     add_section(image, h, snap::kSecRules, rules_);
     add_section(image, h, snap::kSecClassRules, class_rules_);
-    add_section(image, h, snap::kSecTopoMaps, topo_maps_);
-    add_section(image, h, snap::kSecTopoPicks, topo_picks_);
+    add_section(image, h, snap::kSecTopoMaps, health_.topo_maps);
+    add_section(image, h, snap::kSecTopoPicks, health_.topo_picks);
     add_section(image, h, snap::kSecRuleSets, rule_sets_);
     while (image.size() % 8 != 0) image.push_back(0);
     h.total_size = image.size();
@@ -873,6 +982,7 @@ class Builder {
   }
 
   const SnapshotModel& model_;
+  const ClassTables class_tables_;
   std::map<WireName, NodeInfo, WireNameLess> nodes_;  // byte order of wire names: deterministic node order
 
   std::vector<uint8_t> blob_;
@@ -884,7 +994,6 @@ class Builder {
   std::vector<snap::Service> services_;
   std::vector<snap::Pool> pools_;
   std::vector<snap::Member> members_;
-  std::vector<uint32_t> slots_;
   std::vector<snap::ClientSet> client_sets_;
   std::vector<snap::Datacenter> datacenters_;
   std::vector<snap::ClientClass> classes_;
@@ -896,9 +1005,7 @@ class Builder {
   std::vector<uint32_t> rule_sets_;
   std::vector<uint16_t> class_rules_;
   std::map<std::vector<uint16_t>, uint32_t> class_rules_index_;
-  std::vector<uint16_t> topo_maps_;
-  std::map<std::vector<uint16_t>, uint32_t> topo_maps_index_;
-  std::vector<snap::TopoPick> topo_picks_;
+  HealthTables health_;  // pool slots, topology picks and maps
 };
 
 }  // namespace
@@ -928,6 +1035,343 @@ bool build_snapshot(const SnapshotModel& model, std::vector<uint8_t>* image, std
     if (error != nullptr) *error = std::string("snapshot build failed: ") + e.what();
   }
   return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health-only rebuilds.
+
+namespace {
+
+// A field added to the model must be sorted into configuration (compared below) or health
+// (copied below, recomputed by build_health): these sizes make the compiler say so.
+static_assert(sizeof(StaticRecord) == 56 && sizeof(ZoneModel) == 80 && sizeof(MemberModel) == 96 &&
+                  sizeof(PoolModel) == 64 && sizeof(PoolSetModel) == 56 &&
+                  sizeof(SwitchPolicy) == 16 && sizeof(RuleModel) == 40 &&
+                  sizeof(ServiceModel) == 160 && sizeof(SnapshotModel) == 176,
+              "the model changed: update same_configuration, copy_health_fields and "
+              "SnapshotCompiler::build_health");
+
+bool same_record(const StaticRecord& a, const StaticRecord& b) {
+  return a.type == b.type && a.ttl == b.ttl && a.owner == b.owner && a.rdata == b.rdata;
+}
+
+bool same_zone(const ZoneModel& a, const ZoneModel& b) {
+  return a.soa_ttl == b.soa_ttl && a.apex == b.apex && a.soa_rdata == b.soa_rdata &&
+         std::equal(a.records.begin(), a.records.end(), b.records.begin(), b.records.end(),
+                    same_record);
+}
+
+bool same_member(const MemberModel& a, const MemberModel& b) {
+  return a.weight == b.weight && a.mode == b.mode && a.datacenter == b.datacenter &&
+         a.monitors_needed == b.monitors_needed && a.name == b.name && a.rdata == b.rdata &&
+         a.monitors == b.monitors;
+}
+
+bool same_pool(const PoolModel& a, const PoolModel& b) {
+  return a.method == b.method && a.alternate == b.alternate &&
+         a.fallback_method == b.fallback_method && a.return_n == b.return_n &&
+         a.persist_v4 == b.persist_v4 && a.persist_v6 == b.persist_v6 && a.name == b.name &&
+         std::equal(a.members.begin(), a.members.end(), b.members.begin(), b.members.end(),
+                    same_member);
+}
+
+bool same_rule(const RuleModel& a, const RuleModel& b) {
+  return a.primary == b.primary && a.secondary == b.secondary && a.client_sets == b.client_sets;
+}
+
+bool same_service(const ServiceModel& a, const ServiceModel& b) {
+  const SwitchPolicy& p = a.switch_policy;
+  const SwitchPolicy& q = b.switch_policy;
+  return a.rtype == b.rtype && a.empty_action == b.empty_action && a.use_ecs == b.use_ecs &&
+         p.min_members == q.min_members && p.min_percent == q.min_percent &&
+         p.hold_down == q.hold_down && p.hold_down_s == q.hold_down_s && a.name == b.name &&
+         a.fallback == b.fallback &&
+         std::equal(a.pool_sets.begin(), a.pool_sets.end(), b.pool_sets.begin(), b.pool_sets.end(),
+                    [](const PoolSetModel& x, const PoolSetModel& y) {
+                      return x.name == y.name && x.pools == y.pools;
+                    }) &&
+         std::equal(a.rules.begin(), a.rules.end(), b.rules.begin(), b.rules.end(), same_rule) &&
+         std::equal(a.pools.begin(), a.pools.end(), b.pools.begin(), b.pools.end(), same_pool);
+}
+
+uint64_t micros_since(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+// Section `id` of a validated-by-construction image, as a typed array.
+template <typename T>
+std::vector<T> section_copy(const std::vector<uint8_t>& image, uint32_t id) {
+  const snap::Header& h = *reinterpret_cast<const snap::Header*>(image.data());
+  for (uint32_t i = 0; i < h.section_count; ++i) {
+    const snap::SectionEntry& e = h.sections[i];
+    if (e.id != id) continue;
+    std::vector<T> out(e.size / sizeof(T));
+    if (e.size != 0) std::memcpy(out.data(), image.data() + e.offset, e.size);
+    return out;
+  }
+  fail("internal: the image has no section " + std::to_string(id));
+}
+
+uint64_t unix_ms_now() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+bool same_configuration(const SnapshotModel& a, const SnapshotModel& b) {
+  return a.unknown_health_is_up == b.unknown_health_is_up && a.geo == b.geo &&
+         a.ecs_max_v4 == b.ecs_max_v4 && a.ecs_max_v6 == b.ecs_max_v6 &&
+         a.client_sets == b.client_sets && a.client_set_is_isp_line == b.client_set_is_isp_line &&
+         a.datacenters == b.datacenters &&
+         std::equal(a.zones.begin(), a.zones.end(), b.zones.begin(), b.zones.end(), same_zone) &&
+         std::equal(a.services.begin(), a.services.end(), b.services.begin(), b.services.end(),
+                    same_service);
+}
+
+void copy_health_fields(const SnapshotModel& from, SnapshotModel* to) {
+  to->generation = from.generation;
+  for (size_t s = 0; s < from.services.size(); ++s) {
+    const ServiceModel& src = from.services[s];
+    ServiceModel& dst = to->services[s];
+    dst.ttl = src.ttl;
+    for (size_t r = 0; r < src.rules.size(); ++r) {
+      dst.rules[r].use_secondary = src.rules[r].use_secondary;
+      dst.rules[r].switch_reason = src.rules[r].switch_reason;
+      dst.rules[r].hold_down_left_s = src.rules[r].hold_down_left_s;
+    }
+    for (size_t p = 0; p < src.pools.size(); ++p) {
+      for (size_t m = 0; m < src.pools[p].members.size(); ++m) {
+        dst.pools[p].members[m].health = src.pools[p].members[m].health;
+        dst.pools[p].members[m].enabled = src.pools[p].members[m].enabled;
+      }
+    }
+  }
+}
+
+void reset_to_configuration(const SnapshotModel& config, SnapshotModel* image_model) {
+  if (same_configuration(config, *image_model)) {
+    copy_health_fields(config, image_model);
+  } else {
+    *image_model = config;
+  }
+}
+
+std::vector<uint8_t> ImageParts::flatten() const {
+  std::vector<uint8_t> out;
+  out.reserve(size);
+  for (const auto& [data, len] : parts) out.insert(out.end(), data, data + len);
+  return out;
+}
+
+// The last full build and what health-only builds reuse of it, plus their output buffers (kept
+// from one build to the next, so a health build allocates almost nothing).
+struct SnapshotCompiler::Kept {
+  SnapshotModel config;       // the model of the full build
+  std::vector<uint8_t> base;  // its image
+  std::vector<snap::Service> services;
+  std::vector<snap::Pool> pools;
+  std::vector<snap::Member> members;
+  std::vector<snap::Rule> rules;
+  std::vector<snap::RRset> rrsets;
+  std::vector<std::vector<uint16_t>> used_rules;  // per service: distinct class -> rule values
+  // Per pool: the usable members its cached slots were computed for, and those slots.
+  std::vector<std::vector<uint32_t>> usable_key;
+  std::vector<PoolHealth> pool_health;
+  std::vector<bool> cached;
+  // Output of the latest build.
+  HealthTables tables;
+  snap::Header header{};
+  std::vector<uint8_t> flat;  // with_checksum: the image in one piece
+};
+
+SnapshotCompiler::SnapshotCompiler() = default;
+SnapshotCompiler::~SnapshotCompiler() = default;
+
+void SnapshotCompiler::reset() {
+  kept_.reset();
+}
+
+bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::string* error,
+                             bool with_checksum) {
+  stats_ = Stats();
+  auto start = std::chrono::steady_clock::now();
+  const bool same = kept_ != nullptr && same_configuration(kept_->config, model);
+  stats_.compare_us = micros_since(start);
+  start = std::chrono::steady_clock::now();
+  if (same) {
+    stats_.incremental = true;
+    const bool ok = build_health(model, out, error, with_checksum);
+    stats_.build_us = micros_since(start);
+    return ok;
+  }
+  kept_.reset();
+  auto kept = std::make_unique<Kept>();
+  if (!build_snapshot(model, &kept->base, error)) return false;
+  try {
+    const std::vector<uint8_t>& image = kept->base;
+    kept->config = model;
+    kept->services = section_copy<snap::Service>(image, snap::kSecServices);
+    kept->pools = section_copy<snap::Pool>(image, snap::kSecPools);
+    kept->members = section_copy<snap::Member>(image, snap::kSecMembers);
+    kept->rules = section_copy<snap::Rule>(image, snap::kSecRules);
+    kept->rrsets = section_copy<snap::RRset>(image, snap::kSecRRsets);
+    const std::vector<uint16_t> class_rules = section_copy<uint16_t>(image, snap::kSecClassRules);
+    const uint32_t classes = ClassTables(model).count();
+    for (const snap::Service& svc : kept->services) {
+      kept->used_rules.push_back(
+          svc.class_rules == kNone ? std::vector<uint16_t>{}
+                                   : distinct_rules(class_rules.data() + svc.class_rules, classes));
+    }
+    kept->usable_key.resize(kept->pools.size());
+    kept->pool_health.resize(kept->pools.size());
+    kept->cached.assign(kept->pools.size(), false);
+  } catch (const std::exception& e) {
+    if (error != nullptr) *error = std::string("snapshot build failed: ") + e.what();
+    return false;
+  }
+  kept_ = std::move(kept);
+  out->parts = {{kept_->base.data(), kept_->base.size()}};
+  out->size = kept_->base.size();
+  stats_.pools = static_cast<uint32_t>(kept_->pools.size());
+  stats_.pools_recomputed = stats_.pools;
+  stats_.build_us = micros_since(start);
+  return true;
+}
+
+bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out, std::string* error,
+                                    bool with_checksum) {
+  Kept& k = *kept_;
+  try {
+    const ClassTables classes(model);
+    const bool unknown_up = model.unknown_health_is_up;
+    HealthTables& tables = k.tables;
+    tables.slots.clear();
+    tables.topo_picks.clear();
+    tables.topo_maps.clear();
+    tables.topo_maps_index.clear();
+    // Every health field of these is rewritten below; the rest is the full build's.
+    std::vector<snap::Service>& services = k.services;
+    std::vector<snap::Pool>& pools = k.pools;
+    std::vector<snap::Member>& members = k.members;
+    std::vector<snap::Rule>& rules = k.rules;
+    std::vector<uint32_t> usable;
+    uint32_t recomputed = 0;
+    for (size_t s = 0; s < model.services.size(); ++s) {
+      const ServiceModel& sm = model.services[s];
+      snap::Service& svc = services[s];
+      for (size_t i = 0; i < sm.pools.size(); ++i) {
+        const PoolModel& pm = sm.pools[i];
+        const uint32_t p = svc.pool_first + static_cast<uint32_t>(i);
+        snap::Pool& pool = pools[p];
+        usable.clear();
+        for (uint32_t j = 0; j < pm.members.size(); ++j) {
+          const MemberModel& mm = pm.members[j];
+          if (const char* problem = member_state_problem(mm)) {
+            fail("service " + text(sm.name) + " " + type_text(sm.rtype) + ": pool " + pm.name +
+                 ": member " + mm.name + ": " + problem);
+          }
+          snap::Member& m = members[pool.member_first + j];
+          m.mode = static_cast<uint8_t>(mm.mode);
+          m.health = static_cast<uint8_t>(mm.health);
+          m.enabled = mm.enabled ? 1 : 0;
+          m.usable = member_usable(mm, unknown_up) ? 1 : 0;
+          if (m.usable) usable.push_back(pool.member_first + j);
+        }
+        if (!k.cached[p] || k.usable_key[p] != usable) {
+          k.pool_health[p] = pool_health(pm, pool.member_first, unknown_up, classes);
+          k.usable_key[p] = usable;
+          k.cached[p] = true;
+          ++recomputed;
+        }
+        tables.append(k.pool_health[p], pm.uses(snap::PoolMethod::kTopology), &pool);
+      }
+      const Steering st = steering_of(sm);
+      for (size_t r = 0; r < st.rules.size(); ++r) {
+        if (const char* problem = rule_decision_problem(st.rules[r])) {
+          fail("service " + text(sm.name) + " " + type_text(sm.rtype) + ": rule " +
+               std::to_string(r + 1) + ": " + problem);
+        }
+        decide_rule(sm, st, st.rules[r], unknown_up, &rules[svc.rule_first + r]);
+      }
+      svc.ttl = sm.ttl;
+      const bool vary = svc.class_rules != kNone && rules_vary(st, k.used_rules[s]);
+      svc.flags = static_cast<uint8_t>((svc.flags & ~snap::kSvcRulesVary) |
+                                       (vary ? snap::kSvcRulesVary : 0));
+    }
+    for (snap::RRset& rs : k.rrsets) {
+      if (rs.kind == snap::kRRsetGslb) rs.ttl = services[rs.rdata_first].ttl;
+    }
+    if (tables.slots.size() >= UINT32_MAX || tables.topo_picks.size() >= UINT32_MAX) {
+      fail("snapshot has too many entries");
+    }
+    stats_.pools = static_cast<uint32_t>(k.pools.size());
+    stats_.pools_recomputed = recomputed;
+  } catch (const BuildError& e) {
+    if (error != nullptr) *error = e.what();
+    return false;
+  } catch (const std::bad_alloc&) {
+    if (error != nullptr) *error = "out of memory while building the snapshot";
+    return false;
+  }
+
+  // The base image's layout with the health sections replaced: same order, same alignment.
+  auto span = [](const auto& v) {
+    return std::pair<const uint8_t*, size_t>(reinterpret_cast<const uint8_t*>(v.data()),
+                                             v.size() * sizeof(v[0]));
+  };
+  const std::pair<uint32_t, std::pair<const uint8_t*, size_t>> recomputed[] = {
+      {snap::kSecServices, span(k.services)},
+      {snap::kSecPools, span(k.pools)},
+      {snap::kSecMembers, span(k.members)},
+      {snap::kSecRules, span(k.rules)},
+      {snap::kSecRRsets, span(k.rrsets)},
+      {snap::kSecPoolSlots, span(k.tables.slots)},
+      {snap::kSecTopoPicks, span(k.tables.topo_picks)},
+      {snap::kSecTopoMaps, span(k.tables.topo_maps)},
+  };
+  static const uint8_t kZeros[8] = {};
+  const snap::Header& base = *reinterpret_cast<const snap::Header*>(k.base.data());
+  snap::Header& h = k.header;
+  h = base;
+  h.generation = model.generation;
+  h.created_unix_ms = unix_ms_now();
+  h.checksum = 0;
+  out->parts.clear();
+  out->parts.emplace_back(reinterpret_cast<const uint8_t*>(&h), sizeof(h));
+  uint64_t offset = sizeof(h);
+  for (uint32_t i = 0; i < base.section_count; ++i) {
+    snap::SectionEntry& e = h.sections[i];
+    std::pair<const uint8_t*, size_t> bytes(k.base.data() + e.offset, e.size);
+    for (const auto& [id, fresh] : recomputed) {
+      if (id == e.id) bytes = fresh;
+    }
+    const auto [data, len] = bytes;
+    if (offset % 8 != 0) {
+      out->parts.emplace_back(kZeros, 8 - offset % 8);
+      offset += 8 - offset % 8;
+    }
+    e.offset = offset;
+    e.size = len;
+    if (len != 0) out->parts.emplace_back(data, len);
+    offset += len;
+  }
+  if (offset % 8 != 0) {
+    out->parts.emplace_back(kZeros, 8 - offset % 8);
+    offset += 8 - offset % 8;
+  }
+  h.total_size = offset;
+  out->size = offset;
+  if (with_checksum) {
+    k.flat = out->flatten();
+    h.checksum = snap::image_checksum(k.flat.data() + sizeof(h), k.flat.size() - sizeof(h));
+    std::memcpy(k.flat.data(), &h, sizeof(h));
+    out->parts = {{k.flat.data(), k.flat.size()}};
+  }
+  return true;
 }
 
 }  // namespace gtm::control

@@ -4,8 +4,11 @@
 // each pool's usable list and weighted wheel are computed here, once per publish.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "control/compiler/model.h"
@@ -19,5 +22,71 @@ bool build_snapshot(const SnapshotModel& model, std::vector<uint8_t>* image, std
 
 // Whether a member counts as usable, the single rule shared by the builder and explain output.
 bool member_usable(const MemberModel& m, bool unknown_health_is_up);
+
+// The fields of a model that health, operator overrides and control's switch policy decide for
+// each image, on top of the configuration: a member's `health` and `enabled`, a rule's
+// `use_secondary`, `switch_reason` and `hold_down_left_s`, a service's `ttl` (unstable_ttl), and
+// the generation. Everything else is the configuration.
+//
+// Whether `a` and `b` have the same configuration (equal in everything else; the geo tables
+// compared by identity).
+bool same_configuration(const SnapshotModel& a, const SnapshotModel& b);
+// Copies the health fields of `from` into `to`, which has the same configuration.
+void copy_health_fields(const SnapshotModel& from, SnapshotModel* to);
+// Makes *image_model `config` before health, overrides and the switch policy are stamped on it:
+// when it already has the same configuration (an earlier image of it) only the health fields are
+// copied, not the names, records and tables (a health publish at scale copies no strings).
+void reset_to_configuration(const SnapshotModel& config, SnapshotModel* image_model);
+
+// An image as consecutive byte ranges (header, sections, padding), to be written out with one
+// writev instead of being copied into one buffer first.
+struct ImageParts {
+  std::vector<std::pair<const uint8_t*, size_t>> parts;
+  size_t size = 0;
+  std::vector<uint8_t> flatten() const;
+};
+
+// Builds the images of one configuration again and again as health changes, recomputing only
+// what health decides.
+//
+// A model whose configuration differs from the last full build's (or the first one) is built in
+// full (build_snapshot) and its image kept. A model with the same configuration is a health-only
+// change: members' usable flags, pools' usable lists, ratio wheels and topology picks (only for
+// pools whose usable members changed), rules' active sets, services' TTLs and flags, and the
+// TTLs of GSLB RRsets are recomputed, and every other section (names, zones, RRsets, RDATA, the
+// geo and per-class tables) is taken from the kept image. The result is, byte for byte, what
+// build_snapshot makes of the same model (tests/control/snapshot_compiler_test.cc).
+class SnapshotCompiler {
+ public:
+  struct Stats {
+    bool incremental = false;  // false: a full build
+    uint64_t compare_us = 0;   // same_configuration
+    uint64_t build_us = 0;     // the build itself, checksum included
+    uint32_t pools_recomputed = 0;
+    uint32_t pools = 0;
+  };
+
+  SnapshotCompiler();
+  ~SnapshotCompiler();
+  SnapshotCompiler(const SnapshotCompiler&) = delete;
+  SnapshotCompiler& operator=(const SnapshotCompiler&) = delete;
+
+  // Builds `model` into *out, whose byte ranges stay valid until the next build or the
+  // compiler's end. Without `with_checksum` the header's checksum is 0: for a sealed memfd, whose
+  // checksum the dataplane does not verify (it checksums what it saves). Same errors as
+  // build_snapshot.
+  bool build(const SnapshotModel& model, ImageParts* out, std::string* error,
+             bool with_checksum = true);
+  const Stats& stats() const { return stats_; }
+  // Forgets the kept configuration: the next build is a full one.
+  void reset();
+
+ private:
+  struct Kept;
+  bool build_health(const SnapshotModel& model, ImageParts* out, std::string* error,
+                    bool with_checksum);
+  std::unique_ptr<Kept> kept_;
+  Stats stats_;
+};
 
 }  // namespace gtm::control

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "control/compiler/model.h"
+#include "control/policy/switch_policy.h"
 
 namespace gtm::control {
 
@@ -35,5 +36,9 @@ std::string event_text(const StateEvent& e, const std::string& reason);
 // The webhook body (docs/config.md, `alerts`).
 std::string event_json(const StateEvent& e, const std::string& reason, uint64_t generation,
                        uint64_t time_ms);
+// The webhook body of a switch-policy transition: {"event":"switch",...,"rule":1,
+// "from":"primary","to":"secondary","why":"primary below its minimum",...}.
+std::string switch_event_json(const SwitchEvent& e, const std::string& reason, uint64_t generation,
+                              uint64_t time_ms);
 
 }  // namespace gtm::control

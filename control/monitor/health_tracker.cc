@@ -76,7 +76,52 @@ bool HealthTracker::configure(const SnapshotModel& model, const std::vector<Moni
     for (size_t i : member.targets) members_of_target_[i].push_back(&member);
     refresh(&member, now);  // the monitors or the rule may have changed
   }
+  shape_ = Shape();
+  for (const ServiceModel& svc : model.services) {
+    const std::string service = wire_name_text(svc.name);
+    shape_.services.emplace_back(svc.name, svc.rtype);
+    shape_.pool_counts.push_back(svc.pools.size());
+    for (const PoolModel& pool : svc.pools) {
+      shape_.pools.push_back(pool.name);
+      shape_.member_counts.push_back(pool.members.size());
+      for (const MemberModel& m : pool.members) {
+        shape_.members.push_back(m.name);
+        shape_.tracked.push_back(find_member(service, svc, pool, m));
+      }
+    }
+  }
   return true;
+}
+
+const HealthTracker::MemberTargets* HealthTracker::find_member(const std::string& service,
+                                                               const ServiceModel& svc,
+                                                               const PoolModel& pool,
+                                                               const MemberModel& m) const {
+  auto it = members_.find(member_key(service, svc.rtype, pool.name, m.name));
+  return it == members_.end() ? nullptr : &it->second;
+}
+
+const std::vector<const HealthTracker::MemberTargets*>* HealthTracker::positions_for(
+    const SnapshotModel& model) const {
+  const Shape& sh = shape_;
+  if (model.services.size() != sh.services.size()) return nullptr;
+  size_t p = 0;
+  size_t m = 0;
+  for (size_t s = 0; s < model.services.size(); ++s) {
+    const ServiceModel& svc = model.services[s];
+    if (svc.rtype != sh.services[s].second || svc.name != sh.services[s].first ||
+        svc.pools.size() != sh.pool_counts[s]) {
+      return nullptr;
+    }
+    for (const PoolModel& pool : svc.pools) {
+      if (pool.name != sh.pools[p] || pool.members.size() != sh.member_counts[p]) return nullptr;
+      ++p;
+      for (const MemberModel& member : pool.members) {
+        if (member.name != sh.members[m++]) return nullptr;
+      }
+    }
+  }
+  return &sh.tracked;
 }
 
 snap::MemberHealth HealthTracker::health_of(const MemberTargets& mt,
@@ -138,13 +183,17 @@ bool HealthTracker::apply(const std::vector<ProbeResult>& results, ProbeClock::t
 }
 
 void HealthTracker::annotate(SnapshotModel* model) const {
+  const std::vector<const MemberTargets*>* positions = positions_for(*model);
+  size_t i = 0;
   for (ServiceModel& svc : model->services) {
-    const std::string service = wire_name_text(svc.name);
+    const std::string service = positions == nullptr ? wire_name_text(svc.name) : std::string();
     for (PoolModel& pool : svc.pools) {
       for (MemberModel& m : pool.members) {
-        auto it = members_.find(member_key(service, svc.rtype, pool.name, m.name));
-        if (it == members_.end() || it->second.targets.empty()) continue;
-        m.health = it->second.health;
+        const MemberTargets* mt =
+            positions == nullptr ? find_member(service, svc, pool, m) : (*positions)[i];
+        ++i;
+        if (mt == nullptr || mt->targets.empty()) continue;
+        m.health = mt->health;
       }
     }
   }
@@ -154,17 +203,27 @@ ProbeClock::time_point HealthTracker::apply_unstable_ttl(
     SnapshotModel* model, const std::map<WireName, UnstableTtl>& policies,
     ProbeClock::time_point now) const {
   ProbeClock::time_point restore = ProbeClock::time_point::max();
+  if (policies.empty()) return restore;
+  const std::vector<const MemberTargets*>* positions = positions_for(*model);
+  size_t i = 0;
   for (ServiceModel& svc : model->services) {
+    size_t members = 0;
+    for (const PoolModel& pool : svc.pools) members += pool.members.size();
+    const size_t first = i;
+    i += members;
     auto policy = policies.find(svc.name);
     if (policy == policies.end() || policy->second.ttl >= svc.ttl) continue;
     const auto window = std::chrono::milliseconds(policy->second.window_ms);
-    const std::string service = wire_name_text(svc.name);
+    const std::string service = positions == nullptr ? wire_name_text(svc.name) : std::string();
     std::optional<ProbeClock::time_point> last;
+    size_t k = first;
     for (const PoolModel& pool : svc.pools) {
       for (const MemberModel& m : pool.members) {
-        auto it = members_.find(member_key(service, svc.rtype, pool.name, m.name));
-        if (it == members_.end() || !it->second.changed_at) continue;
-        last = std::max(last.value_or(*it->second.changed_at), *it->second.changed_at);
+        const MemberTargets* mt =
+            positions == nullptr ? find_member(service, svc, pool, m) : (*positions)[k];
+        ++k;
+        if (mt == nullptr || !mt->changed_at) continue;
+        last = std::max(last.value_or(*mt->changed_at), *mt->changed_at);
       }
     }
     if (!last || now - *last >= window) continue;

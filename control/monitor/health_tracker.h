@@ -72,9 +72,25 @@ class HealthTracker {
   // Re-derives the member's health; records the time when it went between up and down.
   void refresh(MemberTargets* member, ProbeClock::time_point now);
 
+  // The tracked member of every member of `model`, in model order (nullptr: none), when `model`
+  // has the services, pools and members, by name, of the model last configured: then no key is
+  // built per member (annotate runs for every image). nullptr when it has not.
+  const std::vector<const MemberTargets*>* positions_for(const SnapshotModel& model) const;
+  const MemberTargets* find_member(const std::string& service, const ServiceModel& svc,
+                                   const PoolModel& pool, const MemberModel& m) const;
+
   std::vector<Target> targets_;  // index = prober target index
   std::map<std::string, MemberTargets> members_;
   std::vector<std::vector<MemberTargets*>> members_of_target_;  // index = target index
+  // The configured model's names in model order, and what each member resolves to.
+  struct Shape {
+    std::vector<std::pair<WireName, uint16_t>> services;  // name, rtype
+    std::vector<size_t> pool_counts;                      // per service
+    std::vector<std::string> pools;
+    std::vector<size_t> member_counts;  // per pool
+    std::vector<std::string> members;
+    std::vector<const MemberTargets*> tracked;  // per member
+  } shape_;
 };
 
 }  // namespace gtm::control

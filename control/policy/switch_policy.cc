@@ -106,27 +106,36 @@ void SwitchTracker::apply(SnapshotModel* model, SwitchClock::time_point now) {
   rules_ = std::move(kept);
 }
 
-std::vector<std::string> switch_changes(const SnapshotModel& before, const SnapshotModel& after) {
-  std::vector<std::string> out;
+std::vector<SwitchEvent> switch_events(const SnapshotModel& before, const SnapshotModel& after) {
+  std::map<std::pair<WireName, uint16_t>, const ServiceModel*> old_services;
+  for (const ServiceModel& old : before.services)
+    old_services.emplace(std::pair(old.name, old.rtype), &old);
+  std::vector<SwitchEvent> out;
   for (const ServiceModel& now : after.services) {
-    for (const ServiceModel& old : before.services) {
-      if (old.name != now.name || old.rtype != now.rtype) continue;
-      for (size_t r = 0; r < now.rules.size() && r < old.rules.size(); ++r) {
-        if (old.rules[r].use_secondary == now.rules[r].use_secondary) continue;
-        const char* type = dns::rr_type_name(now.rtype);
-        const char* why = "primary good again";
-        if (now.rules[r].switch_reason == snap::SwitchReason::kPrimaryBelowMin) {
-          why = "primary below its minimum";
-        }
-        out.push_back(wire_name_text(now.name) + " " + (type != nullptr ? type : "?") + " rule " +
-                      std::to_string(r + 1) + ": " +
-                      (now.rules[r].use_secondary ? "primary set -> secondary set"
-                                                  : "secondary set -> primary set") +
-                      " (" + why + ")");
-      }
+    auto found = old_services.find(std::pair(now.name, now.rtype));
+    if (found == old_services.end()) continue;
+    const ServiceModel& old = *found->second;
+    for (size_t r = 0; r < now.rules.size() && r < old.rules.size(); ++r) {
+      if (old.rules[r].use_secondary == now.rules[r].use_secondary) continue;
+      const char* type = dns::rr_type_name(now.rtype);
+      SwitchEvent e;
+      e.service = wire_name_text(now.name);
+      e.type = type != nullptr ? type : std::to_string(now.rtype);
+      e.rule = static_cast<uint32_t>(r + 1);
+      e.to_secondary = now.rules[r].use_secondary;
+      e.why = now.rules[r].switch_reason == snap::SwitchReason::kPrimaryBelowMin
+                  ? "primary below its minimum"
+                  : "primary good again";
+      out.push_back(std::move(e));
     }
   }
   return out;
+}
+
+std::string switch_event_text(const SwitchEvent& e) {
+  return e.service + " " + e.type + " rule " + std::to_string(e.rule) + ": " +
+         (e.to_secondary ? "primary set -> secondary set" : "secondary set -> primary set") + " (" +
+         e.why + ")";
 }
 
 }  // namespace gtm::control

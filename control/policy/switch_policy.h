@@ -64,9 +64,20 @@ class SwitchTracker {
   std::optional<SwitchClock::time_point> next_deadline_;
 };
 
-// One line per rule whose active set differs between two images (matched by service name, type
-// and rule position), e.g. "www.gtm.example. A rule 1: primary set -> secondary set (primary
-// below its minimum)", for the log.
-std::vector<std::string> switch_changes(const SnapshotModel& before, const SnapshotModel& after);
+// A rule whose active set differs between two images (matched by service name, type and rule
+// position): logged and sent to the webhooks like the member, pool and service events.
+struct SwitchEvent {
+  std::string service;  // "www.gtm.example."
+  std::string type;     // "A", "AAAA" or "CNAME"
+  uint32_t rule = 0;    // position in the access policy, from 1
+  bool to_secondary = false;
+  std::string why;  // "primary below its minimum", "primary good again"
+};
+
+std::vector<SwitchEvent> switch_events(const SnapshotModel& before, const SnapshotModel& after);
+
+// The log line, e.g. "www.gtm.example. A rule 1: primary set -> secondary set (primary below its
+// minimum)".
+std::string switch_event_text(const SwitchEvent& e);
 
 }  // namespace gtm::control

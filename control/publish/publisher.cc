@@ -4,11 +4,14 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -171,26 +174,100 @@ RequestResult send_request(const std::string& socket_path, const std::string& re
   return r;
 }
 
-int make_sealed_memfd(const uint8_t* image, size_t len, std::string* error) {
+namespace {
+
+// Sealed so the dataplane can map it knowing no one can change or truncate it underneath.
+bool seal(int fd, std::string* error) {
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0) {
+    return true;
+  }
+  *error = errno_text("seal memfd");
+  return false;
+}
+
+int new_memfd(size_t len, std::string* error) {
   int fd = memfd_create("gtm-snapshot", MFD_ALLOW_SEALING | MFD_CLOEXEC);
   if (fd < 0) {
     *error = errno_text("memfd_create");
     return -1;
   }
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = write(fd, image + done, len - done);
+  // Sized first: the writes then fill pages without growing the file piece by piece.
+  if (ftruncate(fd, static_cast<off_t>(len)) != 0) {
+    *error = errno_text("ftruncate memfd");
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+int make_sealed_memfd(const uint8_t* image, size_t len, std::string* error) {
+  return make_sealed_memfd({{image, len}}, error);
+}
+
+SpareMemfd::~SpareMemfd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void SpareMemfd::prepare(size_t capacity) {
+  if (fd_ >= 0 && capacity_ >= capacity) return;
+  if (fd_ >= 0) close(fd_);
+  fd_ = memfd_create("gtm-snapshot", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+  capacity_ = 0;
+  if (fd_ < 0) return;
+  if (fallocate(fd_, 0, 0, static_cast<off_t>(capacity)) != 0) {
+    close(fd_);
+    fd_ = -1;
+    return;
+  }
+  capacity_ = capacity;
+}
+
+int SpareMemfd::take(size_t len) {
+  if (fd_ < 0 || capacity_ < len) return -1;
+  const int fd = fd_;
+  fd_ = -1;
+  capacity_ = 0;
+  if (ftruncate(fd, static_cast<off_t>(len)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int make_sealed_memfd(const std::vector<std::pair<const uint8_t*, size_t>>& parts,
+                      std::string* error, SpareMemfd* spare) {
+  size_t total = 0;
+  for (const auto& part : parts) total += part.second;
+  int fd = spare != nullptr ? spare->take(total) : -1;
+  if (fd < 0) fd = new_memfd(total, error);
+  if (fd < 0) return -1;
+  // writev takes at most IOV_MAX pieces and may write fewer bytes than asked: go on from where
+  // it stopped.
+  std::vector<iovec> iov;
+  iov.reserve(parts.size());
+  for (const auto& [data, len] : parts) {
+    if (len != 0) iov.push_back({const_cast<uint8_t*>(data), len});
+  }
+  size_t next = 0;
+  while (next < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - next, IOV_MAX));
+    ssize_t n = writev(fd, iov.data() + next, count);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       *error = errno_text("write memfd");
       close(fd);
       return -1;
     }
-    done += static_cast<size_t>(n);
+    size_t done = static_cast<size_t>(n);
+    while (next < iov.size() && done >= iov[next].iov_len) done -= iov[next++].iov_len;
+    if (done > 0) {
+      iov[next].iov_base = static_cast<uint8_t*>(iov[next].iov_base) + done;
+      iov[next].iov_len -= done;
+    }
   }
-  // Sealed so the dataplane can map it knowing no one can change or truncate it underneath.
-  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-    *error = errno_text("seal memfd");
+  if (!seal(fd, error)) {
     close(fd);
     return -1;
   }
@@ -202,9 +279,14 @@ PublishResult publish_image(const std::string& run_dir, uint64_t generation, con
   PublishResult p;
   FdGuard memfd(make_sealed_memfd(image, len, &p.error));
   if (memfd.get() < 0) return p;
+  return publish_memfd(run_dir, generation, memfd.get(), timeout_ms);
+}
 
+PublishResult publish_memfd(const std::string& run_dir, uint64_t generation, int memfd,
+                            int timeout_ms) {
+  PublishResult p;
   RequestResult r = send_request(run_dir_path(run_dir, proto::kDataplaneSocket),
-                                 "PUBLISH " + std::to_string(generation), memfd.get(), timeout_ms);
+                                 "PUBLISH " + std::to_string(generation), memfd, timeout_ms);
   p.round_trip_us = r.round_trip_us;
   p.status = r.status;
   p.error = r.error;

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace gtm::control {
 
@@ -34,6 +36,30 @@ RequestResult send_request(const std::string& socket_path, const std::string& re
 // Creates a sealed memfd holding `image[0, len)`. Returns the fd, or -1 and sets *error.
 int make_sealed_memfd(const uint8_t* image, size_t len, std::string* error);
 
+// A memfd whose pages are allocated ahead of the next image (fallocate): writing that image then
+// costs a copy, not the allocation and zeroing of megabytes of pages. gtm-control prepares one
+// after each acknowledgement, off the path from a probe verdict to the next one.
+class SpareMemfd {
+ public:
+  SpareMemfd() = default;
+  ~SpareMemfd();
+  SpareMemfd(const SpareMemfd&) = delete;
+  SpareMemfd& operator=(const SpareMemfd&) = delete;
+  // Best effort: without one, make_sealed_memfd makes a new memfd as usual.
+  void prepare(size_t capacity);
+  // The spare memfd sized to `len` (the caller owns it), or -1 when there is none that large.
+  int take(size_t len);
+
+ private:
+  int fd_ = -1;
+  size_t capacity_ = 0;
+};
+
+// The same for an image in consecutive pieces (ImageParts of control/compiler), written with
+// writev: the pieces are never copied into one buffer first. Uses `spare` when it has one.
+int make_sealed_memfd(const std::vector<std::pair<const uint8_t*, size_t>>& parts,
+                      std::string* error, SpareMemfd* spare = nullptr);
+
 struct PublishResult {
   RequestStatus status = RequestStatus::kFailed;
   uint64_t generation = 0;     // the acknowledged generation (kOk)
@@ -46,6 +72,9 @@ struct PublishResult {
 // Succeeds only on the reply "OK <generation>" with the same generation.
 PublishResult publish_image(const std::string& run_dir, uint64_t generation, const uint8_t* image,
                             size_t len, int timeout_ms = kDefaultReplyTimeoutMs);
+// The same for a sealed memfd made beforehand (the caller keeps and closes it).
+PublishResult publish_memfd(const std::string& run_dir, uint64_t generation, int memfd,
+                            int timeout_ms = kDefaultReplyTimeoutMs);
 
 struct GenerationResult {
   RequestStatus status = RequestStatus::kFailed;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "dataplane/io/control_protocol.h"
@@ -45,6 +46,12 @@ bool parse_u64(const std::string& s, uint64_t* out) {
   return true;
 }
 
+uint64_t micros_since(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
 // {"name":value,...} members (without braces) from visit_counters-style (name, value) pairs.
 class CounterJson {
  public:
@@ -71,10 +78,12 @@ ControlChannel::ControlChannel(SnapshotSlot* slot, std::string run_dir, int stop
       socket_path_(join_path(run_dir_, proto::kDataplaneSocket)),
       stop_fd_(stop_fd),
       workers_(std::move(workers)),
-      buffer_(proto::kMaxMessage) {}
+      buffer_(proto::kMaxMessage),
+      saver_(join_path(run_dir_, proto::kLastGoodSnapshot)) {}
 
 ControlChannel::~ControlChannel() {
   join();
+  finish_after_reply();
   for (int fd : clients_) close(fd);
   if (listen_fd_ >= 0) {
     close(listen_fd_);
@@ -218,6 +227,25 @@ void ControlChannel::serve_client(int fd, bool* keep) {
   if (reply.size() > proto::kMaxMessage) reply = "ERR reply too long";
   // One datagram; a client that does not read its reply loses it rather than stall the channel.
   if (send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) *keep = false;
+  finish_after_reply();
+}
+
+void ControlChannel::finish_after_reply() {
+  if (retired_ != nullptr) {
+    const auto start = std::chrono::steady_clock::now();
+    retired_.reset();
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    last_publish_.free_us = micros_since(start);
+  }
+  if (save_fd_ >= 0) {
+    saver_.save(save_fd_, save_generation_);
+    save_fd_ = -1;
+  }
+}
+
+ControlChannel::PublishStats ControlChannel::last_publish() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return last_publish_;
 }
 
 std::string ControlChannel::handle(const char* request, size_t len, const int* fds,
@@ -244,6 +272,7 @@ std::string ControlChannel::handle(const char* request, size_t len, const int* f
 }
 
 std::string ControlChannel::publish(const std::string& args, const int* fds, size_t fd_count) {
+  const auto start = std::chrono::steady_clock::now();
   struct FdCloser {
     const int* fds;
     size_t count;
@@ -264,12 +293,20 @@ std::string ControlChannel::publish(const std::string& args, const int* fds, siz
     return "ERR image must be a memfd sealed with F_SEAL_WRITE and F_SEAL_SHRINK";
   }
   std::string error;
-  snap::LoadedSnapshot* loaded = snap::LoadedSnapshot::from_fd(fds[0], &error);
+  snap::ValidationStats vs;
+  snap::LoadOptions options;
+  // Sealed: nothing can have damaged the bytes since control wrote them. The saver writes the
+  // checksum of what is saved.
+  options.verify_checksum = false;
+  options.previous = slot_->active_for_writer();
+  options.stats = &vs;
+  snap::LoadedSnapshot* loaded = snap::LoadedSnapshot::from_fd(fds[0], &error, options);
   if (loaded == nullptr) {
     log_line("refused generation %llu: invalid image: %s",
              static_cast<unsigned long long>(announced), error.c_str());
     return "ERR invalid snapshot: " + error;
   }
+  const uint64_t validated_us = micros_since(start);
   const uint64_t generation = loaded->view().generation();
   const uint64_t active = slot_->active_generation();
   std::string refusal;
@@ -287,17 +324,39 @@ std::string ControlChannel::publish(const std::string& args, const int* fds, siz
     return "ERR " + refusal;
   }
 
-  // This thread is the only writer, so `loaded` stays alive after publish() until the next one.
-  slot_->publish(loaded);
-  log_line("published generation %llu (%zu bytes, previous %llu)",
-           static_cast<unsigned long long>(generation), loaded->size(),
-           static_cast<unsigned long long>(active));
-  // The swap has happened; failing to save only costs the image at the next start.
-  const std::string path = join_path(run_dir_, proto::kLastGoodSnapshot);
-  if (!snap::write_snapshot_file(path, loaded->data(), loaded->size(), &error)) {
-    log_line("could not save generation %llu as %s: %s",
-             static_cast<unsigned long long>(generation), path.c_str(), error.c_str());
+  const auto swap_start = std::chrono::steady_clock::now();
+  // This thread is the only writer, so `loaded` stays alive after the exchange until the next one.
+  retired_ = slot_->exchange(loaded);
+  const uint64_t swap_us = micros_since(swap_start);
+  save_fd_ = fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
+  save_generation_ = generation;
+  if (save_fd_ < 0) {
+    log_line("cannot save generation %llu: dup: %s", static_cast<unsigned long long>(generation),
+             std::strerror(errno));
   }
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    PublishStats& p = last_publish_;
+    p = PublishStats();
+    p.generation = generation;
+    p.bytes = loaded->size();
+    p.checksum_us = vs.checksum_ns / 1000;
+    p.compare_us = vs.compare_ns / 1000;
+    p.checks_us = vs.checks_ns / 1000;
+    p.lpm_us = vs.lpm_ns / 1000;
+    const uint64_t validation_us = p.checksum_us + p.compare_us + p.checks_us + p.lpm_us;
+    p.map_us = validated_us > validation_us ? validated_us - validation_us : 0;
+    p.swap_us = swap_us;
+    p.sections_same = vs.sections_same;
+    p.checks_run = vs.checks_run;
+    p.checks_skipped = vs.checks_skipped;
+    p.bytes_same = vs.bytes_same;
+    p.total_us = micros_since(start);
+  }
+  log_line("published generation %llu (%zu bytes, previous %llu; %u of %u checks reused)",
+           static_cast<unsigned long long>(generation), loaded->size(),
+           static_cast<unsigned long long>(active), vs.checks_skipped,
+           vs.checks_skipped + vs.checks_run);
   return "OK " + std::to_string(generation);
 }
 
@@ -329,6 +388,32 @@ std::string ControlChannel::status_json() const {
   visit_counters(
       {&zero_state, "", any_packets ? &zero_packets : nullptr},
       [&](const char* name, uint64_t) { json(name, i < totals.size() ? totals[i++] : 0); });
+  out += "}";
+  const PublishStats p = last_publish();
+  const SnapshotSaver::Stats saved = saver_.stats();
+  out += ",\"last_publish\":{";
+  CounterJson publish_json(&out);
+  publish_json("generation", p.generation);
+  publish_json("bytes", p.bytes);
+  publish_json("total_us", p.total_us);
+  publish_json("map_us", p.map_us);
+  publish_json("checksum_us", p.checksum_us);
+  publish_json("compare_us", p.compare_us);
+  publish_json("checks_us", p.checks_us);
+  publish_json("lpm_us", p.lpm_us);
+  publish_json("swap_us", p.swap_us);
+  publish_json("free_us", p.free_us);
+  publish_json("sections_same", p.sections_same);
+  publish_json("bytes_same", p.bytes_same);
+  publish_json("checks_run", p.checks_run);
+  publish_json("checks_skipped", p.checks_skipped);
+  out += "},\"saved\":{";
+  CounterJson saved_json(&out);
+  saved_json("generation", saved.saved_generation);
+  saved_json("saves", saved.saves);
+  saved_json("skipped", saved.skipped);
+  saved_json("failures", saved.failures);
+  saved_json("last_save_us", saved.last_save_us);
   out += "}";
   if (status_extra_) status_extra_(&out);
   out += "}";

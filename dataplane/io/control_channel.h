@@ -2,14 +2,22 @@
 //
 // Serves PUBLISH (swap in a new image), GENERATION and STATUS on its own thread. That thread is the
 // snapshot writer, never an RCU reader, so it may block in a grace period without stalling itself.
+//
+// A PUBLISH is acknowledged as soon as the new image is validated (against the one in service:
+// dataplane/snapshot/snapshot.h) and swapped in; freeing the previous image and saving the new
+// one as snapshot.bin (SnapshotSaver, on its own thread) come after the reply.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "dataplane/io/snapshot_saver.h"
 #include "dataplane/io/snapshot_slot.h"
 #include "dataplane/io/worker_stats.h"
 
@@ -38,7 +46,29 @@ class ControlChannel {
   }
 
   // One request (with the descriptors that came with it, which this closes) -> its reply.
+  // Work that waits for the reply (finish_after_reply) is done by the caller once it is sent.
   std::string handle(const char* request, size_t len, const int* fds, size_t fd_count);
+  void finish_after_reply();
+
+  // What the last accepted PUBLISH cost, from the request to the reply (STATUS "last_publish").
+  struct PublishStats {
+    uint64_t generation = 0;
+    uint64_t bytes = 0;
+    uint64_t total_us = 0;  // request received -> reply ready
+    uint64_t map_us = 0;    // mmap of the memfd
+    uint64_t checksum_us = 0;
+    uint64_t compare_us = 0;  // sections compared with the image in service
+    uint64_t checks_us = 0;
+    uint64_t lpm_us = 0;
+    uint64_t swap_us = 0;  // pointer exchange and RCU grace period
+    uint64_t free_us = 0;  // unmapping the previous image, after the reply
+    uint32_t sections_same = 0;
+    uint32_t checks_run = 0;
+    uint32_t checks_skipped = 0;
+    uint64_t bytes_same = 0;
+  };
+  PublishStats last_publish() const;
+  SnapshotSaver::Stats saver_stats() const { return saver_.stats(); }
 
  private:
   void run();
@@ -55,6 +85,13 @@ class ControlChannel {
   int listen_fd_ = -1;
   std::vector<int> clients_;
   std::vector<char> buffer_;
+  SnapshotSaver saver_;
+  // Left by the last PUBLISH for finish_after_reply.
+  std::unique_ptr<snap::LoadedSnapshot> retired_;
+  int save_fd_ = -1;
+  uint64_t save_generation_ = 0;
+  mutable std::mutex stats_mu_;  // last_publish_ is read by other threads (benchmarks)
+  PublishStats last_publish_;
   std::thread thread_;
 };
 

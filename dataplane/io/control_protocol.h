@@ -6,13 +6,17 @@
 //
 // <run-dir>/dataplane.sock (gtm-dataplane):
 //   "PUBLISH <generation>" + one fd (SCM_RIGHTS): a sealed memfd holding a snapshot image.
-//       The dataplane validates it, swaps it in with RCU, frees the previous image after the grace
-//       period, saves it as <run-dir>/snapshot.bin (the last good image, loaded at start-up) and
-//       replies "OK <generation>", or "ERR <reason>" keeping the current image. A generation not
-//       greater than the active one is refused ("ERR stale generation ...").
+//       The dataplane validates it (reusing the checks of sections identical to the image in
+//       service; the checksum of a sealed memfd is not verified), swaps it in with RCU and replies
+//       "OK <generation>", or "ERR <reason>" keeping the current image. After the reply it frees
+//       the previous image and, on a thread of its own, saves the new one as
+//       <run-dir>/snapshot.bin (the last good image, loaded at start-up; with its checksum). A
+//       generation not greater than the active one is refused ("ERR stale generation ...").
 //   "GENERATION" -> "OK <active generation>" ("OK 0" when none is loaded).
 //   "STATUS" -> JSON: {"generation":G,"workers":[{"worker":0,"transport":"udp",<counters>},...],
-//       "totals":{<counters>}} with the counter names of dataplane/engine/counters.h.
+//       "totals":{<counters>},"last_publish":{...},"saved":{"generation":G,...}} with the counter
+//       names of dataplane/engine/counters.h; last_publish is what the last accepted PUBLISH cost
+//       (total_us from request to reply, and its parts), saved what snapshot.bin holds.
 //
 // <run-dir>/control.sock (gtm-control):
 //   "RELOAD" -> re-reads the configuration; "OK <generation>" once the dataplane acknowledged the

@@ -63,16 +63,20 @@ void SnapshotSlot::quiescent(uint32_t thread_id) {
 }
 
 void SnapshotSlot::publish(snap::LoadedSnapshot* next) {
+  exchange(next);
+}
+
+std::unique_ptr<snap::LoadedSnapshot> SnapshotSlot::exchange(snap::LoadedSnapshot* next) {
   std::lock_guard<std::mutex> lock(writer_mu_);
-  snap::LoadedSnapshot* old = active_.exchange(next, std::memory_order_acq_rel);
+  std::unique_ptr<snap::LoadedSnapshot> old(active_.exchange(next, std::memory_order_acq_rel));
   generation_.store(next->view().generation(), std::memory_order_release);
-  if (old == nullptr) return;
+  if (old == nullptr) return old;
   // Readers that acquired `old` are online and have not reported quiescence since; wait for each
   // of them to pass a quiescent point (offline readers count as quiescent). The writer is not a
   // reader, so waiting here cannot deadlock on itself.
   uint64_t token = rte_rcu_qsbr_start(qsbr_);
   rte_rcu_qsbr_check(qsbr_, token, true);
-  delete old;
+  return old;
 }
 
 }  // namespace gtm::io

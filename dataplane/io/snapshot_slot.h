@@ -50,6 +50,14 @@ class SnapshotSlot {
   // grace period and frees the previous image. Writers are serialised; blocks only as long as the
   // slowest online reader takes to finish its batch.
   void publish(snap::LoadedSnapshot* next);
+  // The same, but hands the previous image (nullptr if none) back instead of freeing it, so the
+  // writer can answer first and free it afterwards (unmapping an image takes time).
+  std::unique_ptr<snap::LoadedSnapshot> exchange(snap::LoadedSnapshot* next);
+  // Writer side: the active image (nullptr when none), for validating the next one against it.
+  // Only the writer may use it: the image stays alive until the writer's next exchange.
+  const snap::LoadedSnapshot* active_for_writer() const {
+    return active_.load(std::memory_order_acquire);
+  }
   // Generation of the active image, 0 when none.
   uint64_t active_generation() const { return generation_.load(std::memory_order_acquire); }
 

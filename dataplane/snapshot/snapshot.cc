@@ -1,7 +1,5 @@
 #include "dataplane/snapshot/snapshot.h"
 
-#include "dataplane/dns/name.h"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -9,11 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <new>
 
+#include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
 
 namespace gtm::snap {
@@ -245,6 +245,12 @@ struct Tables {
   uint32_t topo_map_count = 0;
   const TopoPick* topo_picks = nullptr;
   uint32_t topo_pick_count = 0;
+  const uint8_t* lpm4 = nullptr;
+  uint32_t lpm4_size = 0;
+  const uint8_t* lpm6 = nullptr;
+  uint32_t lpm6_size = 0;
+  geo::Lpm4View lpm4_view;  // set by check_lpm4
+  geo::Lpm6View lpm6_view;  // set by check_lpm6
 
   bool blob_ok(BlobRef r) const { return range_ok(r.off, r.len, blob_size); }
   const uint8_t* at(BlobRef r) const { return blob + r.off; }
@@ -260,10 +266,11 @@ struct Tables {
   }
 };
 
+// nullptr `e`: an empty section that is not there.
 template <typename T>
 const T* section_array(const uint8_t* data, const SectionEntry* e, uint32_t* count) {
-  *count = static_cast<uint32_t>(e->size / sizeof(T));
-  return reinterpret_cast<const T*>(data + e->offset);
+  *count = e != nullptr ? static_cast<uint32_t>(e->size / sizeof(T)) : 0;
+  return e != nullptr ? reinterpret_cast<const T*>(data + e->offset) : nullptr;
 }
 
 bool check_rdatas(const Tables& t, std::string* error) {
@@ -742,65 +749,188 @@ bool check_name_index(const Tables& t, std::string* error) {
   return true;
 }
 
+bool check_lpm4(Tables& t, std::string* error) {
+  std::string lpm_error;
+  if (!t.lpm4_view.validate(t.lpm4, t.lpm4_size, t.class_count, &lpm_error)) {
+    return fail(error, "lpm4: %s", lpm_error.c_str());
+  }
+  return true;
+}
+
+bool check_lpm6(Tables& t, std::string* error) {
+  std::string lpm_error;
+  if (!t.lpm6_view.validate(t.lpm6, t.lpm6_size, t.class_count, &lpm_error)) {
+    return fail(error, "lpm6: %s", lpm_error.c_str());
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks and the sections each reads. A check reads nothing but its input sections (their
+// bytes and sizes): check_declared_inputs() proves it on every test image. So a check whose inputs
+// are byte-identical to those of an image that passed it passes again, and is skipped.
+
+constexpr uint32_t bit(uint32_t id) {
+  return 1u << id;
+}
+
+struct Step {
+  const char* name;
+  uint32_t inputs;
+  bool (*check)(Tables& t, std::string* error);
+};
+
+template <bool (*F)(const Tables&, std::string*)>
+bool pure(Tables& t, std::string* error) {
+  return F(t, error);
+}
+
+constexpr Step kSteps[] = {
+    {"rdatas", bit(kSecRdatas) | bit(kSecBlob), pure<check_rdatas>},
+    {"zones", bit(kSecZones) | bit(kSecBlob) | bit(kSecNodes) | bit(kSecRdatas) | bit(kSecRRsets),
+     pure<check_zones>},
+    {"clients",
+     bit(kSecClientSets) | bit(kSecDatacenters) | bit(kSecClasses) | bit(kSecClassSets) |
+         bit(kSecTopoScores) | bit(kSecBlob),
+     pure<check_clients>},
+    {"members", bit(kSecMembers) | bit(kSecBlob) | bit(kSecRdatas) | bit(kSecDatacenters),
+     pure<check_members>},
+    {"pools",
+     bit(kSecPools) | bit(kSecBlob) | bit(kSecMembers) | bit(kSecPoolSlots) | bit(kSecTopoMaps) |
+         bit(kSecTopoPicks) | bit(kSecClasses) | bit(kSecDatacenters),
+     pure<check_pools>},
+    {"pool_sets", bit(kSecPoolSets) | bit(kSecSetPools) | bit(kSecPools) | bit(kSecBlob),
+     pure<check_pool_sets>},
+    {"rules", bit(kSecRules) | bit(kSecPoolSets) | bit(kSecRuleSets) | bit(kSecClientSets),
+     pure<check_rules>},
+    {"services",
+     bit(kSecServices) | bit(kSecBlob) | bit(kSecNodes) | bit(kSecRdatas) | bit(kSecPools) |
+         bit(kSecMembers) | bit(kSecRules) | bit(kSecPoolSets) | bit(kSecSetPools) |
+         bit(kSecClassRules) | bit(kSecClasses),
+     pure<check_services>},
+    {"rrsets", bit(kSecRRsets) | bit(kSecRdatas) | bit(kSecServices), pure<check_rrsets>},
+    {"nodes", bit(kSecNodes) | bit(kSecBlob) | bit(kSecZones) | bit(kSecRRsets) | bit(kSecServices),
+     pure<check_nodes>},
+    {"zone_nodes", bit(kSecZones) | bit(kSecNodes) | bit(kSecRRsets) | bit(kSecBlob),
+     pure<check_zone_nodes>},
+    {"name_index", bit(kSecNameIndex) | bit(kSecNodes) | bit(kSecBlob), pure<check_name_index>},
+    {"lpm4", bit(kSecLpm4) | bit(kSecClasses), check_lpm4},
+    {"lpm6", bit(kSecLpm6) | bit(kSecClasses), check_lpm6},
+};
+
+// The tables of a checked section table. Sections outside `visible` are empty and at nullptr,
+// so that reading one crashes instead of passing by chance (check_declared_inputs).
+Tables tables_of(const uint8_t* data, const SectionEntry* const found[kMaxSections],
+                 uint32_t visible) {
+  auto e = [&](uint32_t id) { return (visible & bit(id)) != 0 ? found[id] : nullptr; };
+  Tables t;
+  t.blob = section_array<uint8_t>(data, e(kSecBlob), &t.blob_size);
+  t.zones = section_array<Zone>(data, e(kSecZones), &t.zone_count);
+  t.nodes = section_array<Node>(data, e(kSecNodes), &t.node_count);
+  t.name_index = section_array<uint32_t>(data, e(kSecNameIndex), &t.bucket_count);
+  t.rrsets = section_array<RRset>(data, e(kSecRRsets), &t.rrset_count);
+  t.rdatas = section_array<Rdata>(data, e(kSecRdatas), &t.rdata_count);
+  t.services = section_array<Service>(data, e(kSecServices), &t.service_count);
+  t.pools = section_array<Pool>(data, e(kSecPools), &t.pool_count);
+  t.members = section_array<Member>(data, e(kSecMembers), &t.member_count);
+  t.pool_slots = section_array<uint32_t>(data, e(kSecPoolSlots), &t.pool_slot_count);
+  t.client_sets = section_array<ClientSet>(data, e(kSecClientSets), &t.client_set_count);
+  t.classes = section_array<ClientClass>(data, e(kSecClasses), &t.class_count);
+  t.class_sets = section_array<uint32_t>(data, e(kSecClassSets), &t.class_set_count);
+  t.datacenters = section_array<Datacenter>(data, e(kSecDatacenters), &t.datacenter_count);
+  t.topo_scores = section_array<uint16_t>(data, e(kSecTopoScores), &t.topo_score_count);
+  t.pool_sets = section_array<PoolSet>(data, e(kSecPoolSets), &t.pool_set_count);
+  t.set_pools = section_array<uint32_t>(data, e(kSecSetPools), &t.set_pool_count);
+  t.rules = section_array<Rule>(data, e(kSecRules), &t.rule_count);
+  t.rule_sets = section_array<uint32_t>(data, e(kSecRuleSets), &t.rule_set_count);
+  t.class_rules = section_array<uint16_t>(data, e(kSecClassRules), &t.class_rule_count);
+  t.topo_maps = section_array<uint16_t>(data, e(kSecTopoMaps), &t.topo_map_count);
+  t.topo_picks = section_array<TopoPick>(data, e(kSecTopoPicks), &t.topo_pick_count);
+  t.lpm4 = section_array<uint8_t>(data, e(kSecLpm4), &t.lpm4_size);
+  t.lpm6 = section_array<uint8_t>(data, e(kSecLpm6), &t.lpm6_size);
+  return t;
+}
+
+// Bits of the sections of `data` whose bytes equal the same section of the validated image
+// `previous` starts with.
+uint32_t same_sections(const uint8_t* data, const SectionEntry* const found[kMaxSections],
+                       const Header* previous, ValidationStats* stats) {
+  const uint8_t* old_data = reinterpret_cast<const uint8_t*>(previous);
+  uint32_t same = 0;
+  for (uint32_t i = 0; i < previous->section_count; ++i) {
+    const SectionEntry& old = previous->sections[i];
+    const SectionEntry* now = old.id < kMaxSections ? found[old.id] : nullptr;
+    if (now == nullptr || now->size != old.size ||
+        std::memcmp(data + now->offset, old_data + old.offset, now->size) != 0) {
+      continue;
+    }
+    same |= bit(old.id);
+    ++stats->sections_same;
+    stats->bytes_same += now->size;
+  }
+  return same;
+}
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 
-bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error) {
+bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error,
+                            const ValidateOptions& options) {
+  // A copy first: `options.previous` may be this very view.
+  const SnapshotView previous = options.previous != nullptr ? *options.previous : SnapshotView();
   *this = SnapshotView();
+  ValidationStats local_stats;
+  ValidationStats& stats = options.stats != nullptr ? *options.stats : local_stats;
+  stats = ValidationStats();
   if (!check_header(data, len, error)) return false;
   const Header& h = *reinterpret_cast<const Header*>(data);
   const SectionEntry* found[kMaxSections];
   if (!check_sections(h, len, found, error)) return false;
-  if (image_checksum(data + h.header_size, len - h.header_size) != h.checksum) {
-    return fail(error, "checksum mismatch");
+  if (options.verify_checksum) {
+    const uint64_t start = now_ns();
+    const bool ok = image_checksum(data + h.header_size, len - h.header_size) == h.checksum;
+    stats.checksum_ns = now_ns() - start;
+    if (!ok) return fail(error, "checksum mismatch");
   }
 
-  Tables t;
   if (found[kSecBlob]->size > UINT32_MAX) return fail(error, "section blob: larger than 4 GiB");
-  t.blob = section_array<uint8_t>(data, found[kSecBlob], &t.blob_size);
-  t.zones = section_array<Zone>(data, found[kSecZones], &t.zone_count);
-  t.nodes = section_array<Node>(data, found[kSecNodes], &t.node_count);
-  t.name_index = section_array<uint32_t>(data, found[kSecNameIndex], &t.bucket_count);
-  t.rrsets = section_array<RRset>(data, found[kSecRRsets], &t.rrset_count);
-  t.rdatas = section_array<Rdata>(data, found[kSecRdatas], &t.rdata_count);
-  t.services = section_array<Service>(data, found[kSecServices], &t.service_count);
-  t.pools = section_array<Pool>(data, found[kSecPools], &t.pool_count);
-  t.members = section_array<Member>(data, found[kSecMembers], &t.member_count);
-  t.pool_slots = section_array<uint32_t>(data, found[kSecPoolSlots], &t.pool_slot_count);
-  t.client_sets = section_array<ClientSet>(data, found[kSecClientSets], &t.client_set_count);
-  t.classes = section_array<ClientClass>(data, found[kSecClasses], &t.class_count);
-  t.class_sets = section_array<uint32_t>(data, found[kSecClassSets], &t.class_set_count);
-  t.datacenters = section_array<Datacenter>(data, found[kSecDatacenters], &t.datacenter_count);
-  t.topo_scores = section_array<uint16_t>(data, found[kSecTopoScores], &t.topo_score_count);
-  t.pool_sets = section_array<PoolSet>(data, found[kSecPoolSets], &t.pool_set_count);
-  t.set_pools = section_array<uint32_t>(data, found[kSecSetPools], &t.set_pool_count);
-  t.rules = section_array<Rule>(data, found[kSecRules], &t.rule_count);
-  t.rule_sets = section_array<uint32_t>(data, found[kSecRuleSets], &t.rule_set_count);
-  t.class_rules = section_array<uint16_t>(data, found[kSecClassRules], &t.class_rule_count);
-  t.topo_maps = section_array<uint16_t>(data, found[kSecTopoMaps], &t.topo_map_count);
-  t.topo_picks = section_array<TopoPick>(data, found[kSecTopoPicks], &t.topo_pick_count);
+  Tables t = tables_of(data, found, ~0u);
   if (t.bucket_count == 0 || (t.bucket_count & (t.bucket_count - 1)) != 0) {
     return fail(error, "name index: bucket count %u is not a power of two", t.bucket_count);
   }
 
-  // Order matters: each step relies only on indexes the previous steps proved in bounds.
-  if (!check_rdatas(t, error) || !check_zones(t, error) || !check_clients(t, error) ||
-      !check_members(t, error) || !check_pools(t, error) || !check_pool_sets(t, error) ||
-      !check_rules(t, error) || !check_services(t, error) || !check_rrsets(t, error) ||
-      !check_nodes(t, error) || !check_zone_nodes(t, error) || !check_name_index(t, error)) {
-    return false;
+  uint32_t same = 0;  // bits of the sections identical to the previous image's
+  if (previous.header_ != nullptr) {
+    const uint64_t start = now_ns();
+    same = same_sections(data, found, previous.header_, &stats);
+    stats.compare_ns = now_ns() - start;
   }
-  geo::Lpm4View lpm4;
-  geo::Lpm6View lpm6;
-  std::string lpm_error;
-  const SectionEntry* l4 = found[kSecLpm4];
-  const SectionEntry* l6 = found[kSecLpm6];
-  if (!lpm4.validate(data + l4->offset, l4->size, t.class_count, &lpm_error)) {
-    return fail(error, "lpm4: %s", lpm_error.c_str());
-  }
-  if (!lpm6.validate(data + l6->offset, l6->size, t.class_count, &lpm_error)) {
-    return fail(error, "lpm6: %s", lpm_error.c_str());
+  for (const Step& step : kSteps) {
+    if (previous.header_ != nullptr && (step.inputs & ~same) == 0) {
+      ++stats.checks_skipped;
+      if (step.inputs & bit(kSecLpm4)) {
+        t.lpm4_view = previous.lpm4_;
+        lpm4_from_previous_ = true;
+      } else if (step.inputs & bit(kSecLpm6)) {
+        t.lpm6_view = previous.lpm6_;
+        lpm6_from_previous_ = true;
+      }
+      continue;
+    }
+    const uint64_t start = now_ns();
+    const bool ok = step.check(t, error);
+    (step.inputs & (bit(kSecLpm4) | bit(kSecLpm6)) ? stats.lpm_ns : stats.checks_ns) +=
+        now_ns() - start;
+    ++stats.checks_run;
+    // Order matters: each step relies only on indexes the previous steps proved in bounds.
+    if (!ok) return false;
   }
 
   header_ = &h;
@@ -824,8 +954,8 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error)
   member_count_ = t.member_count;
   pool_slots_ = t.pool_slots;
   pool_slot_count_ = t.pool_slot_count;
-  lpm4_ = lpm4;
-  lpm6_ = lpm6;
+  lpm4_ = t.lpm4_view;
+  lpm6_ = t.lpm6_view;
   client_sets_ = t.client_sets;
   client_set_count_ = t.client_set_count;
   classes_ = t.classes;
@@ -852,7 +982,7 @@ uint32_t SnapshotView::find_node(const uint8_t* name, size_t len, uint32_t hash)
 // ---------------------------------------------------------------------------------------------
 // Loading and saving.
 
-LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error) {
+LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOptions& options) {
   struct stat st;
   if (fstat(fd, &st) != 0) {
     fail(error, "fstat: %s", std::strerror(errno));
@@ -863,24 +993,35 @@ LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error) {
     return nullptr;
   }
   size_t size = static_cast<size_t>(st.st_size);
-  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  // Populated at once: cheaper than a fault per page, and the workers that read the image after
+  // the swap never take a page fault on it.
+  void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
   if (map == MAP_FAILED) {
     fail(error, "mmap: %s", std::strerror(errno));
     return nullptr;
   }
-  auto* loaded = new (std::nothrow) LoadedSnapshot();
-  if (loaded == nullptr) {
+  std::unique_ptr<LoadedSnapshot> loaded(new (std::nothrow) LoadedSnapshot());
+  std::shared_ptr<Mapping> mapping(new (std::nothrow) Mapping(), [](Mapping* m) { delete m; });
+  if (loaded == nullptr || mapping == nullptr) {
     munmap(map, size);
     fail(error, "out of memory");
     return nullptr;
   }
-  loaded->data_ = static_cast<const uint8_t*>(map);
-  loaded->size_ = size;
-  if (!loaded->view_.validate(loaded->data_, size, error)) {
-    delete loaded;  // unmaps
-    return nullptr;
-  }
-  return loaded;
+  mapping->data = static_cast<const uint8_t*>(map);
+  mapping->size = size;
+  loaded->map_ = mapping;
+  const int seals = fcntl(fd, F_GET_SEALS);
+  loaded->sealed_ =
+      seals >= 0 && (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) == (F_SEAL_WRITE | F_SEAL_SHRINK);
+  ValidateOptions v;
+  v.verify_checksum = options.verify_checksum || !loaded->sealed_;
+  v.stats = options.stats;
+  const LoadedSnapshot* previous = options.previous;
+  if (previous != nullptr && previous->sealed_ && loaded->sealed_) v.previous = &previous->view_;
+  if (!loaded->view_.validate(mapping->data, size, error, v)) return nullptr;
+  loaded->lpm4_map_ = loaded->view_.lpm4_from_previous() ? previous->lpm4_map_ : mapping;
+  loaded->lpm6_map_ = loaded->view_.lpm6_from_previous() ? previous->lpm6_map_ : mapping;
+  return loaded.release();
 }
 
 LoadedSnapshot* LoadedSnapshot::from_file(const std::string& path, std::string* error) {
@@ -895,8 +1036,27 @@ LoadedSnapshot* LoadedSnapshot::from_file(const std::string& path, std::string* 
   return loaded;
 }
 
-LoadedSnapshot::~LoadedSnapshot() {
-  if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
+LoadedSnapshot::~LoadedSnapshot() = default;
+
+LoadedSnapshot::Mapping::~Mapping() {
+  if (data != nullptr) munmap(const_cast<uint8_t*>(data), size);
+}
+
+bool check_declared_inputs(const uint8_t* data, size_t len, std::string* error) {
+  SnapshotView full;
+  if (!full.validate(data, len, error)) return false;
+  const Header& h = *reinterpret_cast<const Header*>(data);
+  const SectionEntry* found[kMaxSections];
+  if (!check_sections(h, len, found, error)) return false;
+  for (const Step& step : kSteps) {
+    Tables t = tables_of(data, found, step.inputs);
+    std::string why;
+    if (!step.check(t, &why)) {
+      return fail(error, "check %s reads more than its declared inputs: %s", step.name,
+                  why.c_str());
+    }
+  }
+  return true;
 }
 
 namespace {
@@ -917,13 +1077,17 @@ bool write_all(int fd, const uint8_t* data, size_t len) {
 
 }  // namespace
 
-bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
-                         std::string* error) {
+namespace {
+
+// Writes `head` then `tail` to `path` atomically (temp file + fsync + rename + directory fsync).
+bool write_file_atomically(const std::string& path, const uint8_t* head, size_t head_len,
+                           const uint8_t* tail, size_t tail_len, std::string* error) {
   // The temp file lives in the target's directory so rename() is atomic (same filesystem).
   std::string tmp = path + ".tmp.XXXXXX";
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return fail(error, "create temp for %s: %s", path.c_str(), std::strerror(errno));
-  bool ok = fchmod(fd, 0644) == 0 && write_all(fd, data, len) && fsync(fd) == 0;
+  bool ok = fchmod(fd, 0644) == 0 && write_all(fd, head, head_len) &&
+            write_all(fd, tail, tail_len) && fsync(fd) == 0;
   int saved_errno = errno;
   if (close(fd) != 0 && ok) {
     ok = false;
@@ -948,6 +1112,23 @@ bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t le
   close(dfd);
   if (!synced) return fail(error, "fsync dir %s: %s", dir.c_str(), std::strerror(saved_errno));
   return true;
+}
+
+}  // namespace
+
+bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
+                         std::string* error) {
+  return write_file_atomically(path, data, len, nullptr, 0, error);
+}
+
+bool write_snapshot_file_checksummed(const std::string& path, const uint8_t* data, size_t len,
+                                     std::string* error) {
+  if (len < sizeof(Header)) return fail(error, "image too short to save");
+  Header h;
+  std::memcpy(&h, data, sizeof(h));
+  h.checksum = image_checksum(data + sizeof(h), len - sizeof(h));
+  return write_file_atomically(path, reinterpret_cast<const uint8_t*>(&h), sizeof(h),
+                               data + sizeof(h), len - sizeof(h), error);
 }
 
 }  // namespace gtm::snap

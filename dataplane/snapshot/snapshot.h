@@ -3,10 +3,19 @@
 // SnapshotView::validate() checks the header, checksum and every offset/index/count in every
 // section once; a view that validated can then be indexed by the engine with no further checks.
 // The view does not own the bytes; LoadedSnapshot owns a mapping of them (memfd or file).
+//
+// Reuse: most publishes change only what health decides (members, pools, their slots, rules), so
+// an image is validated against the one in service. Its sections are compared byte for byte with
+// the same sections of that image, and each check whose every input section is identical is not
+// run again: it is a pure function of those bytes, which passed it before (the previous image is a
+// sealed memfd, so its bytes are the ones that were checked). Nothing control says is trusted for
+// this; the comparison is the test. An identical LPM table keeps the previous image's validated
+// view, whose bytes that image keeps mapped (LoadedSnapshot shares the mapping).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "dataplane/geo/lpm.h"
@@ -14,11 +23,46 @@
 
 namespace gtm::snap {
 
+class SnapshotView;
+class LoadedSnapshot;
+
+// What one validation did and what it cost (gtm-dataplane's STATUS, benchmarks).
+struct ValidationStats {
+  uint64_t checksum_ns = 0;     // the whole-image checksum (0: not verified)
+  uint64_t compare_ns = 0;      // comparing the sections with the previous image's
+  uint64_t checks_ns = 0;       // the cross-reference checks that ran (LPM tables aside)
+  uint64_t lpm_ns = 0;          // the LPM tables that were validated
+  uint32_t sections_same = 0;   // sections byte-identical to the previous image's
+  uint32_t checks_run = 0;      // checks run (LPM tables included)
+  uint32_t checks_skipped = 0;  // checks whose inputs were all identical
+  uint64_t bytes_same = 0;      // bytes of the identical sections
+};
+
+struct ValidateOptions {
+  // The whole-image checksum guards an image against damage on its way through a file. A sealed
+  // memfd has no such way: its bytes are the ones control wrote, and the kernel keeps them so.
+  bool verify_checksum = true;
+  // A view validated before whose bytes have not changed since and stay mapped as long as this
+  // view is used (an identical LPM table is then read from there): checks of identical sections
+  // are not repeated. nullptr: everything is checked.
+  const SnapshotView* previous = nullptr;
+  ValidationStats* stats = nullptr;  // filled when not nullptr
+};
+
 class SnapshotView {
  public:
   // Validates `data[0, len)`. On failure returns false and sets *error to a one-line reason
   // ("bad magic", "checksum mismatch", "node 12: rrset range out of bounds", ...).
-  bool validate(const uint8_t* data, size_t len, std::string* error);
+  bool validate(const uint8_t* data, size_t len, std::string* error) {
+    return validate(data, len, error, ValidateOptions());
+  }
+  bool validate(const uint8_t* data, size_t len, std::string* error,
+                const ValidateOptions& options);
+
+  // Whether the LPM tables of this view were taken over from `options.previous` (their bytes
+  // live in the previous image, not in this one).
+  bool lpm4_from_previous() const { return lpm4_from_previous_; }
+  bool lpm6_from_previous() const { return lpm6_from_previous_; }
 
   const Header& header() const { return *header_; }
   uint64_t generation() const { return header_->generation; }
@@ -109,6 +153,17 @@ class SnapshotView {
   const uint16_t* class_rules_ = nullptr;
   const uint16_t* topo_maps_ = nullptr;
   const TopoPick* topo_picks_ = nullptr;
+  bool lpm4_from_previous_ = false;
+  bool lpm6_from_previous_ = false;
+};
+
+struct LoadOptions {
+  // Only a sealed memfd may skip the checksum (ValidateOptions); a file is always verified.
+  bool verify_checksum = true;
+  // The image in service: its checks are reused for identical sections when both it and the new
+  // image are sealed memfds (a file's bytes could change under its mapping).
+  const LoadedSnapshot* previous = nullptr;
+  ValidationStats* stats = nullptr;
 };
 
 // An image the dataplane owns: a read-only mapping plus its validated view.
@@ -116,7 +171,7 @@ class LoadedSnapshot {
  public:
   // Maps the file descriptor (a sealed memfd or a regular file) read-only and validates it.
   // Returns nullptr and sets *error on failure. Does not take ownership of fd.
-  static LoadedSnapshot* from_fd(int fd, std::string* error);
+  static LoadedSnapshot* from_fd(int fd, std::string* error, const LoadOptions& options = {});
   // Opens and loads a file; same contract.
   static LoadedSnapshot* from_file(const std::string& path, std::string* error);
   ~LoadedSnapshot();
@@ -125,18 +180,39 @@ class LoadedSnapshot {
   LoadedSnapshot& operator=(const LoadedSnapshot&) = delete;
 
   const SnapshotView& view() const { return view_; }
-  const uint8_t* data() const { return data_; }
-  size_t size() const { return size_; }
+  const uint8_t* data() const { return map_->data; }
+  size_t size() const { return map_->size; }
+  // A memfd sealed against writing and shrinking: its bytes can never change.
+  bool sealed() const { return sealed_; }
 
  private:
+  struct Mapping {
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    ~Mapping();
+  };
   LoadedSnapshot() = default;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
+  std::shared_ptr<const Mapping> map_;
+  // Where the view's LPM tables live: map_, or the mapping of an earlier image whose identical
+  // tables this one took over (kept mapped while any image reads them).
+  std::shared_ptr<const Mapping> lpm4_map_;
+  std::shared_ptr<const Mapping> lpm6_map_;
+  bool sealed_ = false;
   SnapshotView view_;
 };
+
+// For tests: runs every validation check with only the sections it declares as its inputs
+// visible (the others empty). A valid image passes all of them exactly when the declarations are
+// complete, which is what makes skipping a check with unchanged inputs safe. On failure *error
+// names the check.
+bool check_declared_inputs(const uint8_t* data, size_t len, std::string* error);
 
 // Writes an image atomically (temp file + fsync + rename). Returns false and sets *error on failure.
 bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
                          std::string* error);
+// The same for a validated image whose checksum may not have been verified (a sealed memfd): the
+// file gets the checksum of its bytes, so what is saved is what was validated and served.
+bool write_snapshot_file_checksummed(const std::string& path, const uint8_t* data, size_t len,
+                                     std::string* error);
 
 }  // namespace gtm::snap

@@ -90,5 +90,22 @@ TEST(StateEvents, JsonCarriesEveryField) {
             "\\\"x\\\"\",\"generation\":7,\"time_ms\":1234}");
 }
 
+TEST(StateEvents, SwitchJsonCarriesEveryField) {
+  SwitchEvent e;
+  e.service = "www.gtm.example.";
+  e.type = "A";
+  e.rule = 2;
+  e.to_secondary = true;
+  e.why = "primary below its minimum";
+  EXPECT_EQ(switch_event_json(e, "health: a1 down", 9, 4321),
+            "{\"event\":\"switch\",\"service\":\"www.gtm.example.\",\"type\":\"A\",\"rule\":2,"
+            "\"from\":\"primary\",\"to\":\"secondary\",\"why\":\"primary below its minimum\","
+            "\"reason\":\"health: a1 down\",\"generation\":9,\"time_ms\":4321}");
+  e.to_secondary = false;
+  e.why = "primary good again";
+  const std::string back = switch_event_json(e, "", 10, 1);
+  EXPECT_NE(back.find("\"from\":\"secondary\",\"to\":\"primary\""), std::string::npos) << back;
+}
+
 }  // namespace
 }  // namespace gtm::control

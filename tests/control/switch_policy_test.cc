@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace gtm::control {
@@ -197,19 +198,23 @@ TEST(SwitchTracker, AChangedRuleStartsFresh) {
   EXPECT_FALSE(image.services[0].rules[0].use_secondary);
 }
 
-TEST(SwitchChanges, NamesTheRulesThatSwitched) {
+TEST(SwitchEvents, NameTheRulesThatSwitched) {
   SnapshotModel before;
   before.services = {two_sets(3, SwitchPolicy())};
   SnapshotModel after = before;
-  EXPECT_TRUE(switch_changes(before, after).empty());
+  EXPECT_TRUE(switch_events(before, after).empty());
   after.services[0].rules[0].use_secondary = true;
   after.services[0].rules[0].switch_reason = Reason::kPrimaryBelowMin;
-  EXPECT_EQ(switch_changes(before, after),
-            (std::vector<std::string>{
-                "www. A rule 1: primary set -> secondary set (primary below its minimum)"}));
-  EXPECT_EQ(switch_changes(after, before),
-            (std::vector<std::string>{
-                "www. A rule 1: secondary set -> primary set (primary good again)"}));
+  std::vector<SwitchEvent> events = switch_events(before, after);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ((std::tuple(events[0].service, events[0].type, events[0].rule, events[0].to_secondary)),
+            (std::tuple(std::string("www."), std::string("A"), 1u, true)));
+  EXPECT_EQ(switch_event_text(events[0]),
+            "www. A rule 1: primary set -> secondary set (primary below its minimum)");
+  events = switch_events(after, before);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(switch_event_text(events[0]),
+            "www. A rule 1: secondary set -> primary set (primary good again)");
 }
 
 }  // namespace

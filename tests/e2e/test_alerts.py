@@ -1,6 +1,7 @@
 """State-change events end to end: a change that takes members, pools or services in or out of the
-answers is logged by gtm-control and POSTed as JSON to the configured webhooks, with retries; a dead
-webhook never holds up control. The receiver is a real HTTP server on a loopback port.
+answers, or a switch-policy transition between a rule's primary and secondary pool sets, is logged
+by gtm-control and POSTed as JSON to the configured webhooks, with retries; a dead webhook never
+holds up control. The receiver is a real HTTP server on a loopback port.
 """
 import http.server
 import json
@@ -65,9 +66,40 @@ class Receiver:
         self.server.server_close()
 
 
-def config_with_webhook(url, retries=2):
-    with open(DEMO) as f:
-        text = f.read()
+# Site a is the primary set of the only rule and fails over below 2 usable members; it is
+# preemptive, so it is back as soon as both are usable again.
+SWITCH_CONFIG = """
+zones:
+  - name: gtm.example.
+    soa: {mname: ns1.gtm.example., rname: hostmaster.gtm.example., serial: 1, minimum: 60}
+    ns: [ns1.gtm.example.]
+    records:
+      - {name: ns1, type: A, data: 127.0.0.1}
+services:
+  - name: www.gtm.example.
+    ttl: 30
+    pools:
+      - name: site-a
+        method: return-all
+        members:
+          - {name: a1, address: 192.0.2.10}
+          - {name: a2, address: 192.0.2.11}
+      - name: site-b
+        method: return-all
+        members:
+          - {name: b1, address: 198.51.100.10}
+    access_policy:
+      - {primary: site-a, secondary: site-b}
+    switch_policy: {min_members: 2, failback: preemptive}
+"""
+
+
+def config_with_webhook(url, retries=2, base=None):
+    if base is None:
+        with open(DEMO) as f:
+            text = f.read()
+    else:
+        text = base
     text += ("\nalerts:\n  webhooks:\n"
              f"    - {{url: \"{url}\", timeout_ms: 1000, retries: {retries}}}\n")
     fd, path = tempfile.mkstemp(prefix="gtm-alerts-", suffix=".yaml")
@@ -77,8 +109,8 @@ def config_with_webhook(url, retries=2):
 
 
 class AlertsTest(unittest.TestCase):
-    def start(self, url, retries=2):
-        self.config = config_with_webhook(url, retries)
+    def start(self, url, retries=2, base=None):
+        self.config = config_with_webhook(url, retries, base)
         self.env = gtm_harness.GtmEnv(self.config).start()
 
     def tearDown(self):
@@ -133,6 +165,42 @@ class AlertsTest(unittest.TestCase):
             with open(os.path.join(self.env.run_dir, "control.log")) as f:
                 log = f.read()
             self.assertIn("event: member www.gtm.example. A site-a a1: up -> down", log)
+        finally:
+            rx.close()
+
+    def test_switch_policy_events(self):
+        rx = Receiver()
+        try:
+            self.start(f"http://127.0.0.1:{rx.port}/hook", base=SWITCH_CONFIG)
+            self.assertEqual(set(answer_values(self.env.ask(SERVICE, "A"), "A")),
+                             {"192.0.2.10", "192.0.2.11"})
+            # One member of site a out: below its minimum, the rule switches to site b.
+            self.gtmctl("member", "disable", SERVICE, "site-a", "a2")
+            bodies = rx.wait_for(lambda b: any(e["event"] == "switch" for e in b))
+            switch = [e for e in bodies if e["event"] == "switch"]
+            self.assertEqual(len(switch), 1, bodies)
+            self.assertEqual((switch[0]["service"], switch[0]["type"], switch[0]["rule"],
+                              switch[0]["from"], switch[0]["to"], switch[0]["why"]),
+                             (SERVICE, "A", 1, "primary", "secondary",
+                              "primary below its minimum"))
+            self.assertIn("MEMBER disable", switch[0]["reason"])
+            self.assertEqual(set(answer_values(self.env.ask(SERVICE, "A"), "A")),
+                             {"198.51.100.10"})
+
+            self.gtmctl("member", "enable", SERVICE, "site-a", "a2")
+            bodies = rx.wait_for(lambda b: sum(e["event"] == "switch" for e in b) >= 2)
+            back = [e for e in bodies if e["event"] == "switch"][1]
+            self.assertEqual((back["rule"], back["from"], back["to"], back["why"]),
+                             (1, "secondary", "primary", "primary good again"))
+            self.assertGreater(back["generation"], switch[0]["generation"])
+            self.assertEqual(set(answer_values(self.env.ask(SERVICE, "A"), "A")),
+                             {"192.0.2.10", "192.0.2.11"})
+            with open(os.path.join(self.env.run_dir, "control.log")) as f:
+                log = f.read()
+            self.assertIn("switch: www.gtm.example. A rule 1: primary set -> secondary set "
+                          "(primary below its minimum)", log)
+            self.assertIn("switch: www.gtm.example. A rule 1: secondary set -> primary set "
+                          "(primary good again)", log)
         finally:
             rx.close()
 

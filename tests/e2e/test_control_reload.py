@@ -139,7 +139,8 @@ class ControlReloadTest(unittest.TestCase):
     def test_publishes_at_start_and_reload_applies_an_edit(self):
         s = self.stack
         self.start_both()
-        self.assertRegex(s.control.log(), r"gtm-control: published generation 1 \(\d+ bytes, \d+ us\)")
+        self.assertRegex(s.control.log(),
+                         r"gtm-control: published generation 1 \(\d+ bytes, \d+ us; full build")
         self.assertEqual(s.answers(), SITE_A_V4)
         dig = gtm_harness.dig(s.port, "www.gtm.example.", "A")
         self.assertEqual(dig.status, "NOERROR")

@@ -266,9 +266,13 @@ class DataplaneBasic(unittest.TestCase):
             self.assert_answers(NEW, v6=True)
         resp = self.ask("dp.test.", "TXT")
         self.assertEqual(h.answer_values(resp), ['"generation 2"'])
-        # Saved as the last good image for the next start.
+        # Saved as the last good image for the next start, after the reply.
+        deadline = time.monotonic() + 10
+        while self.status()["saved"]["generation"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         with open(os.path.join(self.run_dir, "snapshot.bin"), "rb") as f:
             self.assertEqual(f.read(), self.new_image)
+        self.assertGreater(self.status()["last_publish"]["total_us"], 0)
         self.assertIn("published generation 2", self.daemon.log())
 
     def test_99_sigterm_exits_cleanly(self):

@@ -7,6 +7,7 @@ import http.server
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -172,6 +173,17 @@ class HealthFailoverTest(unittest.TestCase):
         print(f"probe verdict -> dataplane ack: {status['last_health_publish_us']} us")
         self.assertGreater(status["last_health_publish_us"], 0)
         self.assertLess(status["last_health_publish_us"], 100000)
+        # A health change rebuilds only what health decides: the configuration, zones and tables
+        # of the first (full) build are reused.
+        self.assertGreaterEqual(status["health_builds"], 1, status)
+        self.assertGreaterEqual(status["health_publishes"], 1, status)
+        self.assertEqual(status["full_builds"], 1, status)
+        shown = subprocess.run([gtm_harness.binary("gtmctl"), "--run-dir", self.env.run_dir,
+                                "status"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=30).stdout
+        self.assertRegex(shown, r"control: last health publish: [1-9]\d* us from the deciding "
+                                r"probe verdict to the dataplane's ack")
+        self.assertRegex(shown, r"dataplane: last publish: \d+ us to validate and swap in \([1-9]")
 
         self.listeners["127.0.0.2"] = TcpListener("127.0.0.2", self.tcp_port).start()
         took = self.wait_answers(both, RISE * INTERVAL_S + 1)

@@ -1,5 +1,9 @@
 // Fuzz target: SnapshotView::validate on arbitrary bytes must never crash or read out of bounds;
-// an image it accepts must answer lookups safely.
+// an image it accepts must answer lookups safely. Validation against a previous image (the
+// dataplane's publish path, which skips the checks of sections identical to the image in service)
+// must accept exactly what a full validation accepts: the first valid input (a corpus image) is
+// kept as that previous image, and every input, plus a patch of that image made from the input
+// (most sections then stay identical), is validated both ways.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -15,12 +19,8 @@ constexpr uint8_t kRoot[] = {0};
 constexpr uint8_t kExample[] = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0};
 constexpr uint8_t kWww[] = {3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0};
 
-// Validates one image and, if accepted, exercises lookups on it.
-void check_image(const uint8_t* image, size_t size) {
-  gtm::snap::SnapshotView view;
-  std::string error;
-  if (!view.validate(image, size, &error)) return;
-
+// Lookups on an accepted image.
+void exercise(const gtm::snap::SnapshotView& view) {
   view.find_node(kRoot, sizeof(kRoot));
   view.find_node(kExample, sizeof(kExample));
   view.find_node(kWww, sizeof(kWww));
@@ -37,6 +37,68 @@ void check_image(const uint8_t* image, size_t size) {
   }
 }
 
+// The first valid image seen, in storage of its own: the "image in service".
+struct Previous {
+  std::vector<uint64_t> storage;
+  size_t size = 0;
+  gtm::snap::SnapshotView view;
+  bool set = false;
+};
+
+Previous& previous() {
+  static Previous p;
+  return p;
+}
+
+// Full validation and validation against the previous image (both without the checksum, which
+// the publish path skips for sealed memfds) must agree.
+void check_against_previous(const uint8_t* image, size_t size) {
+  Previous& prev = previous();
+  if (!prev.set) return;
+  gtm::snap::ValidateOptions full_options;
+  full_options.verify_checksum = false;
+  gtm::snap::SnapshotView full;
+  std::string error;
+  const bool full_ok = full.validate(image, size, &error, full_options);
+  gtm::snap::ValidateOptions reuse_options = full_options;
+  reuse_options.previous = &prev.view;
+  gtm::snap::ValidationStats stats;
+  reuse_options.stats = &stats;
+  gtm::snap::SnapshotView reused;
+  const bool reused_ok = reused.validate(image, size, &error, reuse_options);
+  if (full_ok != reused_ok) __builtin_trap();
+  if (reused_ok) exercise(reused);
+}
+
+// Validates one image and, if accepted, exercises lookups on it; the first accepted one becomes
+// the previous image.
+void check_image(const uint8_t* image, size_t size) {
+  gtm::snap::SnapshotView view;
+  std::string error;
+  if (!view.validate(image, size, &error)) return;
+  exercise(view);
+  Previous& prev = previous();
+  if (prev.set) return;
+  prev.storage.assign(size / 8 + 1, 0);
+  std::memcpy(prev.storage.data(), image, size);
+  prev.size = size;
+  prev.set =
+      prev.view.validate(reinterpret_cast<const uint8_t*>(prev.storage.data()), size, &error);
+}
+
+// The previous image with a few bytes changed as `data` says (offset, xor value pairs).
+void check_patched_previous(const uint8_t* data, size_t size) {
+  Previous& prev = previous();
+  if (!prev.set || prev.size == 0) return;
+  std::vector<uint64_t> storage(prev.storage);
+  uint8_t* image = reinterpret_cast<uint8_t*>(storage.data());
+  for (size_t i = 0; i + 3 <= size && i < 3 * 8; i += 3) {
+    const size_t at = (static_cast<size_t>(data[i]) << 8 | data[i + 1]) % prev.size;
+    image[at] ^= data[i + 2];
+  }
+  check_against_previous(image, prev.size);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -45,6 +107,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint8_t* image = reinterpret_cast<uint8_t*>(storage.data());
   if (size != 0) std::memcpy(image, data, size);
   check_image(image, size);
+  check_against_previous(image, size);
+  check_patched_previous(data, size);
 
   // Random bytes almost never carry a matching checksum; re-seal the header so the mutated body
   // reaches the cross-reference checks too.
