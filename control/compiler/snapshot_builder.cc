@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "control/compiler/answer_records.h"
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
 #include "dataplane/engine/rendezvous.h"
@@ -865,6 +866,11 @@ class Builder {
     add_section(image, h, snap::kSecTopoMaps, topo_maps_);
     add_section(image, h, snap::kSecTopoPicks, topo_picks_);
     add_section(image, h, snap::kSecRuleSets, rule_sets_);
+    const AnswerRecords answers =
+        render_answer_records(blob_, rrsets_, rdatas_, services_, pools_, members_);
+    add_section(image, h, snap::kSecAnswerRecords, answers.bytes);
+    add_section(image, h, snap::kSecRRsetAnswers, answers.rrsets);
+    add_section(image, h, snap::kSecMemberAnswers, answers.members);
     while (image.size() % 8 != 0) image.push_back(0);
     h.total_size = image.size();
     h.checksum = snap::image_checksum(image.data() + sizeof(h), image.size() - sizeof(h));
@@ -873,7 +879,8 @@ class Builder {
   }
 
   const SnapshotModel& model_;
-  std::map<WireName, NodeInfo, WireNameLess> nodes_;  // byte order of wire names: deterministic node order
+  std::map<WireName, NodeInfo, WireNameLess>
+      nodes_;  // byte order of wire names: deterministic node order
 
   std::vector<uint8_t> blob_;
   std::map<std::string, uint32_t> interned_;
