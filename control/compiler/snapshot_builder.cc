@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "control/compiler/answer_records.h"
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
 #include "dataplane/engine/rendezvous.h"
@@ -974,6 +975,11 @@ class Builder {
     add_section(image, h, snap::kSecTopoMaps, health_.topo_maps);
     add_section(image, h, snap::kSecTopoPicks, health_.topo_picks);
     add_section(image, h, snap::kSecRuleSets, rule_sets_);
+    const AnswerRecords answers =
+        render_answer_records(blob_, rrsets_, rdatas_, services_, pools_, members_);
+    add_section(image, h, snap::kSecAnswerRecords, answers.bytes);
+    add_section(image, h, snap::kSecRRsetAnswers, answers.rrsets);
+    add_section(image, h, snap::kSecMemberAnswers, answers.members);
     while (image.size() % 8 != 0) image.push_back(0);
     h.total_size = image.size();
     h.checksum = snap::image_checksum(image.data() + sizeof(h), image.size() - sizeof(h));
@@ -1177,6 +1183,11 @@ struct SnapshotCompiler::Kept {
   std::vector<snap::Member> members;
   std::vector<snap::Rule> rules;
   std::vector<snap::RRset> rrsets;
+  // What the answer records are rendered from: a health build re-renders them only when a
+  // service's TTL (unstable_ttl) differs from the full build's, since a member's record carries it.
+  std::vector<uint8_t> blob;
+  std::vector<snap::Rdata> rdatas;
+  std::vector<uint32_t> base_ttls;  // per service
   std::vector<std::vector<uint16_t>> used_rules;  // per service: distinct class -> rule values
   // Per pool: the usable members its cached slots were computed for, and those slots.
   std::vector<std::vector<uint32_t>> usable_key;
@@ -1184,6 +1195,7 @@ struct SnapshotCompiler::Kept {
   std::vector<bool> cached;
   // Output of the latest build.
   HealthTables tables;
+  AnswerRecords answers;
   snap::Header header{};
   std::vector<uint8_t> flat;  // with_checksum: the image in one piece
 };
@@ -1219,6 +1231,9 @@ bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::s
     kept->members = section_copy<snap::Member>(image, snap::kSecMembers);
     kept->rules = section_copy<snap::Rule>(image, snap::kSecRules);
     kept->rrsets = section_copy<snap::RRset>(image, snap::kSecRRsets);
+    kept->blob = section_copy<uint8_t>(image, snap::kSecBlob);
+    kept->rdatas = section_copy<snap::Rdata>(image, snap::kSecRdatas);
+    for (const snap::Service& svc : kept->services) kept->base_ttls.push_back(svc.ttl);
     const std::vector<uint16_t> class_rules = section_copy<uint16_t>(image, snap::kSecClassRules);
     const uint32_t classes = ClassTables(model).count();
     for (const snap::Service& svc : kept->services) {
@@ -1245,6 +1260,7 @@ bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::s
 bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out, std::string* error,
                                     bool with_checksum) {
   Kept& k = *kept_;
+  bool ttl_changed = false;
   try {
     const ClassTables classes(model);
     const bool unknown_up = model.unknown_health_is_up;
@@ -1308,6 +1324,12 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
     if (tables.slots.size() >= UINT32_MAX || tables.topo_picks.size() >= UINT32_MAX) {
       fail("snapshot has too many entries");
     }
+    ttl_changed = false;
+    for (size_t s = 0; s < services.size(); ++s) ttl_changed |= services[s].ttl != k.base_ttls[s];
+    if (ttl_changed) {
+      k.answers =
+          render_answer_records(k.blob, k.rrsets, k.rdatas, k.services, k.pools, k.members);
+    }
     stats_.pools = static_cast<uint32_t>(k.pools.size());
     stats_.pools_recomputed = recomputed;
   } catch (const BuildError& e) {
@@ -1324,6 +1346,9 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
                                              v.size() * sizeof(v[0]));
   };
   const std::pair<uint32_t, std::pair<const uint8_t*, size_t>> recomputed[] = {
+      {ttl_changed ? snap::kSecAnswerRecords : snap::kMaxSections, span(k.answers.bytes)},
+      {ttl_changed ? snap::kSecRRsetAnswers : snap::kMaxSections, span(k.answers.rrsets)},
+      {ttl_changed ? snap::kSecMemberAnswers : snap::kMaxSections, span(k.answers.members)},
       {snap::kSecServices, span(k.services)},
       {snap::kSecPools, span(k.pools)},
       {snap::kSecMembers, span(k.members)},

@@ -29,7 +29,9 @@ inline size_t wire_name_length(const uint8_t* p, size_t avail) {
 // parser while it lowercases the question, so the first lookup costs no extra pass over the name.
 // The three pieces below are the whole function; changing them changes the snapshot image layout
 // (bump snap::kFormatVersion).
-inline uint64_t name_hash_seed(size_t len) { return 0x9E3779B97F4A7C15ull ^ len; }
+inline uint64_t name_hash_seed(size_t len) {
+  return 0x9E3779B97F4A7C15ull ^ len;
+}
 inline uint64_t name_hash_word(uint64_t h, uint64_t word) {
   h = (h ^ word) * 0xFF51AFD7ED558CCDull;
   return h ^ (h >> 32);
@@ -54,22 +56,62 @@ inline uint32_t name_hash(const uint8_t* name, size_t len) {
   return name_hash_finish(h, tail);
 }
 
+// Whether a[0, len) == b[0, len), 8 bytes per step with one overlapping last step (the name index
+// compares every looked-up name with its node's: a memcmp call cost ~18 instructions of a ~20-byte
+// name). Reads nothing outside either range.
+inline bool names_equal(const uint8_t* a, const uint8_t* b, size_t len) {
+  auto word = [](const uint8_t* p) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+  };
+  auto half = [](const uint8_t* p) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  };
+  if (len >= 8) {
+    for (size_t i = 0; i + 8 < len; i += 8) {
+      if (word(a + i) != word(b + i)) return false;
+    }
+    return word(a + len - 8) == word(b + len - 8);
+  }
+  if (len >= 4) return half(a) == half(b) && half(a + len - 4) == half(b + len - 4);
+  for (size_t i = 0; i < len; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 // Mnemonic of the record types gtm serves, or nullptr for any other type.
 inline const char* rr_type_name(uint16_t type) {
   switch (type) {
-    case kTypeA: return "A";
-    case kTypeNS: return "NS";
-    case kTypeCNAME: return "CNAME";
-    case kTypeSOA: return "SOA";
-    case kTypePTR: return "PTR";
-    case kTypeMX: return "MX";
-    case kTypeTXT: return "TXT";
-    case kTypeAAAA: return "AAAA";
-    case kTypeSRV: return "SRV";
-    case kTypeOPT: return "OPT";
-    case kTypeANY: return "ANY";
-    case kTypeCAA: return "CAA";
-    default: return nullptr;
+    case kTypeA:
+      return "A";
+    case kTypeNS:
+      return "NS";
+    case kTypeCNAME:
+      return "CNAME";
+    case kTypeSOA:
+      return "SOA";
+    case kTypePTR:
+      return "PTR";
+    case kTypeMX:
+      return "MX";
+    case kTypeTXT:
+      return "TXT";
+    case kTypeAAAA:
+      return "AAAA";
+    case kTypeSRV:
+      return "SRV";
+    case kTypeOPT:
+      return "OPT";
+    case kTypeANY:
+      return "ANY";
+    case kTypeCAA:
+      return "CAA";
+    default:
+      return nullptr;
   }
 }
 

@@ -68,6 +68,12 @@ enum class ParseStatus : uint8_t {
 //  - COOKIE: client cookie of 8 octets, optionally followed by a server cookie of 8 to 32 octets;
 //  - an option's length must fit inside the OPT RDATA.
 // The EDNS version is reported, not judged: the engine answers BADVERS for versions > 0.
+// The common shape (one question, optionally one OPT with the root owner) is parsed in one pass;
+// anything else goes through the strict walk over every section, with the same verdicts.
 ParseStatus parse_query(const uint8_t* pkt, size_t len, ParsedQuery* out);
+
+// The strict walk alone, for every shape: the reference parse_query() must agree with (tests and
+// fuzzers compare them).
+ParseStatus parse_query_strict(const uint8_t* pkt, size_t len, ParsedQuery* out);
 
 }  // namespace gtm::dns

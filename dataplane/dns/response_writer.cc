@@ -2,10 +2,10 @@
 // previous state (position, counts, dictionary), so truncation decisions stay with the caller.
 #include "dataplane/dns/response_writer.h"
 
-#include "dataplane/dns/name.h"
-
 #include <cassert>
 #include <cstring>
+
+#include "dataplane/dns/name.h"
 
 namespace gtm::dns {
 namespace {
@@ -75,10 +75,8 @@ bool ResponseWriter::begin(uint8_t* buf, size_t limit, const uint8_t* query_pkt,
     std::memmove(buf + kHeaderSize, query_pkt + kHeaderSize, end - kHeaderSize);
   }
   // The header is built from `q`, not from query_pkt, because query_pkt may be this very buffer.
-  const uint16_t flags = static_cast<uint16_t>(kFlagQR | ((q.opcode & 0xF) << 11) | kFlagAA |
-                                               (q.flags & (kFlagRD | kFlagCD)));
   store16(buf, q.id);
-  store16(buf + 2, flags);
+  store16(buf + 2, response_flags(q));
   store16(buf + 4, with_question ? 1 : 0);
   store16(buf + 6, 0);
   store16(buf + 8, 0);
@@ -172,7 +170,7 @@ bool ResponseWriter::add_rr_qname(Section s, uint16_t type, uint16_t rclass, uin
                                   uint16_t name2_off) {
   assert_section_order(counts_, s);
   if (buf_ == nullptr || question_end_ <= kHeaderSize) return false;  // no question to point at
-  if (name1_off != 0xFFFF || name2_off != 0xFFFF) ensure_dict();  // as in add_rr
+  if (name1_off != 0xFFFF || name2_off != 0xFFFF) ensure_dict();      // as in add_rr
   const size_t saved_pos = pos_;
   const int saved_dict = dict_size_;
   // The question name sits at offset 12, so the owner is the pointer 0xC00C, written directly: the
@@ -260,33 +258,9 @@ bool ResponseWriter::write_rr_tail(Section s, uint16_t type, uint16_t rclass, ui
 bool ResponseWriter::add_opt(uint16_t payload, uint16_t ext_rcode, bool do_bit,
                              const EcsOption* ecs, uint8_t scope_prefix) {
   if (buf_ == nullptr) return false;
-  size_t ecs_addr_len = 0;
-  size_t rdlength = 0;
-  if (ecs != nullptr) {
-    ecs_addr_len = (static_cast<size_t>(ecs->source_prefix) + 7) / 8;
-    if (ecs_addr_len > sizeof(ecs->address)) ecs_addr_len = sizeof(ecs->address);
-    rdlength = 4 + 4 + ecs_addr_len;
-  }
-  const size_t needed = 1 + kRRFixedSize + rdlength;
+  const size_t needed = opt_rr_size(ecs);
   if (needed > limit_ - pos_) return false;
-
-  uint8_t* p = buf_ + pos_;
-  p[0] = 0;  // owner: root
-  store16(p + 1, kTypeOPT);
-  store16(p + 3, payload);
-  // TTL: extended rcode (upper 8 of 12 bits), version 0, flags (only DO is defined).
-  store32(p + 5,
-          (static_cast<uint32_t>((ext_rcode >> 4) & 0xFF) << 24) | (do_bit ? kEdnsFlagDO : 0u));
-  store16(p + 9, static_cast<uint16_t>(rdlength));
-  if (ecs != nullptr) {
-    uint8_t* o = p + 1 + kRRFixedSize;
-    store16(o, kOptEcs);
-    store16(o + 2, static_cast<uint16_t>(4 + ecs_addr_len));
-    store16(o + 4, ecs->family);
-    o[6] = ecs->source_prefix;
-    o[7] = scope_prefix;
-    if (ecs_addr_len > 0) std::memcpy(o + 8, ecs->address, ecs_addr_len);
-  }
+  write_opt_rr(buf_ + pos_, payload, ext_rcode, do_bit, ecs, scope_prefix);
   pos_ += needed;
   ++counts_[2];
   store16(buf_ + kCountOffset[2], counts_[2]);

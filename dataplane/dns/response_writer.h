@@ -18,6 +18,51 @@ namespace gtm::dns {
 
 enum class Section : uint8_t { kAnswer = 0, kAuthority = 1, kAdditional = 2 };
 
+// The pieces of a response that do not depend on what else is in it, shared by the writer and by
+// code that writes a whole response directly (the engine's fast path, dataplane/engine/answer.cc).
+
+// Header flags of a response to `q`: QR, the query's opcode, AA, and its RD and CD; rcode 0.
+inline uint16_t response_flags(const ParsedQuery& q) {
+  return static_cast<uint16_t>(kFlagQR | ((q.opcode & 0xF) << 11) | kFlagAA |
+                               (q.flags & (kFlagRD | kFlagCD)));
+}
+
+// Octets of the ECS address echoed for `ecs`: ceil(SOURCE PREFIX-LENGTH / 8), as received.
+inline size_t ecs_address_length(const EcsOption& ecs) {
+  const size_t len = (static_cast<size_t>(ecs.source_prefix) + 7) / 8;
+  return len < sizeof(ecs.address) ? len : sizeof(ecs.address);
+}
+
+// Size of our OPT RR, with the ECS option when `ecs` is non-null.
+inline size_t opt_rr_size(const EcsOption* ecs) {
+  return 11 + (ecs != nullptr ? 8 + ecs_address_length(*ecs) : 0);
+}
+
+// Writes our OPT RR at p[0, opt_rr_size(ecs)): root owner, our payload size, the upper 8 bits of
+// the 12-bit `ext_rcode`, version 0, DO when `do_bit`, and the ECS option with the query's family,
+// source prefix and address and the given scope prefix.
+inline void write_opt_rr(uint8_t* p, uint16_t payload, uint16_t ext_rcode, bool do_bit,
+                         const EcsOption* ecs, uint8_t scope_prefix) {
+  p[0] = 0;
+  store16(p + 1, kTypeOPT);
+  store16(p + 3, payload);
+  store32(p + 5,
+          (static_cast<uint32_t>((ext_rcode >> 4) & 0xFF) << 24) | (do_bit ? kEdnsFlagDO : 0u));
+  if (ecs == nullptr) {
+    store16(p + 9, 0);
+    return;
+  }
+  const size_t addr_len = ecs_address_length(*ecs);
+  store16(p + 9, static_cast<uint16_t>(8 + addr_len));
+  uint8_t* o = p + 11;
+  store16(o, kOptEcs);
+  store16(o + 2, static_cast<uint16_t>(4 + addr_len));
+  store16(o + 4, ecs->family);
+  o[6] = ecs->source_prefix;
+  o[7] = scope_prefix;
+  std::memcpy(o + 8, ecs->address, addr_len);
+}
+
 class ResponseWriter {
  public:
   // Starts a response in buf[0, limit). `query_pkt` is the query as received (may equal buf);
@@ -32,8 +77,8 @@ class ResponseWriter {
   // it at offsets name1_off / name2_off (0xFFFF = none) are compressed too (RFC 3597: NS, CNAME,
   // PTR, MX, SOA only; the caller passes 0xFFFF for other types).
   bool add_rr(Section s, const uint8_t* owner, size_t owner_len, uint16_t type, uint16_t rclass,
-              uint32_t ttl, const uint8_t* rdata, size_t rdata_len,
-              uint16_t name1_off = 0xFFFF, uint16_t name2_off = 0xFFFF);
+              uint32_t ttl, const uint8_t* rdata, size_t rdata_len, uint16_t name1_off = 0xFFFF,
+              uint16_t name2_off = 0xFFFF);
 
   // Same, with the owner being the question name (written as a pointer to offset 12, so the
   // client's case is preserved).
@@ -49,8 +94,8 @@ class ResponseWriter {
 
   // Sets the low 4 bits of the rcode in the header.
   void set_rcode(uint16_t rcode);
-  void set_flag(uint16_t flag);     // e.g. kFlagTC
-  void clear_flag(uint16_t flag);   // e.g. kFlagAA for REFUSED
+  void set_flag(uint16_t flag);    // e.g. kFlagTC
+  void clear_flag(uint16_t flag);  // e.g. kFlagAA for REFUSED
 
   // Drops every RR written so far (all sections), keeping header and question; used to truncate.
   void reset_to_question();
@@ -83,7 +128,7 @@ class ResponseWriter {
   uint16_t dict_[kMaxDict];
   int dict_size_ = 0;
   int dict_size_at_question_ = 0;
-  bool dict_ready_ = false;  // the question's labels are in dict_
+  bool dict_ready_ = false;                   // the question's labels are in dict_
   const uint8_t* question_labels_ = nullptr;  // ParsedQuery::label_offsets of the question
   int question_label_count_ = 0;
 };

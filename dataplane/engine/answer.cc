@@ -135,16 +135,21 @@ struct Owner {
   bool is_qname;
 };
 
-struct Ctx {
-  Ctx(const snap::SnapshotView& view, const ParsedQuery& query, const ClientAddr& source,
-      WorkerState& state, Explain* ex)
-      : s(view), q(query), src(source), ws(state), explain(ex) {}
-
+// What a decision reads: the snapshot, the query, the client and the worker's rotation state (and
+// the explain record). The fast path decides with this alone; Ctx adds the response being written.
+struct Env {
   const snap::SnapshotView& s;
   const ParsedQuery& q;
   const ClientAddr& src;  // the packet's source address (the resolver)
   WorkerState& ws;
   Explain* explain;
+};
+
+struct Ctx : Env {
+  Ctx(const snap::SnapshotView& view, const ParsedQuery& query, const ClientAddr& source,
+      WorkerState& state, Explain* ex)
+      : Env{view, query, source, state, ex} {}
+
   ResponseWriter w;
   uint16_t rcode = dns::kRcodeNoError;
   bool overflow = false;  // an RR did not fit: the response will be truncated
@@ -290,7 +295,7 @@ void mask_address(uint8_t* addr, uint8_t family, uint8_t bits) {
   }
 }
 
-void identify_client(const Ctx& c, const snap::Service& svc, Steer* st) {
+void identify_client(const Env& c, const snap::Service& svc, Steer* st) {
   const dns::EcsOption& e = c.q.ecs;
   if ((svc.flags & snap::kSvcUseEcs) && e.present && e.source_prefix > 0) {
     st->family = e.family == 1 ? 4 : 6;
@@ -321,7 +326,7 @@ void identify_client(const Ctx& c, const snap::Service& svc, Steer* st) {
 }
 
 // The one LPM lookup of a client-dependent query.
-void classify_client(const Ctx& c, Steer* st) {
+void classify_client(const Env& c, Steer* st) {
   geo::LpmMatch m;
   if (st->family == 4) {
     m = c.s.lpm4().lookup(dns::load32(st->addr));
@@ -361,7 +366,7 @@ void put_set_names(LineBuf* line, const snap::SnapshotView& s, const uint32_t* i
   }
 }
 
-void explain_client(Ctx& c, const Steer& st, bool classified) {
+void explain_client(const Env& c, const Steer& st, bool classified) {
   LineBuf line;
   line.put("client ");
   if (st.family == 0) {
@@ -388,7 +393,7 @@ void explain_client(Ctx& c, const Steer& st, bool classified) {
   c.explain->add("%s", line.s);
 }
 
-void explain_rule(Ctx& c, const snap::Service& svc, uint32_t r) {
+void explain_rule(const Env& c, const snap::Service& svc, uint32_t r) {
   const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
   LineBuf line;
   char head[64];
@@ -454,7 +459,7 @@ uint32_t random_below(WorkerState& ws, uint32_t n) {
   return static_cast<uint32_t>((r * n) >> 32);  // Lemire's multiply-shift: no division
 }
 
-void explain_pool(Ctx& c, const snap::Pool& pool, const char* verdict) {
+void explain_pool(const Env& c, const snap::Pool& pool, const char* verdict) {
   LineBuf line;
   char head[Explain::kLineLen];
   snprintf(head, sizeof(head), "pool %.*s (%s", static_cast<int>(pool.name.len),
@@ -484,7 +489,7 @@ void explain_pool(Ctx& c, const snap::Pool& pool, const char* verdict) {
 
 // Rendezvous over the pool's usable members: the slot of the member with the highest score for
 // this client prefix.
-uint32_t persistence_slot(const Ctx& c, const snap::Pool& pool, uint64_t client_hash) {
+uint32_t persistence_slot(const Env& c, const snap::Pool& pool, uint64_t client_hash) {
   const uint32_t* slots = c.s.pool_slots() + pool.usable_first;
   const snap::Member* members = c.s.members();
   uint32_t best = 0;
@@ -514,7 +519,7 @@ uint32_t persistence_slot(const Ctx& c, const snap::Pool& pool, uint64_t client_
 
 // Classes share a pick when its members win for them, at whatever score: the score shown is this
 // class's.
-__attribute__((noinline, cold)) void explain_topology(Ctx& c, const snap::TopoPick& pick,
+__attribute__((noinline, cold)) void explain_topology(const Env& c, const snap::TopoPick& pick,
                                                       uint32_t cls) {
   const snap::BlobRef dc = c.s.datacenters()[pick.datacenter].name;
   const uint16_t score =
@@ -524,7 +529,7 @@ __attribute__((noinline, cold)) void explain_topology(Ctx& c, const snap::TopoPi
                  pick.slot_count, pick.slot_count > 1 ? " (rotating)" : "");
 }
 
-__attribute__((noinline, cold)) void explain_persistence(Ctx& c, const snap::Pool& pool,
+__attribute__((noinline, cold)) void explain_persistence(const Env& c, const snap::Pool& pool,
                                                          const Steer& st, uint8_t bits,
                                                          const GslbPick& p) {
   LineBuf line;
@@ -545,7 +550,7 @@ __attribute__((noinline, cold)) void explain_persistence(Ctx& c, const snap::Poo
 
 // One method of a pool's chain. Returns false when the method cannot pick: the pool has no usable
 // member, or (topology) none of them is in a datacenter the client's class scores.
-bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint32_t turn, Steer* st,
+bool try_method(const Env& c, const snap::Pool& pool, uint8_t method, uint32_t turn, Steer* st,
                 GslbPick* p) {
   const uint32_t n = pool.usable_count;
   const uint32_t* slots = c.s.pool_slots();
@@ -616,7 +621,7 @@ bool try_method(Ctx& c, const snap::Pool& pool, uint8_t method, uint32_t turn, S
 }
 
 // The pools of one set in order; the first pool whose method chain picks answers.
-bool pick_in_set(Ctx& c, const snap::PoolSet& set, uint32_t turn, Steer* st, GslbPick* p) {
+bool pick_in_set(const Env& c, const snap::PoolSet& set, uint32_t turn, Steer* st, GslbPick* p) {
   const uint32_t* pools = c.s.set_pools() + set.pool_first;
   for (uint32_t i = 0; i < set.pool_count; ++i) {
     const snap::Pool& pool = c.s.pools()[pools[i]];
@@ -639,7 +644,8 @@ bool pick_in_set(Ctx& c, const snap::PoolSet& set, uint32_t turn, Steer* st, Gsl
   return false;
 }
 
-__attribute__((noinline, cold)) void explain_chosen(Ctx& c, const GslbPick& p, uint32_t count) {
+__attribute__((noinline, cold)) void explain_chosen(const Env& c, const GslbPick& p,
+                                                    uint32_t count) {
   LineBuf chosen;
   chosen.put("chosen:");
   uint32_t idx = p.start;
@@ -684,15 +690,6 @@ uint32_t add_all_members(Ctx& c, const Owner& o, const snap::Service& svc,
   return first_rdata;
 }
 
-// Answers one GSLB service at `o`: the heart of the traffic manager. Returns the Rdata index of the
-// first record answered (the target, for CNAME services), or kNone when none was.
-//
-// Everything that can be decided without the client was decided by the snapshot builder (usable
-// lists, wheels, per-class rule and topology tables) and by control's switch policy (which set of
-// each rule is active). Per query that leaves: at most one LPM lookup (client -> class), an array
-// index for the rule, the active set's pools in order, and in each pool its method chain. `turn`
-// (the worker's rotation counter, advanced once per selection) picks the round-robin position, the
-// wheel slot for ratio (exact proportions over a cycle) and the first of return-n's members.
 // The rare outcomes of answer_gslb, out of its way: the active set had nothing, so the other set,
 // then the fallback address, then the empty action. Kept apart so the common path stays small.
 __attribute__((noinline)) uint32_t answer_gslb_slow(Ctx& c, const Owner& o,
@@ -757,9 +754,37 @@ __attribute__((noinline)) uint32_t answer_gslb_slow(Ctx& c, const Owner& o,
 }
 
 // Who the client is, for a service that depends on it: identity, then class.
-__attribute__((noinline)) void steer_client(const Ctx& c, const snap::Service& svc, Steer* st) {
+__attribute__((noinline)) void steer_client(const Env& c, const snap::Service& svc, Steer* st) {
   identify_client(c, svc, st);
   if (svc.flags & snap::kSvcNeedsClass) classify_client(c, st);
+}
+
+// The decisions every GSLB answer starts with: who the client is (at most one LPM lookup), the
+// rule for the client's class (an array index), and a pick from the rule's active pool set with
+// rotation `turn`. Returns false when that set has nothing to pick (*rule is set either way).
+// Changes no state but the random method's generator, so that the fast path can still leave the
+// query to the general path after calling it (restoring the generator).
+bool pick_active(const Env& c, const snap::Service& svc, uint32_t turn, Steer* st,
+                 const snap::Rule** rule_out, GslbPick* p) {
+  if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(c, svc, st);
+  uint32_t r = svc.fixed_rule;
+  if (svc.class_rules != kNone) {
+    r = c.s.class_rules()[svc.class_rules + st->cls];
+    if (svc.flags & snap::kSvcRulesVary) depends_on(st, st->class_prefix);
+  }
+  const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
+  *rule_out = &rule;
+  if (GTM_UNLIKELY(c.explain != nullptr)) {
+    const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
+    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype), svc.pool_count,
+                   svc.ttl);
+    if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) {
+      explain_client(c, *st, (svc.flags & snap::kSvcNeedsClass) != 0);
+    }
+    // A plain service (one rule, one set) has nothing to say about rules.
+    if (svc.rule_count > 1 || rule.secondary != kNone) explain_rule(c, svc, r);
+  }
+  return pick_in_set(c, c.s.pool_sets()[rule.active ? rule.secondary : rule.primary], turn, st, p);
 }
 
 // Answers one GSLB service at `o`: the heart of the traffic manager. Returns the Rdata index of the
@@ -773,34 +798,17 @@ __attribute__((noinline)) void steer_client(const Ctx& c, const snap::Service& s
 // wheel slot for ratio (exact proportions over a cycle) and the first of return-n's members.
 uint32_t answer_gslb(Ctx& c, const Owner& o, const snap::Service& svc, uint32_t zone) {
   ++c.ws.counters.gslb_answers;
-  Steer st;
-  if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(c, svc, &st);
-  uint32_t r = svc.fixed_rule;
-  if (svc.class_rules != kNone) {
-    r = c.s.class_rules()[svc.class_rules + st.cls];
-    if (svc.flags & snap::kSvcRulesVary) depends_on(&st, st.class_prefix);
-  }
-  const snap::Rule& rule = c.s.rules()[svc.rule_first + r];
-  if (GTM_UNLIKELY(c.explain != nullptr)) {
-    const NameText n = name_text(c.s.blob(svc.name), svc.name.len);
-    c.explain->add("service %s %s: %u pool(s), ttl %u", n.s, type_text(svc.rtype), svc.pool_count,
-                   svc.ttl);
-    if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) {
-      explain_client(c, st, (svc.flags & snap::kSvcNeedsClass) != 0);
-    }
-    // A plain service (one rule, one set) has nothing to say about rules.
-    if (svc.rule_count > 1 || rule.secondary != kNone) explain_rule(c, svc, r);
-  }
   // 32 bits of the rotation counter: a 32-bit division is several times cheaper than a 64-bit
   // one, and the rotation only skips a step once every 2^32 selections.
   const uint32_t turn = static_cast<uint32_t>(c.ws.rr_counter++);
+  Steer st;
+  const snap::Rule* rule;
   GslbPick p;
-  if (GTM_LIKELY(pick_in_set(c, c.s.pool_sets()[rule.active ? rule.secondary : rule.primary], turn,
-                             &st, &p))) {
+  if (GTM_LIKELY(pick_active(c, svc, turn, &st, &rule, &p))) {
     if (st.scope > c.ecs_scope) c.ecs_scope = st.scope;
     return add_members(c, o, svc, p);
   }
-  return answer_gslb_slow(c, o, svc, zone, rule, turn, &st);
+  return answer_gslb_slow(c, o, svc, zone, *rule, turn, &st);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1018,6 +1026,110 @@ size_t finish(Ctx& c, bool with_opt, bool echo_ecs) {
   return c.w.size();
 }
 
+// ---------------------------------------------------------------------------------------------
+// The fast path.
+//
+// Nearly every query asks a name that exists for a type it has: a static RRset rendered at
+// publish time (format.h AnswerRef), or an A/AAAA service whose rule's active set picks (its
+// members' records are rendered too). answer_fast() answers exactly those, writing the response
+// directly (header, question, the rendered records, OPT), with the same bytes, counters and
+// worker state as the general path (resolve + finish). For anything else it returns 0 before it
+// has changed any state, and the general path answers. tests/fuzz/fuzz_answer.cc compares the
+// two paths on every input, tests/dataplane/engine/fast_path_test.cc on every case they cover.
+
+// Copies the picked members' records (each `kLen` octets: the 12 before RDATA, then an A or AAAA
+// address).
+template <size_t kLen>
+size_t copy_members(uint8_t* out, const snap::SnapshotView& s, const GslbPick& p) {
+  const uint8_t* records = s.answer_records();
+  const snap::AnswerRef* refs = s.member_answers();
+  uint32_t idx = p.start;
+  for (uint32_t k = 0; k < p.count; ++k) {
+    std::memcpy(out + k * kLen, records + refs[p.slots[idx]].off, kLen);
+    if (++idx == p.n) idx = 0;
+  }
+  return p.count * kLen;
+}
+
+// The question, unless it is already there (answering in place); `out` may be `query`.
+void copy_question(uint8_t* out, const uint8_t* query, size_t question_end) {
+  if (out != query) {
+    std::memmove(out + dns::kHeaderSize, query + dns::kHeaderSize, question_end - dns::kHeaderSize);
+  }
+}
+
+// Per query, static A (callgrind): ~25 instructions to find the node and its RRset, ~30 to copy
+// and frame the answer; GSLB adds pick_active (~40 for a ratio pool, ~150 with an LPM lookup and
+// topology) and ~10 per member.
+size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint8_t* query,
+                   uint8_t* out, size_t limit, const ClientAddr& client, WorkerState& ws) {
+  // What the general path treats specially: other classes, meta types and ANY (RFC 8482), EDNS
+  // versions > 0 (BADVERS), the root name (its owner is the root octet, not the 0xC00C pointer).
+  if (q.qclass != dns::kClassIN || (q.qtype >= 128 && q.qtype <= dns::kTypeANY) ||
+      q.qname_len <= 1 || (q.has_edns && q.edns_version != 0)) {
+    return 0;
+  }
+  // Wildcards, NXDOMAIN, NODATA and CNAME chains are the general path's.
+  const uint32_t node_idx = s.find_node(q.qname_lower, q.qname_len, q.qname_hash);
+  if (node_idx == kNone) return 0;
+  const snap::Node& node = s.nodes()[node_idx];
+  if (node.flags & snap::kNodeHasCname) return 0;
+  const snap::RRset* rr = find_rrset(s, node, q.qtype);
+  if (rr == nullptr) return 0;
+
+  const size_t qend = q.question_end;
+  const dns::EcsOption* ecs = q.ecs.present ? &q.ecs : nullptr;
+  const size_t opt_len = q.has_edns ? dns::opt_rr_size(ecs) : 0;
+  size_t pos = qend;
+  uint32_t count;
+  uint8_t scope = 0;
+  if (rr->kind == snap::kRRsetStatic) {
+    const snap::AnswerRef& ref = s.rrset_answers()[rr - s.rrsets()];
+    // Not rendered (a name inside), or too big: the general path truncates.
+    if (ref.len == 0 || qend + ref.len + opt_len > limit) return 0;
+    copy_question(out, query, qend);
+    std::memcpy(out + pos, s.answer_records() + ref.off, ref.len);
+    pos += ref.len;
+    count = ref.count;
+  } else {
+    const snap::Service& svc = s.services()[rr->rdata_first];
+    if (svc.rtype == dns::kTypeCNAME) return 0;  // the chain goes on: the general path follows it
+    const Env e{s, q, client, ws, nullptr};
+    const uint64_t rng = ws.rng;
+    Steer st;
+    const snap::Rule* rule;
+    GslbPick p;
+    const size_t rr_len = snap::kAnswerRecordFixed + (svc.rtype == dns::kTypeA ? 4 : 16);
+    if (!pick_active(e, svc, static_cast<uint32_t>(ws.rr_counter), &st, &rule, &p) ||
+        qend + p.count * rr_len + opt_len > limit) {
+      ws.rng = rng;  // as if never drawn: the general path draws the same number again
+      return 0;
+    }
+    // Committed: what answer_gslb() counts and advances.
+    ++ws.rr_counter;
+    ++ws.counters.gslb_answers;
+    copy_question(out, query, qend);
+    pos += svc.rtype == dns::kTypeA ? copy_members<16>(out + pos, s, p)
+                                    : copy_members<28>(out + pos, s, p);
+    count = p.count;
+    scope = st.scope;
+  }
+  dns::store16(out, q.id);
+  dns::store16(out + 2, dns::response_flags(q));
+  dns::store16(out + 4, 1);
+  dns::store16(out + 6, static_cast<uint16_t>(count));
+  dns::store16(out + 8, 0);
+  dns::store16(out + 10, q.has_edns ? 1 : 0);
+  if (q.has_edns) {
+    dns::write_opt_rr(out + pos, dns::kOurUdpPayload, dns::kRcodeNoError,
+                      (q.edns_flags & dns::kEdnsFlagDO) != 0, ecs, scope);
+    pos += opt_len;
+  }
+  ++ws.counters.responses;
+  ++ws.counters.rcode_noerror;
+  return pos;
+}
+
 }  // namespace
 
 size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t query_len,
@@ -1067,6 +1179,10 @@ size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t
     return 0;
   }
   if (q.ecs.present) ++k.ecs_queries;
+  if (GTM_LIKELY(explain == nullptr)) {
+    const size_t n = answer_fast(*snap, q, query, out, limit, client, ws);
+    if (GTM_LIKELY(n != 0)) return n;
+  }
 
   Ctx c(*snap, q, client, ws, explain);
   if (GTM_UNLIKELY(!c.w.begin(out, limit, query, q, true))) {

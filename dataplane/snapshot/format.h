@@ -24,8 +24,10 @@ namespace gtm::snap {
 
 inline constexpr char kMagic[8] = {'G', 'T', 'M', 'S', 'N', 'A', 'P', '1'};
 // Version 2: traffic steering (client classes, access-policy rules, pool sets, method chains,
-// topology and persistence data). Version 1 images are refused with "unsupported format version".
-inline constexpr uint32_t kFormatVersion = 2;
+// topology and persistence data). Version 3: answer records rendered at publish time
+// (kSecAnswerRecords, kSecRRsetAnswers, kSecMemberAnswers). Older images are refused with
+// "unsupported format version".
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint32_t kNone = 0xFFFFFFFFu;  // "no index" for any uint32_t index field
 
 // Section identifiers. A section appears at most once. Every section is required (possibly with
@@ -43,18 +45,21 @@ enum SectionId : uint32_t {
   kSecPoolSlots = 10,  // uint32_t[]: member indexes (usable lists, weighted wheels, topology picks)
   kSecLpm4 = 11,       // bytes: IPv4 address -> client class (Lpm4View)
   kSecLpm6 = 12,       // bytes: IPv6 address -> client class (Lpm6View)
-  kSecClientSets = 13, // ClientSet[]: regions and ISP lines, by set id (names for explain)
-  kSecClasses = 14,    // ClientClass[]: at least one (class 0: in no set)
-  kSecClassSets = 15,  // uint32_t[]: set ids of the classes, ascending per class
+  kSecClientSets = 13,   // ClientSet[]: regions and ISP lines, by set id (names for explain)
+  kSecClasses = 14,      // ClientClass[]: at least one (class 0: in no set)
+  kSecClassSets = 15,    // uint32_t[]: set ids of the classes, ascending per class
   kSecDatacenters = 16,  // Datacenter[]
   kSecTopoScores = 17,   // uint16_t[class_count * datacenter_count]: 0 = no topology record
   kSecPoolSets = 18,     // PoolSet[]
   kSecSetPools = 19,     // uint32_t[]: pool indexes of the pool sets, in order
   kSecRules = 20,        // Rule[]
   kSecClassRules = 21,   // uint16_t[]: per service with rules, class_count entries: rule offset
-  kSecTopoMaps = 22,     // uint16_t[]: per topology pool, class_count entries: pick offset or kNoPick
-  kSecTopoPicks = 23,    // TopoPick[]
-  kSecRuleSets = 24,     // uint32_t[]: set ids each rule names (explain)
+  kSecTopoMaps = 22,   // uint16_t[]: per topology pool, class_count entries: pick offset or kNoPick
+  kSecTopoPicks = 23,  // TopoPick[]
+  kSecRuleSets = 24,   // uint32_t[]: set ids each rule names (explain)
+  kSecAnswerRecords = 25,  // bytes: answer records ready to copy (AnswerRef)
+  kSecRRsetAnswers = 26,   // AnswerRef[rrset_count]: a static RRset's records, or none
+  kSecMemberAnswers = 27,  // AnswerRef[member_count]: a member's record (A, AAAA), or none
 };
 inline constexpr uint32_t kMaxSections = 32;
 struct SectionEntry {
@@ -105,7 +110,7 @@ struct Node {
   uint32_t zone;         // Zone index (the deepest zone containing the name)
   uint32_t rrset_first;  // RRset index; the node's RRsets are contiguous, sorted by type
   uint16_t rrset_count;
-  uint16_t flags;        // NodeFlags
+  uint16_t flags;  // NodeFlags
   uint32_t reserved;
 };
 
@@ -115,8 +120,8 @@ enum RRsetKind : uint16_t {
 };
 
 struct RRset {
-  uint16_t type;         // RR type (A = 1, ...)
-  uint16_t kind;         // RRsetKind
+  uint16_t type;  // RR type (A = 1, ...)
+  uint16_t kind;  // RRsetKind
   uint32_t ttl;
   uint32_t rdata_first;  // see RRsetKind
   uint32_t rdata_count;
@@ -133,14 +138,14 @@ struct Rdata {
 };
 
 enum class PoolMethod : uint8_t {
-  kRoundRobin = 0,           // one member, rotating over the usable list
-  kRatio = 1,                // one member, by weight (smooth weighted wheel, exact over a cycle)
-  kGlobalAvailability = 2,   // first usable member in configured order
-  kRandom = 3,               // one usable member, uniformly
-  kReturnAll = 4,            // every usable member
-  kReturnN = 5,              // up to return_n usable members, rotating start
-  kTopology = 6,             // one usable member of the best-scored datacenter for the client class
-  kPersistence = 7,          // one usable member by rendezvous hashing of the client prefix
+  kRoundRobin = 0,          // one member, rotating over the usable list
+  kRatio = 1,               // one member, by weight (smooth weighted wheel, exact over a cycle)
+  kGlobalAvailability = 2,  // first usable member in configured order
+  kRandom = 3,              // one usable member, uniformly
+  kReturnAll = 4,           // every usable member
+  kReturnN = 5,             // up to return_n usable members, rotating start
+  kTopology = 6,            // one usable member of the best-scored datacenter for the client class
+  kPersistence = 7,         // one usable member by rendezvous hashing of the client prefix
 };
 inline constexpr uint8_t kMaxPoolMethod = static_cast<uint8_t>(PoolMethod::kPersistence);
 inline constexpr uint8_t kNoMethod = 0xFF;  // unused slot of a pool's method chain
@@ -172,42 +177,42 @@ enum ServiceFlags : uint8_t {
 // control's switch policy from health); the active set's pools are tried in order, then the other
 // set's, then the fallback address, then the empty action.
 struct Service {
-  BlobRef name;            // canonical wire name (same as its node's)
-  uint32_t node;           // node index
-  uint16_t rtype;          // A, AAAA or CNAME
-  uint8_t empty_action;    // EmptyAction
-  uint8_t flags;           // ServiceFlags
+  BlobRef name;          // canonical wire name (same as its node's)
+  uint32_t node;         // node index
+  uint16_t rtype;        // A, AAAA or CNAME
+  uint8_t empty_action;  // EmptyAction
+  uint8_t flags;         // ServiceFlags
   uint32_t ttl;
-  uint32_t pool_first;     // Pool index: every pool of the service (pool sets index into these)
+  uint32_t pool_first;  // Pool index: every pool of the service (pool sets index into these)
   uint32_t pool_count;
-  uint32_t fallback_rdata; // Rdata index answered when no pool has a usable member, or kNone
-  uint32_t rule_first;     // Rule index; rule_count >= 1, the last one is the default rule
+  uint32_t fallback_rdata;  // Rdata index answered when no pool has a usable member, or kNone
+  uint32_t rule_first;      // Rule index; rule_count >= 1, the last one is the default rule
   uint32_t rule_count;
-  uint32_t class_rules;    // ClassRules index of class_count entries (rule offsets), or kNone
-                           // when the rule does not depend on the client: then fixed_rule
-  uint8_t ecs_max_v4;      // longest ECS source prefix used to identify a client (1..32)
-  uint8_t ecs_max_v6;      // (1..128)
-  uint16_t fixed_rule;     // rule offset used when class_rules is kNone
+  uint32_t class_rules;  // ClassRules index of class_count entries (rule offsets), or kNone
+                         // when the rule does not depend on the client: then fixed_rule
+  uint8_t ecs_max_v4;    // longest ECS source prefix used to identify a client (1..32)
+  uint8_t ecs_max_v6;    // (1..128)
+  uint16_t fixed_rule;   // rule offset used when class_rules is kNone
 };
 
 struct Pool {
-  BlobRef name;            // configured pool name (text, for explain)
-  uint8_t method;          // PoolMethod: the preferred method
-  uint8_t alternate;       // PoolMethod tried when the preferred cannot pick, or kNoMethod
-  uint8_t fallback;        // then this one, or kNoMethod (set only after alternate)
-  uint8_t return_n;        // for kReturnN
-  uint8_t persist_v4;      // kPersistence: client prefix length hashed (IPv4, 1..32)
-  uint8_t persist_v6;      // (IPv6, 1..128)
+  BlobRef name;              // configured pool name (text, for explain)
+  uint8_t method;            // PoolMethod: the preferred method
+  uint8_t alternate;         // PoolMethod tried when the preferred cannot pick, or kNoMethod
+  uint8_t fallback;          // then this one, or kNoMethod (set only after alternate)
+  uint8_t return_n;          // for kReturnN
+  uint8_t persist_v4;        // kPersistence: client prefix length hashed (IPv4, 1..32)
+  uint8_t persist_v6;        // (IPv6, 1..128)
   uint8_t persist_weighted;  // 1: weights differ, weighted rendezvous
-  uint8_t topo_varies;     // 1: the topology map differs between classes (the pick depends on
-                           // the client, so it narrows the ECS scope)
-  uint32_t member_first;   // Member index; all configured members, in configured order
+  uint8_t topo_varies;       // 1: the topology map differs between classes (the pick depends on
+                             // the client, so it narrows the ECS scope)
+  uint32_t member_first;     // Member index; all configured members, in configured order
   uint32_t member_count;
-  uint32_t usable_first;   // PoolSlots index: usable members in configured order
+  uint32_t usable_first;  // PoolSlots index: usable members in configured order
   uint32_t usable_count;
-  uint32_t wheel_first;    // PoolSlots index: weighted wheel over usable members (kRatio)
+  uint32_t wheel_first;  // PoolSlots index: weighted wheel over usable members (kRatio)
   uint32_t wheel_count;
-  uint32_t topo_map;       // TopoMaps index of class_count entries (kTopology), or kNone
+  uint32_t topo_map;         // TopoMaps index of class_count entries (kTopology), or kNone
   uint32_t topo_pick_first;  // TopoPick index; the map's values are offsets from here
   uint32_t topo_pick_count;
   uint32_t reserved1;
@@ -216,14 +221,14 @@ struct Pool {
 inline constexpr uint32_t kNoDatacenter = kNone;
 
 struct Member {
-  BlobRef name;        // configured member name or address text (for explain)
-  uint32_t rdata;      // Rdata index: 4 or 16 address bytes, or a target name for CNAME pools
+  BlobRef name;    // configured member name or address text (for explain)
+  uint32_t rdata;  // Rdata index: 4 or 16 address bytes, or a target name for CNAME pools
   uint32_t weight;
-  uint8_t mode;        // MemberMode
-  uint8_t health;      // MemberHealth
-  uint8_t enabled;     // 0 = administratively disabled
-  uint8_t usable;      // the verdict the builder computed from mode, health and enabled
-  uint32_t datacenter; // Datacenter index, or kNoDatacenter
+  uint8_t mode;         // MemberMode
+  uint8_t health;       // MemberHealth
+  uint8_t enabled;      // 0 = administratively disabled
+  uint8_t usable;       // the verdict the builder computed from mode, health and enabled
+  uint32_t datacenter;  // Datacenter index, or kNoDatacenter
   // Rendezvous key: a hash of the member's identity (name and RDATA), never of its position, so a
   // client keeps its member across snapshots while that member stays usable.
   uint64_t persist_key;
@@ -254,39 +259,64 @@ struct PoolSet {
 };
 
 enum class SwitchReason : uint8_t {
-  kPrimaryGood = 0,       // primary active: it has enough usable members
-  kPrimaryBelowMin = 1,   // secondary active: the primary has too few usable members
-  kHoldDown = 2,          // secondary active: the primary is good again but not yet for hold_down
-  kNoSecondary = 3,       // primary active although below its minimum: no secondary set
+  kPrimaryGood = 0,      // primary active: it has enough usable members
+  kPrimaryBelowMin = 1,  // secondary active: the primary has too few usable members
+  kHoldDown = 2,         // secondary active: the primary is good again but not yet for hold_down
+  kNoSecondary = 3,      // primary active although below its minimum: no secondary set
 };
 
 // One access-policy rule of a service: clients in any of its sets (none: the default rule) are
 // answered from its pool sets.
 struct Rule {
-  uint32_t primary;        // PoolSet index
-  uint32_t secondary;      // PoolSet index, or kNone
-  uint32_t set_first;      // RuleSets index: the set ids the rule names (explain)
-  uint32_t set_count;      // 0 for the default rule
-  uint8_t active;          // 0: primary first, 1: secondary first (control's switch policy)
-  uint8_t switch_reason;   // SwitchReason
+  uint32_t primary;       // PoolSet index
+  uint32_t secondary;     // PoolSet index, or kNone
+  uint32_t set_first;     // RuleSets index: the set ids the rule names (explain)
+  uint32_t set_count;     // 0 for the default rule
+  uint8_t active;         // 0: primary first, 1: secondary first (control's switch policy)
+  uint8_t switch_reason;  // SwitchReason
   uint16_t reserved0;
-  uint32_t primary_usable; // usable / configured members of the primary set when decided (explain)
+  uint32_t primary_usable;  // usable / configured members of the primary set when decided (explain)
   uint32_t primary_total;
-  uint32_t min_members;    // the switch policy's thresholds (explain)
+  uint32_t min_members;  // the switch policy's thresholds (explain)
   uint32_t min_percent;
   uint32_t hold_down_left_s;  // kHoldDown: seconds until the primary is active again
 };
 
-inline constexpr uint16_t kNoPick = 0xFFFF;  // topology map: no scored datacenter has a usable member
+inline constexpr uint16_t kNoPick =
+    0xFFFF;  // topology map: no scored datacenter has a usable member
 
 // The usable members of one pool in its best-scored datacenter(s) for some classes.
 struct TopoPick {
   uint32_t slot_first;  // PoolSlots index
   uint32_t slot_count;  // >= 1
-  uint32_t datacenter;  // one datacenter of the pick (explain); several tie when slot members differ
-  uint16_t score;       // >= 1
+  uint32_t
+      datacenter;  // one datacenter of the pick (explain); several tie when slot members differ
+  uint16_t score;  // >= 1
   uint16_t reserved0;
 };
+
+// Answer records rendered at publish time, byte for byte as the response writer would write them
+// for the question name: owner = the pointer 0xC00C to the question, TYPE, CLASS IN, TTL,
+// RDLENGTH, RDATA. The engine's fast path (dataplane/engine/answer.cc) copies them instead of
+// writing each record field by field. Only records without a compressible name inside (A, AAAA,
+// TXT, SRV, CAA, ...) are rendered: their bytes do not depend on the rest of the response.
+// The validator re-renders every one and refuses an image whose bytes differ.
+struct AnswerRef {
+  uint32_t off;    // in kSecAnswerRecords
+  uint16_t len;    // bytes; 0 = not rendered (then off and count are 0 too)
+  uint16_t count;  // records
+};
+
+inline constexpr size_t kAnswerRecordFixed = 12;  // owner pointer, TYPE, CLASS, TTL, RDLENGTH
+
+// The 12 octets before an answer record's RDATA.
+inline void render_answer_header(uint8_t* out, uint16_t type, uint32_t ttl, uint16_t rdlength) {
+  dns::store16(out, 0xC000 | dns::kHeaderSize);
+  dns::store16(out + 2, type);
+  dns::store16(out + 4, dns::kClassIN);
+  dns::store32(out + 6, ttl);
+  dns::store16(out + 10, rdlength);
+}
 
 // The name index hashes canonical wire names with dns::name_hash (dataplane/dns/name.h). The table
 // has a power-of-two number of buckets; a lookup probes linearly from hash & (buckets - 1) until an

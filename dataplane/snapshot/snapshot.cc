@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
@@ -59,21 +60,6 @@ bool name_within(const uint8_t* name, size_t len, const uint8_t* apex, size_t ap
   return pos == suffix && std::memcmp(name + suffix, apex, apex_len) == 0;
 }
 
-// Linear probing over the name index; bounded by the bucket count so even a table with no empty
-// bucket cannot loop forever.
-inline uint32_t probe_index(const uint32_t* index, uint32_t mask, const Node* nodes,
-                            const uint8_t* blob, const uint8_t* name, size_t len, uint32_t hash) {
-  uint32_t bucket = hash & mask;
-  for (uint64_t probes = 0; probes <= mask; ++probes) {
-    uint32_t v = index[bucket];
-    if (v == 0) return kNone;
-    const Node& n = nodes[v - 1];
-    if (n.name.len == len && std::memcmp(blob + n.name.off, name, len) == 0) return v - 1;
-    bucket = (bucket + 1) & mask;
-  }
-  return kNone;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Header and section table.
 
@@ -109,6 +95,9 @@ constexpr SectionSpec kSectionSpecs[] = {
     {kSecTopoMaps, "topo_maps", sizeof(uint16_t), true},
     {kSecTopoPicks, "topo_picks", sizeof(TopoPick), true},
     {kSecRuleSets, "rule_sets", sizeof(uint32_t), true},
+    {kSecAnswerRecords, "answer_records", 1, true},
+    {kSecRRsetAnswers, "rrset_answers", sizeof(AnswerRef), true},
+    {kSecMemberAnswers, "member_answers", sizeof(AnswerRef), true},
 };
 
 const SectionSpec* find_spec(uint32_t id) {
@@ -251,6 +240,12 @@ struct Tables {
   uint32_t lpm6_size = 0;
   geo::Lpm4View lpm4_view;  // set by check_lpm4
   geo::Lpm6View lpm6_view;  // set by check_lpm6
+  const uint8_t* answer_records = nullptr;
+  uint32_t answer_record_size = 0;
+  const AnswerRef* rrset_answers = nullptr;
+  uint32_t rrset_answer_count = 0;
+  const AnswerRef* member_answers = nullptr;
+  uint32_t member_answer_count = 0;
 
   bool blob_ok(BlobRef r) const { return range_ok(r.off, r.len, blob_size); }
   const uint8_t* at(BlobRef r) const { return blob + r.off; }
@@ -726,6 +721,84 @@ bool check_services(const Tables& t, std::string* error) {
   return true;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Answer records rendered at publish time (format.h AnswerRef). Each one must be exactly what the
+// response writer would write for its RRset or member: the engine copies them unchecked, and its
+// fast path must answer byte for byte like the general path.
+
+// Whether ref's bytes are the records of rdatas[first, first + count) with `type` and `ttl`.
+bool answer_bytes_match(const Tables& t, const AnswerRef& ref, uint16_t type, uint32_t ttl,
+                        uint32_t first, uint32_t count) {
+  if (ref.count != count || !range_ok(ref.off, ref.len, t.answer_record_size)) return false;
+  const uint8_t* p = t.answer_records + ref.off;
+  size_t left = ref.len;
+  for (uint32_t i = 0; i < count; ++i) {
+    const Rdata& rd = t.rdatas[first + i];
+    // Names inside RDATA are compressed against the response: those records are never rendered.
+    if (rd.name1_off != kNoNameInRdata) return false;
+    if (left < kAnswerRecordFixed + rd.wire.len) return false;
+    uint8_t head[kAnswerRecordFixed];
+    render_answer_header(head, type, ttl, static_cast<uint16_t>(rd.wire.len));
+    if (std::memcmp(p, head, sizeof(head)) != 0 ||
+        std::memcmp(p + kAnswerRecordFixed, t.at(rd.wire), rd.wire.len) != 0) {
+      return false;
+    }
+    p += kAnswerRecordFixed + rd.wire.len;
+    left -= kAnswerRecordFixed + rd.wire.len;
+  }
+  return left == 0;
+}
+
+bool check_answer_records(const Tables& t, std::string* error) {
+  if (t.rrset_answer_count != t.rrset_count) {
+    return fail(error, "rrset answers: %u entries for %u rrsets", t.rrset_answer_count,
+                t.rrset_count);
+  }
+  if (t.member_answer_count != t.member_count) {
+    return fail(error, "member answers: %u entries for %u members", t.member_answer_count,
+                t.member_count);
+  }
+  auto empty = [](const AnswerRef& r) { return r.off == 0 && r.len == 0 && r.count == 0; };
+  for (uint32_t i = 0; i < t.rrset_count; ++i) {
+    const AnswerRef& ref = t.rrset_answers[i];
+    if (ref.len == 0) {
+      if (!empty(ref)) return fail(error, "rrset %u: answer records: empty but not zero", i);
+      continue;
+    }
+    const RRset& rs = t.rrsets[i];
+    if (rs.kind != kRRsetStatic ||
+        !answer_bytes_match(t, ref, rs.type, rs.ttl, rs.rdata_first, rs.rdata_count)) {
+      return fail(error, "rrset %u: answer records differ from its rdata", i);
+    }
+  }
+  // A member's record carries its service's type and TTL. Members of A and AAAA services always
+  // have one (the fast path relies on it); CNAME targets are names, never rendered.
+  std::vector<bool> seen(t.member_count, false);
+  for (uint32_t s = 0; s < t.service_count; ++s) {
+    const Service& svc = t.services[s];
+    for (uint32_t k = 0; k < svc.pool_count; ++k) {
+      const Pool& pool = t.pools[svc.pool_first + k];
+      for (uint32_t j = 0; j < pool.member_count; ++j) {
+        const uint32_t m = pool.member_first + j;
+        const AnswerRef& ref = t.member_answers[m];
+        const bool rendered = svc.rtype != dns::kTypeCNAME;
+        if (seen[m] && rendered) return fail(error, "member %u: in more than one service", m);
+        seen[m] = true;
+        if (rendered ? !answer_bytes_match(t, ref, svc.rtype, svc.ttl, t.members[m].rdata, 1)
+                     : !empty(ref)) {
+          return fail(error, "member %u: answer record differs from its rdata", m);
+        }
+      }
+    }
+  }
+  for (uint32_t m = 0; m < t.member_count; ++m) {
+    if (!seen[m] && !empty(t.member_answers[m])) {
+      return fail(error, "member %u: answer record without a service", m);
+    }
+  }
+  return true;
+}
+
 bool check_name_index(const Tables& t, std::string* error) {
   uint32_t empty = 0;
   for (uint32_t b = 0; b < t.bucket_count; ++b) {
@@ -742,8 +815,8 @@ bool check_name_index(const Tables& t, std::string* error) {
   for (uint32_t n = 0; n < t.node_count; ++n) {
     const Node& node = t.nodes[n];
     const uint8_t* name = t.at(node.name);
-    uint32_t found = probe_index(t.name_index, mask, t.nodes, t.blob, name, node.name.len,
-                                 name_hash(name, node.name.len));
+    uint32_t found = probe_name_index(t.name_index, mask, t.nodes, t.blob, name, node.name.len,
+                                      name_hash(name, node.name.len));
     if (found != n) return fail(error, "name index: node %u not findable", n);
   }
   return true;
@@ -814,6 +887,10 @@ constexpr Step kSteps[] = {
     {"zone_nodes", bit(kSecZones) | bit(kSecNodes) | bit(kSecRRsets) | bit(kSecBlob),
      pure<check_zone_nodes>},
     {"name_index", bit(kSecNameIndex) | bit(kSecNodes) | bit(kSecBlob), pure<check_name_index>},
+    {"answer_records",
+     bit(kSecAnswerRecords) | bit(kSecRRsetAnswers) | bit(kSecMemberAnswers) | bit(kSecRRsets) |
+         bit(kSecRdatas) | bit(kSecBlob) | bit(kSecServices) | bit(kSecPools) | bit(kSecMembers),
+     pure<check_answer_records>},
     {"lpm4", bit(kSecLpm4) | bit(kSecClasses), check_lpm4},
     {"lpm6", bit(kSecLpm6) | bit(kSecClasses), check_lpm6},
 };
@@ -848,6 +925,9 @@ Tables tables_of(const uint8_t* data, const SectionEntry* const found[kMaxSectio
   t.topo_picks = section_array<TopoPick>(data, e(kSecTopoPicks), &t.topo_pick_count);
   t.lpm4 = section_array<uint8_t>(data, e(kSecLpm4), &t.lpm4_size);
   t.lpm6 = section_array<uint8_t>(data, e(kSecLpm6), &t.lpm6_size);
+  t.answer_records = section_array<uint8_t>(data, e(kSecAnswerRecords), &t.answer_record_size);
+  t.rrset_answers = section_array<AnswerRef>(data, e(kSecRRsetAnswers), &t.rrset_answer_count);
+  t.member_answers = section_array<AnswerRef>(data, e(kSecMemberAnswers), &t.member_answer_count);
   return t;
 }
 
@@ -901,6 +981,9 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error,
   }
 
   if (found[kSecBlob]->size > UINT32_MAX) return fail(error, "section blob: larger than 4 GiB");
+  if (found[kSecAnswerRecords]->size > UINT32_MAX) {
+    return fail(error, "section answer_records: larger than 4 GiB");
+  }
   Tables t = tables_of(data, found, ~0u);
   if (t.bucket_count == 0 || (t.bucket_count & (t.bucket_count - 1)) != 0) {
     return fail(error, "name index: bucket count %u is not a power of two", t.bucket_count);
@@ -971,12 +1054,10 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error,
   class_rules_ = t.class_rules;
   topo_maps_ = t.topo_maps;
   topo_picks_ = t.topo_picks;
+  answer_records_ = t.answer_records;
+  rrset_answers_ = t.rrset_answers;
+  member_answers_ = t.member_answers;
   return true;
-}
-
-uint32_t SnapshotView::find_node(const uint8_t* name, size_t len, uint32_t hash) const {
-  if (GTM_UNLIKELY(name_index_ == nullptr)) return kNone;  // never validated
-  return probe_index(name_index_, name_index_mask_, nodes_, blob_, name, len, hash);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1060,7 +1141,6 @@ bool check_declared_inputs(const uint8_t* data, size_t len, std::string* error) 
 }
 
 namespace {
-
 
 bool write_all(int fd, const uint8_t* data, size_t len) {
   while (len > 0) {

@@ -48,6 +48,21 @@ struct ValidateOptions {
   const SnapshotView* previous = nullptr;
   ValidationStats* stats = nullptr;  // filled when not nullptr
 };
+// Linear probing over the name index (format.h); bounded by the bucket count so that even a table
+// with no empty bucket cannot loop forever. Inline: it is the one hash lookup of every query.
+inline uint32_t probe_name_index(const uint32_t* index, uint32_t mask, const Node* nodes,
+                                 const uint8_t* blob, const uint8_t* name, size_t len,
+                                 uint32_t hash) {
+  uint32_t bucket = hash & mask;
+  for (uint64_t probes = 0; probes <= mask; ++probes) {
+    const uint32_t v = index[bucket];
+    if (v == 0) return kNone;
+    const Node& n = nodes[v - 1];
+    if (n.name.len == len && dns::names_equal(blob + n.name.off, name, len)) return v - 1;
+    bucket = (bucket + 1) & mask;
+  }
+  return kNone;
+}
 
 class SnapshotView {
  public:
@@ -107,9 +122,18 @@ class SnapshotView {
   const uint16_t* topo_maps() const { return topo_maps_; }
   const TopoPick* topo_picks() const { return topo_picks_; }
 
+  // Answer records rendered at publish time (format.h AnswerRef): rrset_answers()[rrset index],
+  // member_answers()[member index], offsets into answer_records().
+  const uint8_t* answer_records() const { return answer_records_; }
+  const AnswerRef* rrset_answers() const { return rrset_answers_; }
+  const AnswerRef* member_answers() const { return member_answers_; }
+
   // Exact lookup of a canonical (lowercase, uncompressed) wire name. Returns the node index or
   // kNone. `hash` must be name_hash(name, len).
-  uint32_t find_node(const uint8_t* name, size_t len, uint32_t hash) const;
+  uint32_t find_node(const uint8_t* name, size_t len, uint32_t hash) const {
+    if (GTM_UNLIKELY(name_index_ == nullptr)) return kNone;  // never validated
+    return probe_name_index(name_index_, name_index_mask_, nodes_, blob_, name, len, hash);
+  }
   uint32_t find_node(const uint8_t* name, size_t len) const {
     return find_node(name, len, name_hash(name, len));
   }
@@ -155,6 +179,9 @@ class SnapshotView {
   const TopoPick* topo_picks_ = nullptr;
   bool lpm4_from_previous_ = false;
   bool lpm6_from_previous_ = false;
+  const uint8_t* answer_records_ = nullptr;
+  const AnswerRef* rrset_answers_ = nullptr;
+  const AnswerRef* member_answers_ = nullptr;
 };
 
 struct LoadOptions {

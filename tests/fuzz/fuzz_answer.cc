@@ -145,10 +145,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   gtm::engine::Explain explain;
 
+  // With an explain record the engine always takes its general path; without one, the fast path
+  // where it applies. Both must give the same bytes and leave the same counters and rotation state.
+  const gtm::engine::WorkerState before = ws;
   uint8_t out[512];
   const size_t n = gtm::engine::answer_query(&f.view, data, size, out, sizeof(out), client,
                                              Transport::kUdp, ws, &explain);
   if (n > sizeof(out)) abort();
+  gtm::engine::WorkerState fast = before;
+  uint8_t out_fast[512];
+  const size_t nf = gtm::engine::answer_query(&f.view, data, size, out_fast, sizeof(out_fast),
+                                              client, Transport::kUdp, fast, nullptr);
+  if (nf != n || std::memcmp(out_fast, out, n) != 0) abort();
+  if (fast.rr_counter != ws.rr_counter || fast.rng != ws.rng ||
+      std::memcmp(&fast.counters, &ws.counters, sizeof(ws.counters)) != 0) {
+    abort();
+  }
 
   // In place, in a buffer sized like a real receive buffer.
   std::vector<uint8_t> buf(data, data + size);

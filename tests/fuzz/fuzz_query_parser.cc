@@ -73,11 +73,33 @@ size_t write_response(uint8_t* buf, size_t limit, const uint8_t* query, const Pa
   return w.size();
 }
 
+// parse_query() takes a one-pass route for the common shape: it must agree with the strict walk
+// on the verdict and, for kOk, on every field the engine reads.
+void check_against_strict(const uint8_t* data, size_t size, const ParsedQuery& q,
+                          ParseStatus status) {
+  ParsedQuery s;
+  if (parse_query_strict(data, size, &s) != status) __builtin_trap();
+  if (status != ParseStatus::kOk) return;
+  const bool same =
+      s.id == q.id && s.flags == q.flags && s.opcode == q.opcode && s.qname_len == q.qname_len &&
+      std::memcmp(s.qname_lower, q.qname_lower, q.qname_len) == 0 && s.qname_hash == q.qname_hash &&
+      s.label_count == q.label_count &&
+      std::memcmp(s.label_offsets, q.label_offsets, q.label_count) == 0 && s.qtype == q.qtype &&
+      s.qclass == q.qclass && s.question_end == q.question_end && s.has_edns == q.has_edns &&
+      s.edns_version == q.edns_version && s.edns_flags == q.edns_flags &&
+      s.udp_payload == q.udp_payload && s.has_cookie == q.has_cookie &&
+      s.ecs.present == q.ecs.present && s.ecs.family == q.ecs.family &&
+      s.ecs.source_prefix == q.ecs.source_prefix && s.ecs.scope_prefix == q.ecs.scope_prefix &&
+      std::memcmp(s.ecs.address, q.ecs.address, sizeof(s.ecs.address)) == 0;
+  if (!same) __builtin_trap();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ParsedQuery q;
   const ParseStatus status = parse_query(data, size, &q);
+  check_against_strict(data, size, q, status);
   if (status == ParseStatus::kDrop) return 0;
 
   uint8_t out[kLimit];

@@ -635,8 +635,12 @@ using Image = std::vector<uint8_t>;
 TEST(SnapshotCorruption, HeaderFields) {
   EXPECT_EQ(corrupted_error([](Image& im) { im[0] = 'X'; }), "bad magic");
   EXPECT_EQ(
-      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 3; }),
-      "unsupported format version 3");
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 4; }),
+      "unsupported format version 4");
+  // Version 2 (before rendered answer records) lacks their sections: refused, never misread.
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 2; }),
+      "unsupported format version 2");
   // Version 1 (before traffic steering) has no steering sections: refused, never misread.
   EXPECT_EQ(
       corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 1; }),
@@ -670,7 +674,7 @@ TEST(SnapshotCorruption, LengthMismatch) {
   EXPECT_NE(error.find("image too short"), std::string::npos) << error;
   // Truncated and the header re-sealed: now a section runs off the end.
   EXPECT_EQ(corrupted_error([](Image& im) { im.resize(im.size() - 8); }),
-            "section rules: out of bounds");
+            "section member_answers: out of bounds");
 }
 
 TEST(SnapshotCorruption, MisalignedBufferRejected) {
@@ -931,6 +935,72 @@ TEST(SnapshotCorruption, ServicePoolMemberReferences) {
             "member 0: zero weight");
   EXPECT_EQ(corrupted_error([](Image& im) { table<Member>(im, kSecMembers)[0].name.off = ~0u; }),
             "member 0: name out of bounds");
+}
+
+// The engine copies rendered answer records unchecked: every byte of them, and every reference to
+// them, is checked against the RRset or member it stands for.
+TEST(SnapshotCorruption, AnswerRecords) {
+  Image base = small_image();
+  // ns.ex. A and TXT (static, rendered), ex. NS (a name inside: not rendered), two members.
+  ASSERT_EQ(section(base, kSecRRsetAnswers)->size, 4 * sizeof(AnswerRef));
+  ASSERT_EQ(section(base, kSecMemberAnswers)->size, 2 * sizeof(AnswerRef));
+  uint32_t rendered = 0;
+  uint32_t unrendered = kNone;
+  const AnswerRef* refs = table<AnswerRef>(base, kSecRRsetAnswers);
+  for (uint32_t i = 0; i < 4; ++i) {
+    if (refs[i].len != 0) {
+      rendered = i;
+    } else if (unrendered == kNone) {
+      unrendered = i;
+    }
+  }
+  ASSERT_NE(unrendered, kNone);
+  const std::string differ =
+      "rrset " + std::to_string(rendered) + ": answer records differ from its rdata";
+  // A flipped byte in the records: TTL, then RDATA.
+  EXPECT_EQ(corrupted_error([&](Image& im) {
+              table<uint8_t>(
+                  im,
+                  kSecAnswerRecords)[table<AnswerRef>(im, kSecRRsetAnswers)[rendered].off + 9] ^= 1;
+            }),
+            differ);
+  EXPECT_EQ(corrupted_error([&](Image& im) {
+              const AnswerRef& r = table<AnswerRef>(im, kSecRRsetAnswers)[rendered];
+              table<uint8_t>(im, kSecAnswerRecords)[r.off + r.len - 1] ^= 0x40;
+            }),
+            differ);
+  EXPECT_EQ(corrupted_error(
+                [&](Image& im) { table<AnswerRef>(im, kSecRRsetAnswers)[rendered].count = 2; }),
+            differ);
+  EXPECT_EQ(corrupted_error(
+                [&](Image& im) { table<AnswerRef>(im, kSecRRsetAnswers)[rendered].len += 1; }),
+            differ);
+  EXPECT_EQ(corrupted_error(
+                [&](Image& im) { table<AnswerRef>(im, kSecRRsetAnswers)[rendered].off = ~0u; }),
+            differ);
+  // Records for an RRset whose RDATA holds a name: never rendered.
+  EXPECT_EQ(corrupted_error([&](Image& im) {
+              AnswerRef* r = table<AnswerRef>(im, kSecRRsetAnswers);
+              r[unrendered] = r[rendered];
+            }),
+            "rrset " + std::to_string(unrendered) + ": answer records differ from its rdata");
+  EXPECT_EQ(corrupted_error(
+                [&](Image& im) { table<AnswerRef>(im, kSecRRsetAnswers)[unrendered].off = 4; }),
+            "rrset " + std::to_string(unrendered) + ": answer records: empty but not zero");
+  // Members: an A service's members must all be rendered, each as itself.
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<AnswerRef>(im, kSecMemberAnswers)[1] = AnswerRef{}; }),
+      "member 1: answer record differs from its rdata");
+  EXPECT_EQ(corrupted_error([](Image& im) {
+              AnswerRef* m = table<AnswerRef>(im, kSecMemberAnswers);
+              std::swap(m[0], m[1]);
+            }),
+            "member 0: answer record differs from its rdata");
+  EXPECT_EQ(corrupted_error([](Image& im) {
+              const AnswerRef& r = table<AnswerRef>(im, kSecMemberAnswers)[0];
+              table<uint8_t>(im, kSecAnswerRecords)[r.off + r.len - 1] ^= 1;
+            }),
+            "member 0: answer record differs from its rdata");
 }
 
 TEST(SnapshotCorruption, NameIndex) {
