@@ -66,6 +66,20 @@ def compile_image(work_dir, name, values):
         return f.read()
 
 
+SECTION_NAME_INDEX = 4  # kSecNameIndex (format.h)
+HEADER_SECTION_COUNT_OFFSET = 48  # ... generation, checksum, created_unix_ms (format.h Header)
+HEADER_SECTIONS_OFFSET = 56  # SectionEntry{id u32, elem_size u32, offset u64, size u64}[]
+
+
+def section_span(image, section_id):
+    count = struct.unpack_from("<I", image, HEADER_SECTION_COUNT_OFFSET)[0]
+    for i in range(count):
+        sid, _, offset, size = struct.unpack_from("<IIQQ", image, HEADER_SECTIONS_OFFSET + 24 * i)
+        if sid == section_id:
+            return offset, size
+    raise AssertionError("image has no section %d" % section_id)
+
+
 def image_generation(image):
     return struct.unpack_from("<Q", image, HEADER_GENERATION_OFFSET)[0]
 
@@ -234,10 +248,17 @@ class DataplaneBasic(unittest.TestCase):
         self.assert_answers(OLD)
 
     def test_06_bad_publish_keeps_old_image(self):
+        # A sealed memfd is not checksummed (nothing can change it on its way), so the body
+        # corruption must be one the cross-reference checks catch: a name-index bucket that
+        # points past the last node.
         corrupt = bytearray(self.new_image)
-        corrupt[len(corrupt) // 2] ^= 0xFF  # body byte: the checksum no longer matches
+        offset, size = section_span(self.new_image, SECTION_NAME_INDEX)
+        buckets = struct.unpack_from("<%dI" % (size // 4), self.new_image, offset)
+        used = next(i for i, v in enumerate(buckets) if v != 0)
+        struct.pack_into("<I", corrupt, offset + 4 * used, 0xFFFFFFF0)
         reply = self.publish(bytes(corrupt), 2)
         self.assertTrue(reply.startswith("ERR "), reply)
+        self.assertIn("name index", reply)
         reply = self.publish(self.new_image[:100], 2)  # truncated
         self.assertTrue(reply.startswith("ERR "), reply)
         reply = self.publish(self.new_image, 2, seal=False)  # could change after validation
