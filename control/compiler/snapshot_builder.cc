@@ -989,7 +989,8 @@ class Builder {
 
   const SnapshotModel& model_;
   const ClassTables class_tables_;
-  std::map<WireName, NodeInfo, WireNameLess> nodes_;  // byte order of wire names: deterministic node order
+  std::map<WireName, NodeInfo, WireNameLess>
+      nodes_;  // byte order of wire names: deterministic node order
 
   std::vector<uint8_t> blob_;
   std::map<std::string, uint32_t> interned_;
@@ -1187,7 +1188,7 @@ struct SnapshotCompiler::Kept {
   // service's TTL (unstable_ttl) differs from the full build's, since a member's record carries it.
   std::vector<uint8_t> blob;
   std::vector<snap::Rdata> rdatas;
-  std::vector<uint32_t> base_ttls;  // per service
+  std::vector<uint32_t> base_ttls;                // per service
   std::vector<std::vector<uint16_t>> used_rules;  // per service: distinct class -> rule values
   // Per pool: the usable members its cached slots were computed for, and those slots.
   std::vector<std::vector<uint32_t>> usable_key;
@@ -1327,8 +1328,7 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
     ttl_changed = false;
     for (size_t s = 0; s < services.size(); ++s) ttl_changed |= services[s].ttl != k.base_ttls[s];
     if (ttl_changed) {
-      k.answers =
-          render_answer_records(k.blob, k.rrsets, k.rdatas, k.services, k.pools, k.members);
+      k.answers = render_answer_records(k.blob, k.rrsets, k.rdatas, k.services, k.pools, k.members);
     }
     stats_.pools = static_cast<uint32_t>(k.pools.size());
     stats_.pools_recomputed = recomputed;

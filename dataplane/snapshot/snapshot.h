@@ -234,7 +234,8 @@ class LoadedSnapshot {
 // names the check.
 bool check_declared_inputs(const uint8_t* data, size_t len, std::string* error);
 
-// Writes an image atomically (temp file + fsync + rename). Returns false and sets *error on failure.
+// Writes an image atomically (temp file + fsync + rename). Returns false and sets *error on
+// failure.
 bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
                          std::string* error);
 // The same for a validated image whose checksum may not have been verified (a sealed memfd): the
