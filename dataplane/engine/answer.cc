@@ -1035,7 +1035,7 @@ size_t finish(Ctx& c, bool with_opt, bool echo_ecs) {
 // directly (header, question, the rendered records, OPT), with the same bytes, counters and
 // worker state as the general path (resolve + finish). For anything else it returns 0 before it
 // has changed any state, and the general path answers. tests/fuzz/fuzz_answer.cc compares the
-// two paths on every input, tests/dataplane/engine/fast_path_test.cc on every case they cover.
+// two paths (bytes, counters, rotation state) on every input of its corpus.
 
 // Copies the picked members' records (each `kLen` octets: the 12 before RDATA, then an A or AAAA
 // address).
