@@ -1,13 +1,11 @@
 """Driver of bench/health-scale.sh (see there). Stops only what it started, cleans up its namespace."""
-import fcntl
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import gtm_harness as h  # noqa: E402
 
 members, seconds, build = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 # "loopback": targets are 127.1.x.y on this host. "netns": targets are 198.19.x.y inside a network
@@ -20,21 +18,19 @@ monitor = sys.argv[5] if len(sys.argv) > 5 else "tcp"
 icmp_count = int(sys.argv[6]) if len(sys.argv) > 6 else 3
 if monitor not in ("tcp", "tcp-half-open", "icmp"):
     sys.exit(f"health-scale: unknown monitor type {monitor!r}")
-NS = f"gtmhs{os.getpid()}"
 INTERVAL_MS = 1000
 PER_POOL = 100
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def cpu_split(pid):
+    """(user, system) clock ticks of the process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
 
 
 def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    return sum(cpu_split(pid))
 
 
 def cpu_ns(pid):
@@ -53,39 +49,8 @@ def machine_ticks():
     return sum(v[:3]) + sum(v[5:7]), v[7]
 
 
-def cpu_split(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])
-
-
-def control_status(run_dir):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.settimeout(5)
-    s.connect(os.path.join(run_dir, "control.sock"))
-    s.send(b"STATUS")
-    reply = json.loads(s.recv(65536))
-    s.close()
-    return reply
-
-
-def wait_line(path, text, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"health-scale: process exited:\n{open(path).read()}")
-        if os.path.exists(path) and text in open(path).read():
-            return
-        time.sleep(0.05)
-    sys.exit(f"health-scale: timed out waiting for {text!r}")
-
-
-# One network-namespace user at a time on this machine (see scripts/failover_drill.py).
-_netns_lock = open("/run/lock/gtm-netns.lock", "w")
-if mode == "netns":
-    fcntl.flock(_netns_lock, fcntl.LOCK_EX)
-run_dir = tempfile.mkdtemp(prefix="gtm-health-scale-")
-probe_port, dns_port = free_port(), free_port()
+h.BUILD_DIR = os.path.abspath(build)
+probe_port = h.pick_free_port()
 lines = ["zones:", "  - name: scale.example.", "    soa: {mname: ns1, rname: h, serial: 1}",
          "    ns: [ns1]", "    records:", "      - {name: ns1, type: A, data: 127.0.0.1}",
          "monitors:",
@@ -100,51 +65,34 @@ for svc in range((members + PER_POOL - 1) // PER_POOL):
         i = svc * PER_POOL + k + 1
         prefix = "198.19" if mode == "netns" else "127.1"
         lines.append(f"          - {{address: {prefix}.{i // 256}.{i % 256}}}")
-config = os.path.join(run_dir, "scale.yaml")
-with open(config, "w") as f:
-    f.write("\n".join(lines) + "\n")
-
-def sh(*cmd):
-    subprocess.run(cmd, check=True)
+config = h.write_config("\n".join(lines) + "\n")
+env = h.GtmEnv(config, ipv6=False, ready_timeout=60)
 
 
-procs = []
+site = h.NetnsSite("gtmhs", 0) if mode == "netns" else None  # 198.18.0.1 <-> 198.18.0.2
+sink = None
 try:
-    sink_cmd = [os.path.join(build, "gtm-bench-tcp-sink"), str(probe_port)]
-    if mode == "netns":
-        sh("ip", "netns", "add", NS)
-        sh("ip", "link", "add", f"{NS}h", "type", "veth", "peer", "name", f"{NS}n")
-        sh("ip", "link", "set", f"{NS}n", "netns", NS)
-        sh("ip", "addr", "add", "198.18.0.1/30", "dev", f"{NS}h")
-        sh("ip", "link", "set", f"{NS}h", "up")
-        sh("ip", "-n", NS, "addr", "add", "198.18.0.2/30", "dev", f"{NS}n")
-        sh("ip", "-n", NS, "link", "set", f"{NS}n", "up")
-        sh("ip", "-n", NS, "link", "set", "lo", "up")
+    sink_cmd = [h.binary("gtm-bench-tcp-sink"), str(probe_port)]
+    if site is not None:
+        site.start()
         # Every address of 198.19.0.0/16 is local inside the namespace.
-        sh("ip", "-n", NS, "addr", "add", "198.19.0.0/16", "dev", "lo")
-        sh("ip", "-n", NS, "route", "add", "default", "via", "198.18.0.1")
-        sh("ip", "route", "add", "198.19.0.0/16", "via", "198.18.0.2")
-        sink_cmd = ["ip", "netns", "exec", NS] + sink_cmd
-    sink = subprocess.Popen(sink_cmd, stdout=subprocess.PIPE, text=True)
-    procs.append(sink)
-    sink.stdout.readline()
-    dp_log, cp_log = os.path.join(run_dir, "dp.log"), os.path.join(run_dir, "cp.log")
-    dp = subprocess.Popen([os.path.join(build, "gtm-dataplane"), "--listen",
-                           f"127.0.0.1:{dns_port}", "--run-dir", run_dir],
-                          stderr=open(dp_log, "w"))
-    procs.append(dp)
-    wait_line(dp_log, "gtm-dataplane: ready", dp)
-    cp = subprocess.Popen([os.path.join(build, "gtm-control"), "--config", config, "--run-dir",
-                           run_dir], stderr=open(cp_log, "w"))
-    procs.append(cp)
-    wait_line(cp_log, "gtm-control: ready", cp, timeout=60)
+        subprocess.run(["ip", "-n", site.name, "addr", "add", "198.19.0.0/16", "dev", "lo"],
+                       check=True)
+        subprocess.run(["ip", "-n", site.name, "route", "add", "default", "via", site.host_v4],
+                       check=True)
+        subprocess.run(["ip", "route", "add", "198.19.0.0/16", "via", site.v4], check=True)
+        sink_cmd = ["ip", "netns", "exec", site.name] + sink_cmd
+    sink = h.Daemon("gtm-bench-tcp-sink", sink_cmd, config + ".sink.log", "ready")
+    sink.start()
+    env.start()
+    cp, cp_log = env.control.proc, env.control.log_path
     time.sleep(3)  # every member probed at least twice: all up, steady state from here
     hz = os.sysconf("SC_CLK_TCK")
     downs0 = open(cp_log).read().count(" down after ")
-    s0, t0, c0, u0 = control_status(run_dir), time.monotonic(), cpu_ticks(cp.pid), cpu_split(cp.pid)
+    s0, t0, c0, u0 = env.control_status(), time.monotonic(), cpu_ticks(cp.pid), cpu_split(cp.pid)
     n0, m0 = cpu_ns(cp.pid), machine_ticks()
     time.sleep(seconds)
-    s1, t1, c1, u1 = control_status(run_dir), time.monotonic(), cpu_ticks(cp.pid), cpu_split(cp.pid)
+    s1, t1, c1, u1 = env.control_status(), time.monotonic(), cpu_ticks(cp.pid), cpu_split(cp.pid)
     n1, m1 = cpu_ns(cp.pid), machine_ticks()
     downs = open(cp_log).read().count(" down after ") - downs0
     rate = (s1["probes_completed"] - s0["probes_completed"]) / (t1 - t0)
@@ -155,10 +103,10 @@ try:
     if os.environ.get("GTM_STRACE"):
         # System calls per probe (deterministic, unlike CPU time on a shared VM): strace slows the
         # process down, so this runs after the CPU window and counts probes over its own window.
-        p0 = control_status(run_dir)["probes_completed"]
+        p0 = env.control_status()["probes_completed"]
         out = subprocess.run(["timeout", "-s", "INT", "3", "strace", "-c", "-f", "-p", str(cp.pid)],
                              capture_output=True, text=True)
-        probes = control_status(run_dir)["probes_completed"] - p0
+        probes = env.control_status()["probes_completed"] - p0
         rows = [line.split() for line in out.stderr.splitlines() if line.strip()[:1].isdigit()]
         total = sum(int(r[3]) for r in rows if len(r) >= 5 and r[-1] != "total")
         print(out.stderr)
@@ -175,15 +123,12 @@ try:
     print(f"health_scale: mode={mode} monitor={kind} members={members} interval_ms={INTERVAL_MS} "
           f"probes_per_s={rate:.0f} control_cpu_pct={cpu:.1f}")
 finally:
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    subprocess.run(["rm", "-rf", run_dir])
-    if mode == "netns":
+    env.close()
+    if sink is not None:
+        sink.stop()
+    for path in (config, config + ".sink.log"):
+        if os.path.exists(path):
+            os.unlink(path)
+    if site is not None:
         subprocess.run(["ip", "route", "del", "198.19.0.0/16"], stderr=subprocess.DEVNULL)
-        subprocess.run(["ip", "link", "del", f"{NS}h"], stderr=subprocess.DEVNULL)
-        subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
+        site.close()

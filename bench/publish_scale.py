@@ -1,51 +1,24 @@
 """Driver of bench/publish-scale.sh (see there). Stops only what it started."""
 import json
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+import gtm_harness as h  # noqa: E402
 import publish_scale_config  # noqa: E402
 
 members, static, flips, build = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 probes = (sys.argv[5] if len(sys.argv) > 5 else "probes") == "probes"
 geo_db = os.environ.get("GTM_GEO_FULL_DB", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "geo", "full",
-    "geo-whois-asn-country.mmdb"))
+    HERE, "..", "..", "shared", "geo", "full", "geo-whois-asn-country.mmdb"))
 FLAPPERS = 4
 TIMEOUT_S = 30
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(path, text):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.settimeout(10)
-    s.connect(path)
-    s.send(text.encode())
-    reply = s.recv(1 << 16).decode()
-    s.close()
-    return reply
-
-
-def wait_line(path, text, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"publish-scale: process exited:\n{open(path).read()}")
-        if os.path.exists(path) and text in open(path).read():
-            return
-        time.sleep(0.05)
-    sys.exit(f"publish-scale: timed out waiting for {text!r}\n{open(path).read()[-3000:]}")
+READY_S = 120  # the full country database and 10,000 members: the first build takes a while
 
 
 class Flapper:
@@ -76,35 +49,22 @@ class Flapper:
         self.sock = None
 
 
-run_dir = tempfile.mkdtemp(prefix="gtm-publish-scale-")
-probe_port, flap_port, dns_port = free_port(), free_port(), free_port()
-config = os.path.join(run_dir, "scale.yaml")
+h.BUILD_DIR = os.path.abspath(build)
+probe_port, flap_port = h.pick_free_port(), h.pick_free_port()
+config = h.write_config("")
 publish_scale_config.write(config, members, static, FLAPPERS, probe_port if probes else 0,
                            flap_port, os.path.abspath(geo_db))
-procs = []
+env = h.GtmEnv(config, ipv6=False, ready_timeout=READY_S)
+sink = h.Daemon("gtm-bench-tcp-sink", [h.binary("gtm-bench-tcp-sink"), str(probe_port)],
+                config + ".sink.log", "ready")
 flappers = [Flapper(f"127.2.0.{k + 1}", flap_port) for k in range(FLAPPERS)]
 try:
     for f in flappers:
         f.up()
     if probes:
-        sink = subprocess.Popen([os.path.join(build, "gtm-bench-tcp-sink"), str(probe_port)],
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(sink)
-        sink.stdout.readline()
-    dp_log, cp_log = os.path.join(run_dir, "dp.log"), os.path.join(run_dir, "cp.log")
-    dp = subprocess.Popen([os.path.join(build, "gtm-dataplane"), "--listen",
-                           f"127.0.0.1:{dns_port}", "--run-dir", run_dir], stderr=open(dp_log, "w"))
-    procs.append(dp)
-    wait_line(dp_log, "gtm-dataplane: ready", dp)
-    cp = subprocess.Popen([os.path.join(build, "gtm-control"), "--config", config, "--run-dir",
-                           run_dir], stderr=open(cp_log, "w"))
-    procs.append(cp)
-    wait_line(cp_log, "gtm-control: ready", cp)
-    control_sock = os.path.join(run_dir, "control.sock")
-    dataplane_sock = os.path.join(run_dir, "dataplane.sock")
-
-    def status():
-        return json.loads(request(control_sock, "STATUS"))
+        sink.start()
+    env.start()
+    status = env.control_status
 
     def settle(seconds):
         end = time.monotonic() + seconds
@@ -130,10 +90,10 @@ try:
             if now["events"] > before["events"] and now["acked_generation"] > before["acked_generation"]:
                 break
             if time.monotonic() > deadline:
-                sys.exit(f"publish-scale: flip {i} was not published\n{open(cp_log).read()[-3000:]}")
+                sys.exit(f"publish-scale: flip {i} was not published\n{env.control.log()[-3000:]}")
         settle(0.3)  # the events of this flip are all in; the next flip starts from quiet
         now = status()
-        dps = json.loads(request(dataplane_sock, "STATUS"))
+        dps = env.status()
         row = {"verdict_to_ack_us": now["last_health_publish_us"],
                "control_build_memfd_us": now["last_build_us"],
                "control_publish_round_trip_us": now["last_publish_us"],
@@ -152,14 +112,11 @@ try:
           f"flips={flips} geo_classes={st['geo'].get('classes')} "
           f"verdict_to_ack_us_median={med:.0f} loadavg={os.getloadavg()[0]:.2f}")
 finally:
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    env.close()
+    sink.stop()
     for f in flappers:
         if f.sock is not None:
             f.down()
-    subprocess.run(["rm", "-rf", run_dir])
+    for path in (config, config + ".sink.log"):
+        if os.path.exists(path):
+            os.unlink(path)

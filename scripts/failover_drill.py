@@ -2,19 +2,19 @@
 gtm itself. Stops only the processes it started."""
 import argparse
 import concurrent.futures
-import fcntl
 import os
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import dns.message
 import dns.query
 import dns.rdatatype
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import gtm_harness as h  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--interval-ms", type=int, default=200, help="monitor interval")
@@ -24,74 +24,38 @@ ap.add_argument("--rate", type=float, default=50, help="client requests per seco
 ap.add_argument("--build", default="build")
 args = ap.parse_args()
 
-TAG = f"gtmdr{os.getpid() % 100000}"
-SITES = {"a": ("198.18.1.1", "198.18.1.2"), "b": ("198.18.2.1", "198.18.2.2")}  # host, site
 HTTP_PORT = 8080
-started = []  # processes we own, stopped by PID at the end
+# Each site is a namespace behind a veth pair: 198.18.1.2 (site a) and 198.18.2.2 (site b).
+SITES = {"a": h.NetnsSite("gtmdra", 1), "b": h.NetnsSite("gtmdrb", 2)}
 
 
-def sh(*cmd):
-    subprocess.run(cmd, check=True)
-
-
-def ns(site):
-    return f"{TAG}{site}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_line(path, text, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"drill: process exited:\n{open(path).read()}")
-        if text in open(path).read():
-            return
-        time.sleep(0.05)
-    sys.exit(f"drill: timed out waiting for {text!r}")
-
-
-def setup_sites():
-    for site, (host_ip, site_ip) in SITES.items():
-        n = ns(site)
-        sh("ip", "netns", "add", n)
-        sh("ip", "link", "add", f"{n}h", "type", "veth", "peer", "name", f"{n}s")
-        sh("ip", "link", "set", f"{n}s", "netns", n)
-        sh("ip", "addr", "add", f"{host_ip}/30", "dev", f"{n}h")
-        sh("ip", "link", "set", f"{n}h", "up")
-        sh("ip", "-n", n, "addr", "add", f"{site_ip}/30", "dev", f"{n}s")
-        sh("ip", "-n", n, "link", "set", f"{n}s", "up")
-        sh("ip", "-n", n, "link", "set", "lo", "up")
+def start_sites():
+    for name, site in SITES.items():
+        site.start()
         # The site's web server: answers "site X" on / (its own Python, inside the namespace).
         code = ("import http.server,sys\n"
                 "class H(http.server.BaseHTTPRequestHandler):\n"
                 "  def do_GET(s):\n"
-                f"    b=b'site {site}\\n'; s.send_response(200); s.send_header('Content-Length',str(len(b)));"
+                f"    b=b'site {name}\\n'; s.send_response(200); s.send_header('Content-Length',str(len(b)));"
                 " s.end_headers(); s.wfile.write(b)\n"
                 "  def log_message(s,*a): pass\n"
                 # The monitors close with a reset once they have their verdict: not an error.
                 "class S(http.server.ThreadingHTTPServer):\n"
                 "  def handle_error(s,*a): pass\n"
-                f"S(('{site_ip}',{HTTP_PORT}),H).serve_forever()\n")
-        p = subprocess.Popen(["ip", "netns", "exec", n, "/usr/bin/python3", "-c", code])
-        started.append(p)
+                f"S(('{site.v4}',{HTTP_PORT}),H).serve_forever()\n")
+        site.popen(["/usr/bin/python3", "-c", code])
+    # Both servers listen before gtm starts: the drill measures a failure, not a slow start.
+    deadline = time.monotonic() + 10
+    for site in SITES.values():
+        while not fetch(site.v4)[0]:
+            if time.monotonic() > deadline:
+                sys.exit(f"drill: the web server of {site.name} does not answer")
+            time.sleep(0.05)
 
 
-def cleanup():
-    for p in reversed(started):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    for site in SITES:
-        subprocess.run(["ip", "link", "del", f"{ns(site)}h"], stderr=subprocess.DEVNULL)
-        subprocess.run(["ip", "netns", "del", ns(site)], stderr=subprocess.DEVNULL)
+def fail_site(site, failed):
+    # The root side of the link goes down: the site's route disappears, as when a region drops off.
+    subprocess.run(["ip", "link", "set", site.host_if, "down" if failed else "up"], check=True)
 
 
 class Resolver:
@@ -131,17 +95,10 @@ def fetch(addr):
 
 
 def main():
-    # One network-namespace user at a time on this machine: concurrent runs (another checkout's
-    # tests, a benchmark) would clash over 198.18.x.y routes in the root namespace.
-    lock = open("/run/lock/gtm-netns.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    run_dir = tempfile.mkdtemp(prefix="gtm-drill-")
-    dns_port = free_port()
+    h.BUILD_DIR = os.path.abspath(args.build)
     interval = args.interval_ms
     timeout = max(10, interval * 4 // 5)
-    config = os.path.join(run_dir, "drill.yaml")
-    with open(config, "w") as f:
-        f.write(f"""zones:
+    config = h.write_config(f"""zones:
   - name: drill.example.
     soa: {{mname: ns1, rname: h, serial: 1, minimum: 1}}
     ns: [ns1]
@@ -158,20 +115,22 @@ services:
         method: return-all
         monitors: [web]
         members:
-          - {{name: site-a, address: {SITES['a'][1]}}}
-          - {{name: site-b, address: {SITES['b'][1]}}}
+          - {{name: site-a, address: {SITES['a'].v4}}}
+          - {{name: site-b, address: {SITES['b'].v4}}}
 """)
-    setup_sites()
-    dp_log, cp_log = os.path.join(run_dir, "dp.log"), os.path.join(run_dir, "cp.log")
-    dp = subprocess.Popen([os.path.join(args.build, "gtm-dataplane"), "--listen",
-                           f"127.0.0.1:{dns_port}", "--run-dir", run_dir], stderr=open(dp_log, "w"))
-    started.append(dp)
-    wait_line(dp_log, "gtm-dataplane: ready", dp)
-    cp = subprocess.Popen([os.path.join(args.build, "gtm-control"), "--config", config,
-                           "--run-dir", run_dir], stderr=open(cp_log, "w"))
-    started.append(cp)
-    wait_line(cp_log, "gtm-control: ready", cp)
+    env = h.GtmEnv(config, ipv6=False)
+    try:
+        start_sites()
+        env.start()
+        run_drill(env.port, interval)
+    finally:
+        env.close()
+        for site in SITES.values():
+            site.close()
+        os.unlink(config)
 
+
+def run_drill(dns_port, interval):
     resolver = Resolver(dns_port)
     # Until both sites are in the answers.
     deadline = time.monotonic() + 10
@@ -181,7 +140,7 @@ services:
             break
         time.sleep(0.05)
 
-    site_a = SITES["a"][1]
+    site_a = SITES["a"].v4
     events = {}
     stop = threading.Event()
 
@@ -213,10 +172,10 @@ services:
             if now >= args.duration:
                 break
             if now >= kill_at and "killed" not in events:
-                sh("ip", "link", "set", f"{ns('a')}h", "down")  # the whole site drops off
+                fail_site(SITES["a"], True)
                 events["killed"] = time.monotonic()
             if now >= restore_at and "restored" not in events:
-                sh("ip", "link", "set", f"{ns('a')}h", "up")
+                fail_site(SITES["a"], False)
                 events["restored"] = time.monotonic()
             addr = resolver.pick()
             sent = time.monotonic()
@@ -249,10 +208,6 @@ services:
     print(f"Code -1 : {len(failed)} ({100.0 * len(failed) / total:.1f} %)")
     print(f"drill: total={total} failed={len(failed)} error_window_s={window:.2f} "
           f"removal_s={removal:.2f} restore_s={restore:.2f}")
-    subprocess.run(["rm", "-rf", run_dir])
 
 
-try:
-    main()
-finally:
-    cleanup()
+main()

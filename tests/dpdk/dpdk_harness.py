@@ -5,7 +5,6 @@ EAL runs with --no-huge -m and a file prefix unique to the test process (gtmt<pi
 runs can share the machine; the EAL's runtime directory is removed when the dataplane stops.
 """
 
-import fcntl
 import json
 import os
 import shutil
@@ -160,12 +159,12 @@ class Namespaces:
         pid = os.getpid()
         self.dp = f"gtmdp{pid}"
         self.cl = f"gtmcl{pid}"
-        self._lock = None
+        self._locked = False
         self._made = []
 
     def open(self):
-        self._lock = open("/run/lock/gtm-netns.lock", "w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        gtm_harness.acquire_netns_lock()
+        self._locked = True
         for ns in (self.dp, self.cl):
             sh("ip", "netns", "add", ns)
             self._made.append(ns)
@@ -201,6 +200,6 @@ class Namespaces:
         for ns in reversed(self._made):
             sh("ip", "netns", "del", ns, check=False)
         self._made = []
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        if self._locked:
+            gtm_harness.release_netns_lock()
+            self._locked = False

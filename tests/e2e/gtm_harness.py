@@ -95,6 +95,15 @@ def pick_free_port(families=((socket.AF_INET, "127.0.0.1"),)):
     raise RuntimeError("no free UDP+TCP port found")
 
 
+def seqpacket_request(path, request, timeout=CLIENT_TIMEOUT_S):
+    """One request on a daemon's control socket (SOCK_SEQPACKET: one message each way)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.send(request.encode())
+        return s.recv(1 << 16).decode()
+
+
 class Daemon:
     """One child process whose stderr goes to a file; waits for its "ready" line."""
 
@@ -161,8 +170,10 @@ class GtmEnv:
     stops what was started and removes the run directory.
     """
 
-    def __init__(self, config=None, dataplane_args=(), with_control=True, ipv6=None):
+    def __init__(self, config=None, dataplane_args=(), with_control=True, ipv6=None,
+                 ready_timeout=READY_TIMEOUT_S):
         self.config = config  # path of a YAML file (copied into the run directory)
+        self.ready_timeout = ready_timeout
         self.dataplane_args = list(dataplane_args)
         self.with_control = with_control
         self.ipv6 = ipv6_loopback_available() if ipv6 is None else ipv6
@@ -190,7 +201,7 @@ class GtmEnv:
                 [binary("gtm-dataplane")] + listen + ["--run-dir", self.run_dir] +
                 self.dataplane_args,
                 os.path.join(self.run_dir, "dataplane.log"), "gtm-dataplane: ready")
-            self.dataplane.start()
+            self.dataplane.start(self.ready_timeout)
             if self.with_control:
                 self.config_path = os.path.join(self.run_dir, "config.yaml")
                 shutil.copyfile(self.config, self.config_path)
@@ -199,7 +210,7 @@ class GtmEnv:
                     [binary("gtm-control"), "--config", self.config_path,
                      "--run-dir", self.run_dir],
                     os.path.join(self.run_dir, "control.log"), "gtm-control: ready")
-                self.control.start()
+                self.control.start(self.ready_timeout)
         except BaseException:
             sys.stderr.write(self.describe() + "\n")
             self.close()
@@ -254,11 +265,7 @@ class GtmEnv:
     # -- control socket --
 
     def _seqpacket(self, sock_name, request, timeout=CLIENT_TIMEOUT_S):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
-            s.settimeout(timeout)
-            s.connect(os.path.join(self.run_dir, sock_name))
-            s.send(request.encode())
-            return s.recv(65536).decode()
+        return seqpacket_request(os.path.join(self.run_dir, sock_name), request, timeout)
 
     def dataplane_request(self, request):
         return self._seqpacket("dataplane.sock", request)
@@ -553,6 +560,28 @@ def short_lines(text):
 # Network namespaces (root only)
 
 NETNS_LOCK = "/run/lock/gtm-netns.lock"
+# The lock is per machine, not per namespace: one process may set up several sites, so it holds the
+# flock once and counts its holders (a second flock on a new open of the file would wait forever
+# for the first).
+_netns_lock_file = None
+_netns_lock_holders = 0
+
+
+def acquire_netns_lock():
+    """Waits until no other process has namespaces or root-namespace routes set up (HELPERS.md)."""
+    global _netns_lock_file, _netns_lock_holders
+    if _netns_lock_holders == 0:
+        _netns_lock_file = open(NETNS_LOCK, "w")
+        fcntl.flock(_netns_lock_file, fcntl.LOCK_EX)
+    _netns_lock_holders += 1
+
+
+def release_netns_lock():
+    global _netns_lock_file, _netns_lock_holders
+    _netns_lock_holders -= 1
+    if _netns_lock_holders == 0:
+        _netns_lock_file.close()  # releases the flock
+        _netns_lock_file = None
 
 
 class NetnsSite:
@@ -567,7 +596,7 @@ class NetnsSite:
         self.host_if, self.site_if = f"{self.name}h", f"{self.name}s"
         self.host_v4, self.v4 = f"198.18.{n}.1", f"198.18.{n}.2"
         self.host_v6, self.v6 = f"2001:2:0:{n}::1", f"2001:2:0:{n}::2"
-        self._lock = None
+        self._locked = False
         self._procs = []
 
     @staticmethod
@@ -575,8 +604,8 @@ class NetnsSite:
         subprocess.run(["ip"] + list(args), check=True, stdout=subprocess.DEVNULL)
 
     def start(self):
-        self._lock = open(NETNS_LOCK, "w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        acquire_netns_lock()
+        self._locked = True
         try:
             self._ip("netns", "add", self.name)
             self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.site_if)
@@ -618,9 +647,9 @@ class NetnsSite:
         self._procs = []
         subprocess.run(["ip", "link", "del", self.host_if], stderr=subprocess.DEVNULL)
         subprocess.run(["ip", "netns", "del", self.name], stderr=subprocess.DEVNULL)
-        if self._lock is not None:
-            self._lock.close()  # releases the flock
-            self._lock = None
+        if self._locked:
+            release_netns_lock()
+            self._locked = False
 
     def __enter__(self):
         return self.start()
