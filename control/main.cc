@@ -149,6 +149,7 @@ class ControlDaemon {
       unlink(control_path_.c_str());
     }
     if (signal_fd_ >= 0) close(signal_fd_);
+    if (base_memfd_ >= 0) close(base_memfd_);
   }
 
   bool start(std::vector<WebhookConfig> webhooks) {
@@ -588,22 +589,35 @@ class ControlDaemon {
       }
       const SnapshotCompiler::Stats& built = compiler_.stats();
       ++(built.incremental ? health_builds_ : full_builds_);
-      const int memfd = make_sealed_memfd(parts.parts, &p.error, &spare_memfd_);
-      if (memfd < 0) {
+      // A full build goes out as the image itself, which stays the base of the overlays of the
+      // health changes after it: those send only the sections health recomputed, with the base's
+      // memfd, which the dataplane already has mapped (or maps, after a restart).
+      const int base = base_memfd(&p.error);
+      const ImageParts* overlay = compiler_.overlay();
+      const int memfd =
+          base < 0 || overlay == nullptr ? -1
+                                         : make_sealed_memfd(overlay->parts, &p.error,
+                                                             &spare_memfd_);
+      if (base < 0 || (overlay != nullptr && memfd < 0)) {
         p.status = RequestStatus::kFailed;
         return p;
       }
+      const size_t sent = overlay != nullptr ? overlay->size : parts.size;
       const uint64_t build_us = micros_since(build_start);
       generation_ = gen;
-      p = publish_memfd(run_dir_, gen, memfd);
-      close(memfd);
+      if (overlay != nullptr) {
+        p = publish_overlay(run_dir_, gen, memfd, base);
+        close(memfd);
+      } else {
+        p = publish_memfd(run_dir_, gen, base);
+      }
       if (p.ok()) {
         acked_generation_ = gen;
         ttl_restore_at_ = ttl_restore_at;
         publish_error_.clear();
-        log("published generation %llu (%zu bytes, %llu us; %s build + memfd %llu us, %u of %u "
-            "pools recomputed)",
-            static_cast<unsigned long long>(gen), parts.size,
+        log("published generation %llu (%zu bytes, %zu sent, %llu us; %s build + memfd %llu us, "
+            "%u of %u pools recomputed)",
+            static_cast<unsigned long long>(gen), parts.size, sent,
             static_cast<unsigned long long>(p.round_trip_us),
             built.incremental ? "health-only" : "full", static_cast<unsigned long long>(build_us),
             built.pools_recomputed, built.pools);
@@ -616,8 +630,9 @@ class ControlDaemon {
           health_change_pending_ = false;
         }
         announce_changes(stamped, gen);
-        // The pages of the next image, allocated now rather than between its verdict and its ack.
-        spare_memfd_.prepare(parts.size + kSpareSlack);
+        // The pages of the next overlay, allocated now rather than between its verdict and its
+        // ack (a full build makes its base's memfd without one).
+        if (overlay != nullptr) spare_memfd_.prepare(overlay->size + kSpareSlack);
         if (!ready_) {
           ready_ = true;
           log("ready");
@@ -630,6 +645,21 @@ class ControlDaemon {
       if (p.status != RequestStatus::kRefused || p.error.find("stale") == std::string::npos) break;
     }
     return p;
+  }
+
+  // The sealed memfd of the compiler's base image (its last full build), made once per base.
+  // Returns -1 and sets *error when it cannot be made.
+  int base_memfd(std::string* error) {
+    const std::vector<uint8_t>* image = compiler_.base_image();
+    if (image == nullptr) {
+      *error = "internal: no base image";
+      return -1;
+    }
+    if (base_memfd_ >= 0 && base_memfd_id_ == compiler_.base_id()) return base_memfd_;
+    if (base_memfd_ >= 0) close(base_memfd_);
+    base_memfd_ = make_sealed_memfd(image->data(), image->size(), error);
+    base_memfd_id_ = compiler_.base_id();
+    return base_memfd_;
   }
 
   // Advances the probes; when a member's health changed, publishes at once. All verdicts of one
@@ -745,6 +775,8 @@ class ControlDaemon {
   uint64_t health_publishes_ = 0;  // publishes that carried a health change
   SnapshotCompiler compiler_;
   SpareMemfd spare_memfd_;
+  int base_memfd_ = -1;        // compiler_'s base image, sealed (base_memfd())
+  uint64_t base_memfd_id_ = 0;  // compiler_.base_id() of the image it holds
   uint64_t last_build_us_ = 0;  // build + sealed memfd of the last acknowledged image
   uint64_t full_builds_ = 0;
   uint64_t health_builds_ = 0;  // health-only rebuilds (zones, geo and per-class tables reused)

@@ -55,29 +55,4 @@ uint64_t ChecksumStream::finish() {
   return h_;
 }
 
-void layout_sections(const SectionBytes* sections, uint32_t count, Header* h,
-                     std::vector<std::pair<const uint8_t*, size_t>>* parts) {
-  static const uint8_t kZeros[8] = {};
-  std::memset(h->sections, 0, sizeof(h->sections));
-  h->section_count = count;
-  uint64_t offset = sizeof(Header);
-  auto pad = [&] {
-    if (offset % 8 == 0) return;
-    parts->emplace_back(kZeros, 8 - offset % 8);
-    offset += 8 - offset % 8;
-  };
-  for (uint32_t i = 0; i < count; ++i) {
-    pad();
-    SectionEntry& e = h->sections[i];
-    e.id = sections[i].id;
-    e.elem_size = sections[i].elem_size;
-    e.offset = offset;
-    e.size = sections[i].size;
-    if (e.size != 0) parts->emplace_back(sections[i].data, e.size);
-    offset += e.size;
-  }
-  pad();
-  h->total_size = offset;
-}
-
 }  // namespace gtm::snap

@@ -113,12 +113,36 @@ struct SectionBytes {
   uint64_t size = 0;
 };
 
-// Lays `sections` (in this order) out as one image after `*h`: fills its section table, section
-// count and total size, and appends to *parts the byte ranges that follow the header (each
-// section, 8-byte aligned with zero padding). The caller sets the other header fields. Shared by
-// control's builds and the dataplane's composition of base + overlay, which must agree.
-void layout_sections(const SectionBytes* sections, uint32_t count, Header* h,
-                     std::vector<std::pair<const uint8_t*, size_t>>* parts);
+// Lays `sections` (in this order) out after the header `*h` (a Header or an OverlayHeader): fills
+// its section table, section count and total size, and appends to *parts the byte ranges that
+// follow the header (each section, 8-byte aligned with zero padding). The caller sets the other
+// header fields. Shared by control's builds and the dataplane's composition of base + overlay,
+// which must agree byte for byte.
+template <typename H>
+void layout_sections(const SectionBytes* sections, uint32_t count, H* h,
+                     std::vector<std::pair<const uint8_t*, size_t>>* parts) {
+  static constexpr uint8_t kZeros[8] = {};
+  std::memset(h->sections, 0, sizeof(h->sections));
+  h->section_count = count;
+  uint64_t offset = sizeof(H);
+  auto pad = [&] {
+    if (offset % 8 == 0) return;
+    parts->emplace_back(kZeros, 8 - offset % 8);
+    offset += 8 - offset % 8;
+  };
+  for (uint32_t i = 0; i < count; ++i) {
+    pad();
+    SectionEntry& e = h->sections[i];
+    e.id = sections[i].id;
+    e.elem_size = sections[i].elem_size;
+    e.offset = offset;
+    e.size = sections[i].size;
+    if (e.size != 0) parts->emplace_back(sections[i].data, e.size);
+    offset += e.size;
+  }
+  pad();
+  h->total_size = offset;
+}
 
 // Image checksum over consecutive pieces, as image_checksum over their concatenation.
 class ChecksumStream {
