@@ -131,7 +131,13 @@ int main(int argc, char** argv) {
     // health and switch decisions on top, the health-only build, the sealed memfd, PUBLISH.
     const auto verdict = Clock::now();
     t = verdict;
-    control::reset_to_configuration(model, &stamped);
+    // The configuration has not changed since the last round: as gtm-control, only the health
+    // fields are reset, and the compiler is told so (no comparison of the whole configuration).
+    if (round == 0) {
+      control::reset_to_configuration(model, &stamped);
+    } else {
+      control::copy_health_fields(model, &stamped);
+    }
     admin.apply_to(&stamped);
     stages.add("control: reset + overrides", us_since(t));
     t = Clock::now();
@@ -140,14 +146,16 @@ int main(int argc, char** argv) {
     stamped.services[flip_service].pools[flip_pool].members[flip_member].health =
         round % 2 ? snap::MemberHealth::kDown : snap::MemberHealth::kUp;
     t = Clock::now();
-    switches.apply(&stamped, Clock::now());
+    switches.apply(&stamped, Clock::now(), round > 0);
     health.apply_unstable_ttl(&stamped, config.unstable_ttl, Clock::now());
     stages.add("control: switch policy + ttl", us_since(t));
     stamped.generation = ++generation;
 
     t = Clock::now();
     control::ImageParts parts;
-    if (!compiler.build(stamped, &parts, &error, /*with_checksum=*/false)) die("build: " + error);
+    if (!compiler.build(stamped, &parts, &error, /*with_checksum=*/false, round > 0)) {
+      die("build: " + error);
+    }
     stages.add("control: health-only build", us_since(t));
     stages.add("control:   of which configuration compare", compiler.stats().compare_us);
     if (round > 0 && !compiler.stats().incremental) die("a health change was built in full");
@@ -172,8 +180,8 @@ int main(int argc, char** argv) {
     // The exchange through the real channel: connect, send, validate against the image in
     // service, swap, reply (snapshot.bin is saved and the old image freed after the reply).
     t = Clock::now();
-    const std::vector<int> fds = overlay != nullptr ? std::vector<int>{memfd, base_fd}
-                                                    : std::vector<int>{base_fd};
+    const std::vector<int> fds =
+        overlay != nullptr ? std::vector<int>{memfd, base_fd} : std::vector<int>{base_fd};
     control::RequestResult r =
         control::send_request(socket_path, "PUBLISH " + std::to_string(generation), fds, 5000);
     if (!r.ok()) die("publish: " + r.error);
@@ -200,9 +208,9 @@ int main(int argc, char** argv) {
     snap::LoadOptions full_validation;
     full_validation.verify_checksum = false;  // as for any sealed memfd: only the reuse is off
     snap::LoadedSnapshot* loaded =
-        overlay != nullptr ? snap::LoadedSnapshot::from_overlay(memfd, base_fd, &error,
-                                                                full_validation)
-                           : snap::LoadedSnapshot::from_fd(base_fd, &error, full_validation);
+        overlay != nullptr
+            ? snap::LoadedSnapshot::from_overlay(memfd, base_fd, &error, full_validation)
+            : snap::LoadedSnapshot::from_fd(base_fd, &error, full_validation);
     if (loaded == nullptr) die("validate: " + error);
     stages.add("compare: full map + validate", us_since(t));
     delete loaded;
@@ -210,14 +218,15 @@ int main(int argc, char** argv) {
     if (round == 0) stages = Stages();  // the first image is a full load: not a health change
   }
   if (base_fd >= 0) close(base_fd);
-  std::printf("members=%zu services=%zu image_bytes=%zu overlay_bytes=%zu rounds=%d\n",
-              [&] {
-                size_t n = 0;
-                for (const auto& s : model.services)
-                  for (const auto& p : s.pools) n += p.members.size();
-                return n;
-              }(),
-              model.services.size(), image_size, overlay_size, rounds);
+  std::printf(
+      "members=%zu services=%zu image_bytes=%zu overlay_bytes=%zu rounds=%d\n",
+      [&] {
+        size_t n = 0;
+        for (const auto& s : model.services)
+          for (const auto& p : s.pools) n += p.members.size();
+        return n;
+      }(),
+      model.services.size(), image_size, overlay_size, rounds);
   stages.print();
 
   const uint64_t one = 1;

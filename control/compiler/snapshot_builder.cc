@@ -1219,17 +1219,20 @@ void SnapshotCompiler::reset() {
 }
 
 bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::string* error,
-                             bool with_checksum) {
+                             bool with_checksum, bool same_configuration_as_last) {
   stats_ = Stats();
   auto start = std::chrono::steady_clock::now();
-  const bool same = kept_ != nullptr && same_configuration(kept_->config, model);
+  // The kept configuration is that of every successful build since the full one.
+  const bool same = kept_ != nullptr && ((same_configuration_as_last && last_build_ok_) ||
+                                         same_configuration(kept_->config, model));
+  last_build_ok_ = false;
   stats_.compare_us = micros_since(start);
   start = std::chrono::steady_clock::now();
   if (same) {
     stats_.incremental = true;
-    const bool ok = build_health(model, out, error, with_checksum);
+    last_build_ok_ = build_health(model, out, error, with_checksum);
     stats_.build_us = micros_since(start);
-    return ok;
+    return last_build_ok_;
   }
   kept_.reset();
   auto kept = std::make_unique<Kept>();
@@ -1245,7 +1248,8 @@ bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::s
     kept->blob = section_span<uint8_t>(image, snap::kSecBlob);
     kept->rdatas = section_span<snap::Rdata>(image, snap::kSecRdatas);
     for (const snap::Service& svc : kept->services) kept->base_ttls.push_back(svc.ttl);
-    const std::span<const uint16_t> class_rules = section_span<uint16_t>(image, snap::kSecClassRules);
+    const std::span<const uint16_t> class_rules =
+        section_span<uint16_t>(image, snap::kSecClassRules);
     const uint32_t classes = ClassTables(model).count();
     for (const snap::Service& svc : kept->services) {
       kept->used_rules.push_back(
@@ -1260,7 +1264,15 @@ bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::s
     return false;
   }
   kept_ = std::move(kept);
+  // Fills the per-pool caches now, while a full build takes its time anyway: the first health
+  // change after it then recomputes only the pools it touches (it would otherwise pay for all).
+  ImageParts scratch;
+  if (!build_health(model, &scratch, error, /*with_checksum=*/false)) {
+    kept_.reset();
+    return false;
+  }
   ++base_id_;
+  last_build_ok_ = true;
   out->parts = {{kept_->base.data(), kept_->base.size()}};
   out->size = kept_->base.size();
   stats_.pools = static_cast<uint32_t>(kept_->pools.size());
@@ -1385,8 +1397,8 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
       if (fresh.id != e.id) continue;
       // The overlay carries only what differs from the base: the dataplane reads the rest from
       // the base it has mapped.
-      const bool same = fresh.size == e.size && (e.size == 0 || std::memcmp(fresh.data, b.data,
-                                                                            e.size) == 0);
+      const bool same =
+          fresh.size == e.size && (e.size == 0 || std::memcmp(fresh.data, b.data, e.size) == 0);
       b = fresh;
       if (!same) changed[changed_count++] = fresh;
     }

@@ -76,8 +76,10 @@ class SnapshotCompiler {
   // compiler's end. Without `with_checksum` the header's checksum is 0: for a sealed memfd, whose
   // checksum the dataplane does not verify (it checksums what it saves). Same errors as
   // build_snapshot.
+  // `same_configuration_as_last`: the caller knows that `model` has the configuration of the
+  // model of the previous successful build (same_configuration), which is then not compared again.
   bool build(const SnapshotModel& model, ImageParts* out, std::string* error,
-             bool with_checksum = true);
+             bool with_checksum = true, bool same_configuration_as_last = false);
   const Stats& stats() const { return stats_; }
   // After a health-only build: the overlay (dataplane/snapshot/format.h OverlayHeader) of the
   // recomputed sections that differ from the base image's; with the base image it makes the same
@@ -98,6 +100,7 @@ class SnapshotCompiler {
   std::unique_ptr<Kept> kept_;
   Stats stats_;
   uint64_t base_id_ = 0;
+  bool last_build_ok_ = false;
 };
 
 }  // namespace gtm::control
