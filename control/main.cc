@@ -630,12 +630,12 @@ class ControlDaemon {
         acked_generation_ = gen;
         ttl_restore_at_ = ttl_restore_at;
         publish_error_.clear();
-        log("published generation %llu (%zu bytes, %zu sent, %llu us; %s build + memfd %llu us, "
-            "%u of %u pools recomputed)",
-            static_cast<unsigned long long>(gen), parts.size, sent,
+        log("published generation %llu (%zu bytes, %llu us; %s build + memfd %llu us, %zu bytes "
+            "sent, %u of %u pools recomputed)",
+            static_cast<unsigned long long>(gen), parts.size,
             static_cast<unsigned long long>(p.round_trip_us),
             built.incremental ? "health-only" : "full", static_cast<unsigned long long>(build_us),
-            built.pools_recomputed, built.pools);
+            sent, built.pools_recomputed, built.pools);
         last_publish_us_ = p.round_trip_us;
         last_build_us_ = build_us;
         if (health_change_pending_) {
