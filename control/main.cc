@@ -678,11 +678,20 @@ class ControlDaemon {
     return base_memfd_;
   }
 
-  // Advances the probes; when a member's health changed, publishes at once. All verdicts of one
-  // wake-up go into one image, so a burst of changes costs one publish.
+  // Advances the probes; when a member's health changed, publishes at once. The verdicts of the
+  // probes' I/O are applied (and published) before the timers start the next probes, so a
+  // verdict never waits behind a burst of connects; all verdicts of one phase go into one image,
+  // so a burst of changes costs one publish.
   void run_probes() {
     probe_results_.clear();
-    prober_.run(Clock::now(), &probe_results_);
+    prober_.run_io(&probe_results_);
+    apply_probe_results();
+    probe_results_.clear();
+    prober_.run_timers(Clock::now(), &probe_results_);
+    apply_probe_results();
+  }
+
+  void apply_probe_results() {
     if (probe_results_.empty()) return;
     // The clock starts when the results that decide are in hand, before they are applied.
     const Clock::time_point verdicts_at = Clock::now();

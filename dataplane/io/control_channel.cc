@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,6 +23,7 @@ namespace {
 // Clients normally connect, ask once and leave; a few may be connected at the same time.
 constexpr size_t kMaxClients = 16;
 constexpr size_t kMaxFds = 8;
+constexpr int kChannelNice = -10;
 
 std::string join_path(const std::string& dir, const char* name) {
   if (!dir.empty() && dir.back() == '/') return dir + name;
@@ -152,6 +154,14 @@ void ControlChannel::join() {
 }
 
 void ControlChannel::run() {
+  // A PUBLISH waits for this thread to be scheduled, and on a loaded host (probes, builds, other
+  // work on the same cores) that wake-up can take milliseconds. The thread runs only to answer
+  // requests, so a higher priority costs the workers nothing while it is idle. Best effort: it
+  // needs CAP_SYS_NICE, and a thread's nice value is per thread on Linux.
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kChannelNice) != 0) {
+    log_line("control: cannot raise the control channel's priority (nice %d): %s", kChannelNice,
+             std::strerror(errno));
+  }
   std::vector<pollfd> pfds;
   for (;;) {
     pfds.clear();
