@@ -11,6 +11,12 @@
 // sealed memfd, so its bytes are the ones that were checked). Nothing control says is trusted for
 // this; the comparison is the test. An identical LPM table keeps the previous image's validated
 // view, whose bytes that image keeps mapped (LoadedSnapshot shares the mapping).
+//
+// Overlays (format.h OverlayHeader): a health change arrives as the sections it recomputed plus
+// the base image they complete. When the base is the file the snapshot in service is built on,
+// its mapping is shared: a section read from the same address of the same sealed mapping as in
+// the view in service is identical without being compared, so such a publish costs the checks of
+// the few hundred kilobytes that changed, not a pass over megabytes.
 #pragma once
 
 #include <sys/types.h>
