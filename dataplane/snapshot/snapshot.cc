@@ -1206,7 +1206,7 @@ void LoadedSnapshot::keep_lpm_maps(const LoadedSnapshot* previous) {
       view_.lpm6_from_previous() ? previous->lpm6_map_ : holder_of(view_.section(kSecLpm6).data);
 }
 
-LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOptions& options) {
+std::unique_ptr<LoadedSnapshot> LoadedSnapshot::mapped(int fd, std::string* error) {
   std::unique_ptr<LoadedSnapshot> loaded(new (std::nothrow) LoadedSnapshot());
   if (loaded == nullptr) {
     fail(error, "out of memory");
@@ -1214,6 +1214,12 @@ LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOp
   }
   loaded->map_ = map_fd(fd, error);
   if (loaded->map_ == nullptr) return nullptr;
+  return loaded;
+}
+
+LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOptions& options) {
+  std::unique_ptr<LoadedSnapshot> loaded = mapped(fd, error);
+  if (loaded == nullptr) return nullptr;
   loaded->sealed_ = loaded->map_->sealed;
   ValidateOptions v;
   v.verify_checksum = options.verify_checksum || !loaded->sealed_;
@@ -1227,13 +1233,8 @@ LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOp
 
 LoadedSnapshot* LoadedSnapshot::from_overlay(int overlay_fd, int base_fd, std::string* error,
                                              const LoadOptions& options) {
-  std::unique_ptr<LoadedSnapshot> loaded(new (std::nothrow) LoadedSnapshot());
-  if (loaded == nullptr) {
-    fail(error, "out of memory");
-    return nullptr;
-  }
-  loaded->map_ = map_fd(overlay_fd, error);
-  if (loaded->map_ == nullptr) return nullptr;
+  std::unique_ptr<LoadedSnapshot> loaded = mapped(overlay_fd, error);
+  if (loaded == nullptr) return nullptr;
   const LoadedSnapshot* previous = options.previous;
   if (previous != nullptr && !previous->sealed_) previous = nullptr;
   struct stat st;

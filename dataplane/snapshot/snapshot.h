@@ -270,6 +270,8 @@ class LoadedSnapshot {
   };
   LoadedSnapshot() = default;
   static std::shared_ptr<const Mapping> map_fd(int fd, std::string* error);
+  // A new LoadedSnapshot with `fd` mapped as map_ (not validated yet).
+  static std::unique_ptr<LoadedSnapshot> mapped(int fd, std::string* error);
   // The mapping of the whole image this snapshot is, or of the base its overlay completes.
   const std::shared_ptr<const Mapping>& image_map() const { return base_map_ ? base_map_ : map_; }
   // The mapping that holds `data` (map_ or base_map_).
