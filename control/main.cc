@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -126,6 +128,35 @@ bool block_control_signals() {
   signal(SIGPIPE, SIG_IGN);
   return pthread_sigmask(SIG_BLOCK, &set, nullptr) == 0;
 }
+
+// Raises this thread's priority for as long as it lives: from a decided change to its
+// acknowledgement, gtm-control must not wait behind other work on the same cores (a probe sink,
+// builds, the host's other tenants); the rest of the time (probing) it runs at its usual
+// priority. Best effort: raising needs CAP_SYS_NICE; lowering it back never fails.
+class PublishPriority {
+ public:
+  PublishPriority() {
+    errno = 0;
+    const int now = getpriority(PRIO_PROCESS, 0);
+    if (errno != 0 || now <= kNice) return;
+    if (setpriority(PRIO_PROCESS, 0, kNice) == 0) {
+      restore_ = now;
+    } else if (!complained_) {
+      complained_ = true;
+      log("cannot raise the priority of publishes (nice %d): %s", kNice, std::strerror(errno));
+    }
+  }
+  ~PublishPriority() {
+    if (restore_) setpriority(PRIO_PROCESS, 0, *restore_);
+  }
+  PublishPriority(const PublishPriority&) = delete;
+  PublishPriority& operator=(const PublishPriority&) = delete;
+
+ private:
+  static constexpr int kNice = -10;
+  static inline bool complained_ = false;
+  std::optional<int> restore_;
+};
 
 class ControlDaemon {
  public:
@@ -553,6 +584,9 @@ class ControlDaemon {
   // ours and the dataplane's, so a restarted dataplane (lower) or one that kept a newer image
   // (higher) both accept it.
   PublishResult publish_once(const SnapshotModel& model) {
+    // Measured on the shared 2-core machine under two compile jobs (bench/RESULTS.md): without
+    // it, medians 3.3-5.6 ms and maxima above 11 ms; with it, 2.4-2.7 ms and 6.8-8.3 ms.
+    const PublishPriority priority;
     PublishResult p;
     for (int attempt = 0; attempt < 2; ++attempt) {
       // After an acknowledged image the dataplane's generation is known (ours): no question is
