@@ -164,8 +164,6 @@ class SnapshotView {
                          const SnapshotView& previous, ValidationStats& stats, std::string* error);
 
   bool validated_ = false;
-  Header header_{};
-  SectionBytes sections_[kMaxSections];
   const uint8_t* blob_ = nullptr;
   uint32_t blob_size_ = 0;
   const Zone* zones_ = nullptr;
@@ -208,6 +206,9 @@ class SnapshotView {
   const uint8_t* answer_records_ = nullptr;
   const AnswerRef* rrset_answers_ = nullptr;
   const AnswerRef* member_answers_ = nullptr;
+  // Last: the fields above are the ones every query reads, kept together at the start.
+  Header header_{};
+  SectionBytes sections_[kMaxSections];
 };
 
 struct LoadOptions {
