@@ -1,8 +1,8 @@
 // Health publish at scale, stage by stage, in one process with the real components: the steps of
 // gtm-control's publish (operator overrides, health and switch policy stamped on a copy of the
-// model, the health-only build, sealed memfd) and the PUBLISH through gtm-dataplane's real
-// control channel over the Unix socket (validation against the image in service, RCU swap; its
-// own breakdown from ControlChannel::last_publish).
+// model, the health-only build, the sealed memfd of its overlay) and the PUBLISH of that overlay
+// with its base through gtm-dataplane's real control channel over the Unix socket (validation
+// against the snapshot in service, RCU swap; its own breakdown from ControlChannel::last_publish).
 //
 //   gtm-bench-publish CONFIG [ROUNDS]
 //
@@ -119,6 +119,9 @@ int main(int argc, char** argv) {
   Stages stages;
   uint64_t generation = 0;
   size_t image_size = 0;
+  size_t overlay_size = 0;
+  int base_fd = -1;  // the sealed memfd of the compiler's base image
+  uint64_t base_id = 0;
   control::SnapshotCompiler compiler;
   control::SnapshotModel stamped;  // reused from image to image, as gtm-control does
   control::SpareMemfd spare;       // prepared after each acknowledgement, as gtm-control does
@@ -128,7 +131,13 @@ int main(int argc, char** argv) {
     // health and switch decisions on top, the health-only build, the sealed memfd, PUBLISH.
     const auto verdict = Clock::now();
     t = verdict;
-    control::reset_to_configuration(model, &stamped);
+    // The configuration has not changed since the last round: as gtm-control, only the health
+    // fields are reset, and the compiler is told so (no comparison of the whole configuration).
+    if (round == 0) {
+      control::reset_to_configuration(model, &stamped);
+    } else {
+      control::copy_health_fields(model, &stamped);
+    }
     admin.apply_to(&stamped);
     stages.add("control: reset + overrides", us_since(t));
     t = Clock::now();
@@ -137,33 +146,49 @@ int main(int argc, char** argv) {
     stamped.services[flip_service].pools[flip_pool].members[flip_member].health =
         round % 2 ? snap::MemberHealth::kDown : snap::MemberHealth::kUp;
     t = Clock::now();
-    switches.apply(&stamped, Clock::now());
+    switches.apply(&stamped, Clock::now(), round > 0);
     health.apply_unstable_ttl(&stamped, config.unstable_ttl, Clock::now());
     stages.add("control: switch policy + ttl", us_since(t));
     stamped.generation = ++generation;
 
     t = Clock::now();
     control::ImageParts parts;
-    if (!compiler.build(stamped, &parts, &error, /*with_checksum=*/false)) die("build: " + error);
+    if (!compiler.build(stamped, &parts, &error, /*with_checksum=*/false, round > 0)) {
+      die("build: " + error);
+    }
     stages.add("control: health-only build", us_since(t));
     stages.add("control:   of which configuration compare", compiler.stats().compare_us);
     if (round > 0 && !compiler.stats().incremental) die("a health change was built in full");
     image_size = parts.size;
+    // As gtm-control does: a full build goes out as the base image's memfd (kept), a health
+    // change as an overlay of the sections it recomputed, with that base.
+    const control::ImageParts* overlay = compiler.overlay();
+    if (compiler.base_id() != base_id) {
+      if (base_fd >= 0) close(base_fd);
+      const std::vector<uint8_t>& base = *compiler.base_image();
+      base_fd = control::make_sealed_memfd(base.data(), base.size(), &error);
+      if (base_fd < 0) die(error);
+      base_id = compiler.base_id();
+    }
     t = Clock::now();
-    const int memfd = control::make_sealed_memfd(parts.parts, &error, &spare);
-    if (memfd < 0) die(error);
+    const int memfd =
+        overlay != nullptr ? control::make_sealed_memfd(overlay->parts, &error, &spare) : -1;
+    if (overlay != nullptr && memfd < 0) die(error);
     stages.add("control: memfd write + seal", us_since(t));
+    if (overlay != nullptr) overlay_size = overlay->size;
 
     // The exchange through the real channel: connect, send, validate against the image in
     // service, swap, reply (snapshot.bin is saved and the old image freed after the reply).
     t = Clock::now();
+    const std::vector<int> fds =
+        overlay != nullptr ? std::vector<int>{memfd, base_fd} : std::vector<int>{base_fd};
     control::RequestResult r =
-        control::send_request(socket_path, "PUBLISH " + std::to_string(generation), memfd, 5000);
+        control::send_request(socket_path, "PUBLISH " + std::to_string(generation), fds, 5000);
     if (!r.ok()) die("publish: " + r.error);
     stages.add("channel: PUBLISH round trip", us_since(t));
     stages.add("TOTAL verdict -> ack", us_since(verdict));
     t = Clock::now();
-    spare.prepare(parts.size + (64 << 10));
+    if (overlay != nullptr) spare.prepare(overlay->size + (64 << 10));
     stages.add("after the ack: spare memfd", us_since(t));
     const io::ControlChannel::PublishStats p = channel->last_publish();
     stages.add("dataplane:   request -> reply", static_cast<double>(p.total_us));
@@ -182,21 +207,26 @@ int main(int argc, char** argv) {
     t = Clock::now();
     snap::LoadOptions full_validation;
     full_validation.verify_checksum = false;  // as for any sealed memfd: only the reuse is off
-    snap::LoadedSnapshot* loaded = snap::LoadedSnapshot::from_fd(memfd, &error, full_validation);
+    snap::LoadedSnapshot* loaded =
+        overlay != nullptr
+            ? snap::LoadedSnapshot::from_overlay(memfd, base_fd, &error, full_validation)
+            : snap::LoadedSnapshot::from_fd(base_fd, &error, full_validation);
     if (loaded == nullptr) die("validate: " + error);
     stages.add("compare: full map + validate", us_since(t));
     delete loaded;
-    close(memfd);
+    if (memfd >= 0) close(memfd);
     if (round == 0) stages = Stages();  // the first image is a full load: not a health change
   }
-  std::printf("members=%zu services=%zu image_bytes=%zu rounds=%d\n",
-              [&] {
-                size_t n = 0;
-                for (const auto& s : model.services)
-                  for (const auto& p : s.pools) n += p.members.size();
-                return n;
-              }(),
-              model.services.size(), image_size, rounds);
+  if (base_fd >= 0) close(base_fd);
+  std::printf(
+      "members=%zu services=%zu image_bytes=%zu overlay_bytes=%zu rounds=%d\n",
+      [&] {
+        size_t n = 0;
+        for (const auto& s : model.services)
+          for (const auto& p : s.pools) n += p.members.size();
+        return n;
+      }(),
+      model.services.size(), image_size, overlay_size, rounds);
   stages.print();
 
   const uint64_t one = 1;

@@ -6,6 +6,7 @@
 #include <map>
 #include <new>
 #include <numeric>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -1107,18 +1108,24 @@ uint64_t micros_since(std::chrono::steady_clock::time_point start) {
                                    .count());
 }
 
-// Section `id` of a validated-by-construction image, as a typed array.
+// Section `id` of a valid-by-construction image, read in place (sections are 8-byte aligned
+// and the image's buffer comes from the allocator, so the elements are aligned).
 template <typename T>
-std::vector<T> section_copy(const std::vector<uint8_t>& image, uint32_t id) {
+std::span<const T> section_span(const std::vector<uint8_t>& image, uint32_t id) {
   const snap::Header& h = *reinterpret_cast<const snap::Header*>(image.data());
   for (uint32_t i = 0; i < h.section_count; ++i) {
     const snap::SectionEntry& e = h.sections[i];
     if (e.id != id) continue;
-    std::vector<T> out(e.size / sizeof(T));
-    if (e.size != 0) std::memcpy(out.data(), image.data() + e.offset, e.size);
-    return out;
+    return {reinterpret_cast<const T*>(image.data() + e.offset), e.size / sizeof(T)};
   }
   fail("internal: the image has no section " + std::to_string(id));
+}
+
+// The same as a copy: the sections health builds rewrite in place.
+template <typename T>
+std::vector<T> section_copy(const std::vector<uint8_t>& image, uint32_t id) {
+  const std::span<const T> in = section_span<T>(image, id);
+  return std::vector<T>(in.begin(), in.end());
 }
 
 uint64_t unix_ms_now() {
@@ -1184,10 +1191,11 @@ struct SnapshotCompiler::Kept {
   std::vector<snap::Member> members;
   std::vector<snap::Rule> rules;
   std::vector<snap::RRset> rrsets;
-  // What the answer records are rendered from: a health build re-renders them only when a
-  // service's TTL (unstable_ttl) differs from the full build's, since a member's record carries it.
-  std::vector<uint8_t> blob;
-  std::vector<snap::Rdata> rdatas;
+  // What the answer records are rendered from (in `base`): a health build re-renders them only
+  // when a service's TTL (unstable_ttl) differs from the full build's, since a member's record
+  // carries it.
+  std::span<const uint8_t> blob;
+  std::span<const snap::Rdata> rdatas;
   std::vector<uint32_t> base_ttls;                // per service
   std::vector<std::vector<uint16_t>> used_rules;  // per service: distinct class -> rule values
   // Per pool: the usable members its cached slots were computed for, and those slots.
@@ -1199,6 +1207,8 @@ struct SnapshotCompiler::Kept {
   AnswerRecords answers;
   snap::Header header{};
   std::vector<uint8_t> flat;  // with_checksum: the image in one piece
+  snap::OverlayHeader overlay_header{};
+  ImageParts overlay;  // of the latest health build
 };
 
 SnapshotCompiler::SnapshotCompiler() = default;
@@ -1209,17 +1219,20 @@ void SnapshotCompiler::reset() {
 }
 
 bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::string* error,
-                             bool with_checksum) {
+                             bool with_checksum, bool same_configuration_as_last) {
   stats_ = Stats();
   auto start = std::chrono::steady_clock::now();
-  const bool same = kept_ != nullptr && same_configuration(kept_->config, model);
+  // The kept configuration is that of every successful build since the full one.
+  const bool same = kept_ != nullptr && ((same_configuration_as_last && last_build_ok_) ||
+                                         same_configuration(kept_->config, model));
+  last_build_ok_ = false;
   stats_.compare_us = micros_since(start);
   start = std::chrono::steady_clock::now();
   if (same) {
     stats_.incremental = true;
-    const bool ok = build_health(model, out, error, with_checksum);
+    last_build_ok_ = build_health(model, out, error, with_checksum);
     stats_.build_us = micros_since(start);
-    return ok;
+    return last_build_ok_;
   }
   kept_.reset();
   auto kept = std::make_unique<Kept>();
@@ -1232,10 +1245,11 @@ bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::s
     kept->members = section_copy<snap::Member>(image, snap::kSecMembers);
     kept->rules = section_copy<snap::Rule>(image, snap::kSecRules);
     kept->rrsets = section_copy<snap::RRset>(image, snap::kSecRRsets);
-    kept->blob = section_copy<uint8_t>(image, snap::kSecBlob);
-    kept->rdatas = section_copy<snap::Rdata>(image, snap::kSecRdatas);
+    kept->blob = section_span<uint8_t>(image, snap::kSecBlob);
+    kept->rdatas = section_span<snap::Rdata>(image, snap::kSecRdatas);
     for (const snap::Service& svc : kept->services) kept->base_ttls.push_back(svc.ttl);
-    const std::vector<uint16_t> class_rules = section_copy<uint16_t>(image, snap::kSecClassRules);
+    const std::span<const uint16_t> class_rules =
+        section_span<uint16_t>(image, snap::kSecClassRules);
     const uint32_t classes = ClassTables(model).count();
     for (const snap::Service& svc : kept->services) {
       kept->used_rules.push_back(
@@ -1250,6 +1264,15 @@ bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::s
     return false;
   }
   kept_ = std::move(kept);
+  // Fills the per-pool caches now, while a full build takes its time anyway: the first health
+  // change after it then recomputes only the pools it touches (it would otherwise pay for all).
+  ImageParts scratch;
+  if (!build_health(model, &scratch, error, /*with_checksum=*/false)) {
+    kept_.reset();
+    return false;
+  }
+  ++base_id_;
+  last_build_ok_ = true;
   out->parts = {{kept_->base.data(), kept_->base.size()}};
   out->size = kept_->base.size();
   stats_.pools = static_cast<uint32_t>(kept_->pools.size());
@@ -1341,25 +1364,45 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
   }
 
   // The base image's layout with the health sections replaced: same order, same alignment.
-  auto span = [](const auto& v) {
-    return std::pair<const uint8_t*, size_t>(reinterpret_cast<const uint8_t*>(v.data()),
-                                             v.size() * sizeof(v[0]));
+  auto bytes_of = [](uint32_t id, const auto& v) {
+    snap::SectionBytes b;
+    b.id = id;
+    b.elem_size = sizeof(v[0]);
+    b.data = reinterpret_cast<const uint8_t*>(v.data());
+    b.size = v.size() * sizeof(v[0]);
+    return b;
   };
-  const std::pair<uint32_t, std::pair<const uint8_t*, size_t>> recomputed[] = {
-      {ttl_changed ? snap::kSecAnswerRecords : snap::kMaxSections, span(k.answers.bytes)},
-      {ttl_changed ? snap::kSecRRsetAnswers : snap::kMaxSections, span(k.answers.rrsets)},
-      {ttl_changed ? snap::kSecMemberAnswers : snap::kMaxSections, span(k.answers.members)},
-      {snap::kSecServices, span(k.services)},
-      {snap::kSecPools, span(k.pools)},
-      {snap::kSecMembers, span(k.members)},
-      {snap::kSecRules, span(k.rules)},
-      {snap::kSecRRsets, span(k.rrsets)},
-      {snap::kSecPoolSlots, span(k.tables.slots)},
-      {snap::kSecTopoPicks, span(k.tables.topo_picks)},
-      {snap::kSecTopoMaps, span(k.tables.topo_maps)},
+  const snap::SectionBytes recomputed[] = {
+      bytes_of(ttl_changed ? snap::kSecAnswerRecords : snap::kMaxSections, k.answers.bytes),
+      bytes_of(ttl_changed ? snap::kSecRRsetAnswers : snap::kMaxSections, k.answers.rrsets),
+      bytes_of(ttl_changed ? snap::kSecMemberAnswers : snap::kMaxSections, k.answers.members),
+      bytes_of(snap::kSecServices, k.services),
+      bytes_of(snap::kSecPools, k.pools),
+      bytes_of(snap::kSecMembers, k.members),
+      bytes_of(snap::kSecRules, k.rules),
+      bytes_of(snap::kSecRRsets, k.rrsets),
+      bytes_of(snap::kSecPoolSlots, k.tables.slots),
+      bytes_of(snap::kSecTopoPicks, k.tables.topo_picks),
+      bytes_of(snap::kSecTopoMaps, k.tables.topo_maps),
   };
-  static const uint8_t kZeros[8] = {};
   const snap::Header& base = *reinterpret_cast<const snap::Header*>(k.base.data());
+  snap::SectionBytes flat_sections[snap::kMaxSections];
+  snap::SectionBytes changed[snap::kMaxSections];
+  uint32_t changed_count = 0;
+  for (uint32_t i = 0; i < base.section_count; ++i) {
+    const snap::SectionEntry& e = base.sections[i];
+    snap::SectionBytes& b = flat_sections[i];
+    b = {e.id, e.elem_size, k.base.data() + e.offset, e.size};
+    for (const snap::SectionBytes& fresh : recomputed) {
+      if (fresh.id != e.id) continue;
+      // The overlay carries only what differs from the base: the dataplane reads the rest from
+      // the base it has mapped.
+      const bool same =
+          fresh.size == e.size && (e.size == 0 || std::memcmp(fresh.data, b.data, e.size) == 0);
+      b = fresh;
+      if (!same) changed[changed_count++] = fresh;
+    }
+  }
   snap::Header& h = k.header;
   h = base;
   h.generation = model.generation;
@@ -1367,29 +1410,22 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
   h.checksum = 0;
   out->parts.clear();
   out->parts.emplace_back(reinterpret_cast<const uint8_t*>(&h), sizeof(h));
-  uint64_t offset = sizeof(h);
-  for (uint32_t i = 0; i < base.section_count; ++i) {
-    snap::SectionEntry& e = h.sections[i];
-    std::pair<const uint8_t*, size_t> bytes(k.base.data() + e.offset, e.size);
-    for (const auto& [id, fresh] : recomputed) {
-      if (id == e.id) bytes = fresh;
-    }
-    const auto [data, len] = bytes;
-    if (offset % 8 != 0) {
-      out->parts.emplace_back(kZeros, 8 - offset % 8);
-      offset += 8 - offset % 8;
-    }
-    e.offset = offset;
-    e.size = len;
-    if (len != 0) out->parts.emplace_back(data, len);
-    offset += len;
-  }
-  if (offset % 8 != 0) {
-    out->parts.emplace_back(kZeros, 8 - offset % 8);
-    offset += 8 - offset % 8;
-  }
-  h.total_size = offset;
-  out->size = offset;
+  snap::layout_sections(flat_sections, base.section_count, &h, &out->parts);
+  out->size = h.total_size;
+
+  snap::OverlayHeader& oh = k.overlay_header;
+  oh = snap::OverlayHeader();
+  std::memcpy(oh.magic, snap::kOverlayMagic, sizeof(oh.magic));
+  oh.format_version = snap::kFormatVersion;
+  oh.header_size = sizeof(oh);
+  oh.generation = h.generation;
+  oh.base_generation = base.generation;
+  oh.created_unix_ms = h.created_unix_ms;
+  k.overlay.parts.clear();
+  k.overlay.parts.emplace_back(reinterpret_cast<const uint8_t*>(&oh), sizeof(oh));
+  snap::layout_sections(changed, changed_count, &oh, &k.overlay.parts);
+  k.overlay.size = oh.total_size;
+
   if (with_checksum) {
     k.flat = out->flatten();
     h.checksum = snap::image_checksum(k.flat.data() + sizeof(h), k.flat.size() - sizeof(h));
@@ -1397,6 +1433,14 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
     out->parts = {{k.flat.data(), k.flat.size()}};
   }
   return true;
+}
+
+const ImageParts* SnapshotCompiler::overlay() const {
+  return kept_ != nullptr && stats_.incremental ? &kept_->overlay : nullptr;
+}
+
+const std::vector<uint8_t>* SnapshotCompiler::base_image() const {
+  return kept_ != nullptr ? &kept_->base : nullptr;
 }
 
 }  // namespace gtm::control

@@ -55,7 +55,8 @@ struct ImageParts {
 // pools whose usable members changed), rules' active sets, services' TTLs and flags, and the
 // TTLs of GSLB RRsets are recomputed, and every other section (names, zones, RRsets, RDATA, the
 // geo and per-class tables) is taken from the kept image. The result is, byte for byte, what
-// build_snapshot makes of the same model (tests/control/snapshot_compiler_test.cc).
+// build_snapshot makes of the same model (tests/control/snapshot_compiler_test.cc), and so is the
+// kept image completed by the build's overlay(): what gtm-control publishes for a health change.
 class SnapshotCompiler {
  public:
   struct Stats {
@@ -75,9 +76,20 @@ class SnapshotCompiler {
   // compiler's end. Without `with_checksum` the header's checksum is 0: for a sealed memfd, whose
   // checksum the dataplane does not verify (it checksums what it saves). Same errors as
   // build_snapshot.
+  // `same_configuration_as_last`: the caller knows that `model` has the configuration of the
+  // model of the previous successful build (same_configuration), which is then not compared again.
   bool build(const SnapshotModel& model, ImageParts* out, std::string* error,
-             bool with_checksum = true);
+             bool with_checksum = true, bool same_configuration_as_last = false);
   const Stats& stats() const { return stats_; }
+  // After a health-only build: the overlay (dataplane/snapshot/format.h OverlayHeader) of the
+  // recomputed sections that differ from the base image's; with the base image it makes the same
+  // snapshot as the build's output. nullptr after a full build. Valid like the output.
+  const ImageParts* overlay() const;
+  // The image of the last full build, which overlays complete (its header carries their base
+  // generation); nullptr before the first build. Valid until the next full build or reset().
+  const std::vector<uint8_t>* base_image() const;
+  // Changes with every full build: tells one base image from the next.
+  uint64_t base_id() const { return base_id_; }
   // Forgets the kept configuration: the next build is a full one.
   void reset();
 
@@ -87,6 +99,8 @@ class SnapshotCompiler {
                     bool with_checksum);
   std::unique_ptr<Kept> kept_;
   Stats stats_;
+  uint64_t base_id_ = 0;
+  bool last_build_ok_ = false;
 };
 
 }  // namespace gtm::control

@@ -75,8 +75,8 @@ struct Prober::Probe {
   bool in_flight = false;  // started, no verdict yet
   int fd = -1;             // the probe's own socket (>= 0 while in flight), not for raw probes
   bool reusable = false;   // fd is a connect-only socket that goes back to the idle pool
-  SSL* ssl = nullptr;  // https probes, from the end of the TCP connect
-  pid_t child = -1;    // external probes: the running command; fd is then its pidfd
+  SSL* ssl = nullptr;      // https probes, from the end of the TCP connect
+  pid_t child = -1;        // external probes: the running command; fd is then its pidfd
   uint64_t timer_seq = 0;  // the live entry in Prober::timers_
   enum class Phase { kConnecting, kTlsHandshake, kSending, kReading } phase = Phase::kConnecting;
   std::string request;
@@ -117,7 +117,9 @@ struct Prober::Probe {
   }
 };
 
-Prober::Prober() { epoll_fd_ = epoll_create1(EPOLL_CLOEXEC); }
+Prober::Prober() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+}
 
 Prober::~Prober() {
   for (auto& p : probes_) p->close_socket();
@@ -159,9 +161,9 @@ SSL_CTX* Prober::tls_context(const MonitorSpec& spec, std::string* error) {
 #endif
   if (spec.verify) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    const bool loaded = spec.ca_file.empty()
-                            ? SSL_CTX_set_default_verify_paths(ctx) == 1
-                            : SSL_CTX_load_verify_locations(ctx, spec.ca_file.c_str(), nullptr) == 1;
+    const bool loaded = spec.ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx) == 1
+                                             : SSL_CTX_load_verify_locations(
+                                                   ctx, spec.ca_file.c_str(), nullptr) == 1;
     if (!loaded) {
       *error = "tls: cannot load CA " + (spec.ca_file.empty() ? "store" : spec.ca_file);
       SSL_CTX_free(ctx);
@@ -259,7 +261,9 @@ void Prober::watch(size_t index, uint32_t events) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, probes_[index]->fd, &ev);
 }
 
-size_t Prober::target_count() const { return probes_.size(); }
+size_t Prober::target_count() const {
+  return probes_.size();
+}
 
 bool Prober::set_targets(std::vector<ProbeTarget> targets, ProbeClock::time_point now,
                          std::string* error) {
@@ -317,8 +321,13 @@ ProbeClock::time_point Prober::next_deadline() const {
 }
 
 void Prober::run(ProbeClock::time_point now, std::vector<ProbeResult>* results) {
-  if (epoll_fd_ < 0) return;
   // I/O first, so a reply that arrived just before its deadline still counts.
+  run_io(results);
+  run_timers(now, results);
+}
+
+void Prober::run_io(std::vector<ProbeResult>* results) {
+  if (epoll_fd_ < 0) return;
   epoll_event events[256];
   for (;;) {
     const int n = epoll_wait(epoll_fd_, events, 256, 0);
@@ -334,6 +343,10 @@ void Prober::run(ProbeClock::time_point now, std::vector<ProbeResult>* results) 
     }
     if (n < 256) break;
   }
+}
+
+void Prober::run_timers(ProbeClock::time_point now, std::vector<ProbeResult>* results) {
+  if (epoll_fd_ < 0) return;
   while (!timers_.empty() && timers_.top().at <= now) {
     const Timer t = timers_.top();
     timers_.pop();
@@ -667,8 +680,8 @@ void Prober::advance_datagram(size_t index, std::vector<ProbeResult>* results) {
     return;
   }
   std::string detail;
-  const bool ok = judge_dns_reply(spec, reinterpret_cast<const uint8_t*>(reply.data()),
-                                  reply.size(), &detail);
+  const bool ok =
+      judge_dns_reply(spec, reinterpret_cast<const uint8_t*>(reply.data()), reply.size(), &detail);
   finish(index, ok, detail, results);
 }
 
@@ -769,9 +782,8 @@ void Prober::advance(size_t index, int fd, uint32_t events, std::vector<ProbeRes
   while (p.reply.size() < kMaxReply) {
     bool want_write = false;
     std::string error;
-    const ssize_t n =
-        probe_recv(index, buf, std::min(sizeof(buf), kMaxReply - p.reply.size()), &want_write,
-                   &error);
+    const ssize_t n = probe_recv(index, buf, std::min(sizeof(buf), kMaxReply - p.reply.size()),
+                                 &want_write, &error);
     if (n > 0) {
       p.reply.append(buf, static_cast<size_t>(n));
       continue;

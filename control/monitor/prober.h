@@ -30,12 +30,12 @@ struct ProbeTarget {
   sockaddr_storage addr{};  // the member address with the monitor's port
   socklen_t addr_len = 0;
   MonitorSpec spec;
-  std::string host;         // the member address as text: "192.0.2.10", "2001:db8::1"
-  std::string label;        // "192.0.2.10:80 (web)", for reasons and logs
+  std::string host;   // the member address as text: "192.0.2.10", "2001:db8::1"
+  std::string label;  // "192.0.2.10:80 (web)", for reasons and logs
 };
 
 struct ProbeResult {
-  size_t target = 0;   // index into the targets given to set_targets()
+  size_t target = 0;  // index into the targets given to set_targets()
   bool ok = false;
   std::string detail;  // "connected", "http 200", "connect: Connection refused", "timeout", ...
 };
@@ -57,7 +57,13 @@ class Prober {
                    std::string* error);
   size_t target_count() const;
 
+  // Handles the probes' I/O, then the timers due at `now` (timeouts, next starts), appending
+  // the verdicts reached. run_io and run_timers are its two halves: a caller that acts on
+  // verdicts at once (gtm-control publishes health changes) takes those of the I/O before
+  // starting a burst of new probes, which at scale costs milliseconds of connects.
   void run(ProbeClock::time_point now, std::vector<ProbeResult>* results);
+  void run_io(std::vector<ProbeResult>* results);
+  void run_timers(ProbeClock::time_point now, std::vector<ProbeResult>* results);
   uint64_t completed() const { return completed_; }  // probes that reached a verdict
   ProbeClock::time_point next_deadline() const;
 

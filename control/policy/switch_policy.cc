@@ -82,28 +82,45 @@ std::string rule_key(const ServiceModel& svc, size_t r) {
 
 }  // namespace
 
-void SwitchTracker::apply(SnapshotModel* model, SwitchClock::time_point now) {
-  std::map<std::string, RuleSwitch> kept;
+void SwitchTracker::apply(SnapshotModel* model, SwitchClock::time_point now,
+                          bool same_rules_as_last) {
   next_deadline_.reset();
+  auto decide = [&](ServiceModel& svc, RuleModel& rule, RuleSwitch& state) {
+    const bool good = primary_good(svc, rule, model->unknown_health_is_up);
+    const RuleSwitch::Decision d =
+        state.update(good, rule.secondary != snap::kNone, svc.switch_policy, now);
+    rule.use_secondary = d.use_secondary;
+    rule.switch_reason = d.reason;
+    rule.hold_down_left_s = d.hold_down_left_s;
+    if (d.deadline && (!next_deadline_ || *d.deadline < *next_deadline_)) {
+      next_deadline_ = d.deadline;
+    }
+  };
+  size_t rule_count = 0;
+  for (const ServiceModel& svc : model->services) rule_count += svc.rules.size();
+  if (same_rules_as_last && order_.size() == rule_count) {
+    // The rules of the last call, in the same order: their states by position, no keys built.
+    size_t i = 0;
+    for (ServiceModel& svc : model->services) {
+      for (RuleModel& rule : svc.rules) decide(svc, rule, *order_[i++]);
+    }
+    return;
+  }
+  std::map<std::string, RuleSwitch> kept;
+  std::vector<std::string> keys;
+  keys.reserve(rule_count);
   for (ServiceModel& svc : model->services) {
     for (size_t r = 0; r < svc.rules.size(); ++r) {
-      RuleModel& rule = svc.rules[r];
-      const std::string key = rule_key(svc, r);
-      auto found = rules_.find(key);
+      keys.push_back(rule_key(svc, r));
+      auto found = rules_.find(keys.back());
       RuleSwitch state = found != rules_.end() ? found->second : RuleSwitch();
-      const bool good = primary_good(svc, rule, model->unknown_health_is_up);
-      const RuleSwitch::Decision d =
-          state.update(good, rule.secondary != snap::kNone, svc.switch_policy, now);
-      rule.use_secondary = d.use_secondary;
-      rule.switch_reason = d.reason;
-      rule.hold_down_left_s = d.hold_down_left_s;
-      if (d.deadline && (!next_deadline_ || *d.deadline < *next_deadline_)) {
-        next_deadline_ = d.deadline;
-      }
-      kept.insert_or_assign(key, state);
+      decide(svc, svc.rules[r], state);
+      kept.insert_or_assign(keys.back(), state);
     }
   }
   rules_ = std::move(kept);
+  order_.clear();
+  for (const std::string& key : keys) order_.push_back(&rules_.at(key));
 }
 
 std::vector<SwitchEvent> switch_events(const SnapshotModel& before, const SnapshotModel& after) {

@@ -54,13 +54,16 @@ class SwitchTracker {
   // Decides every rule of `model` (health and operator overrides already applied) at `now` and
   // writes the decision into the rules. A rule keeps its state across calls and reloads while its
   // identity (service, type, position, and the pools of its primary and secondary sets) stays.
-  void apply(SnapshotModel* model, SwitchClock::time_point now);
+  // `same_rules_as_last`: the caller knows `model` has the configuration of the last call's
+  // (same services, rules and pools): the states are then found by position, not by identity.
+  void apply(SnapshotModel* model, SwitchClock::time_point now, bool same_rules_as_last = false);
 
   // The earliest time a decision changes by itself (a hold-down ending), if any.
   std::optional<SwitchClock::time_point> next_deadline() const { return next_deadline_; }
 
  private:
   std::map<std::string, RuleSwitch> rules_;
+  std::vector<RuleSwitch*> order_;  // rules_ entries in the order of the last call's rules
   std::optional<SwitchClock::time_point> next_deadline_;
 };
 

@@ -63,20 +63,27 @@ bool wait_for(int fd, short events, Clock::time_point deadline, std::string* err
   }
 }
 
-bool send_with_fd(int sock, const std::string& request, int fd_to_pass, std::string* error) {
+constexpr size_t kMaxPassedFds = 2;
+
+bool send_with_fds(int sock, const std::string& request, const std::vector<int>& fds,
+                   std::string* error) {
+  if (fds.size() > kMaxPassedFds) {
+    *error = "too many descriptors to pass";
+    return false;
+  }
   iovec iov{const_cast<char*>(request.data()), request.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd_to_pass >= 0) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+  if (!fds.empty()) {
     msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
   for (;;) {
     ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
@@ -117,6 +124,13 @@ std::string run_dir_path(const std::string& run_dir, const char* name) {
 
 RequestResult send_request(const std::string& socket_path, const std::string& request,
                            int fd_to_pass, int timeout_ms) {
+  return send_request(socket_path, request,
+                      fd_to_pass >= 0 ? std::vector<int>{fd_to_pass} : std::vector<int>{},
+                      timeout_ms);
+}
+
+RequestResult send_request(const std::string& socket_path, const std::string& request,
+                           const std::vector<int>& fds_to_pass, int timeout_ms) {
   RequestResult r;
   const Clock::time_point start = Clock::now();
   const Clock::time_point deadline = start + std::chrono::milliseconds(timeout_ms);
@@ -145,7 +159,7 @@ RequestResult send_request(const std::string& socket_path, const std::string& re
     return r;
   }
   if (!wait_for(sock.get(), POLLOUT, deadline, &r.error)) return r;
-  if (!send_with_fd(sock.get(), request, fd_to_pass, &r.error)) return r;
+  if (!send_with_fds(sock.get(), request, fds_to_pass, &r.error)) return r;
 
   std::vector<char> buf(proto::kMaxMessage);
   for (;;) {
@@ -284,9 +298,19 @@ PublishResult publish_image(const std::string& run_dir, uint64_t generation, con
 
 PublishResult publish_memfd(const std::string& run_dir, uint64_t generation, int memfd,
                             int timeout_ms) {
+  return publish_fds(run_dir, generation, {memfd}, timeout_ms);
+}
+
+PublishResult publish_overlay(const std::string& run_dir, uint64_t generation, int overlay_memfd,
+                              int base_memfd, int timeout_ms) {
+  return publish_fds(run_dir, generation, {overlay_memfd, base_memfd}, timeout_ms);
+}
+
+PublishResult publish_fds(const std::string& run_dir, uint64_t generation,
+                          const std::vector<int>& memfds, int timeout_ms) {
   PublishResult p;
   RequestResult r = send_request(run_dir_path(run_dir, proto::kDataplaneSocket),
-                                 "PUBLISH " + std::to_string(generation), memfd, timeout_ms);
+                                 "PUBLISH " + std::to_string(generation), memfds, timeout_ms);
   p.round_trip_us = r.round_trip_us;
   p.status = r.status;
   p.error = r.error;

@@ -32,6 +32,10 @@ struct RequestResult {
 // yields kRefused; any other reply yields kOk.
 RequestResult send_request(const std::string& socket_path, const std::string& request,
                            int fd_to_pass = -1, int timeout_ms = kDefaultReplyTimeoutMs);
+// The same with up to two descriptors, in this order.
+RequestResult send_request(const std::string& socket_path, const std::string& request,
+                           const std::vector<int>& fds_to_pass,
+                           int timeout_ms = kDefaultReplyTimeoutMs);
 
 // Creates a sealed memfd holding `image[0, len)`. Returns the fd, or -1 and sets *error.
 int make_sealed_memfd(const uint8_t* image, size_t len, std::string* error);
@@ -75,6 +79,14 @@ PublishResult publish_image(const std::string& run_dir, uint64_t generation, con
 // The same for a sealed memfd made beforehand (the caller keeps and closes it).
 PublishResult publish_memfd(const std::string& run_dir, uint64_t generation, int memfd,
                             int timeout_ms = kDefaultReplyTimeoutMs);
+// Publishes an overlay (dataplane/snapshot/format.h OverlayHeader: the sections a health change
+// recomputed) with the base image it completes, both sealed memfds the caller keeps. A dataplane
+// serving that base (or an overlay on it) already shares its mapping; any other maps it.
+PublishResult publish_overlay(const std::string& run_dir, uint64_t generation, int overlay_memfd,
+                              int base_memfd, int timeout_ms = kDefaultReplyTimeoutMs);
+// PUBLISH with these descriptors (one image, or an overlay and its base).
+PublishResult publish_fds(const std::string& run_dir, uint64_t generation,
+                          const std::vector<int>& memfds, int timeout_ms = kDefaultReplyTimeoutMs);
 
 struct GenerationResult {
   RequestStatus status = RequestStatus::kFailed;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,6 +23,7 @@ namespace {
 // Clients normally connect, ask once and leave; a few may be connected at the same time.
 constexpr size_t kMaxClients = 16;
 constexpr size_t kMaxFds = 8;
+constexpr int kChannelNice = -10;
 
 std::string join_path(const std::string& dir, const char* name) {
   if (!dir.empty() && dir.back() == '/') return dir + name;
@@ -152,6 +154,14 @@ void ControlChannel::join() {
 }
 
 void ControlChannel::run() {
+  // A PUBLISH waits for this thread to be scheduled, and on a loaded host (probes, builds, other
+  // work on the same cores) that wake-up can take milliseconds. The thread runs only to answer
+  // requests, so a higher priority costs the workers nothing while it is idle. Best effort: it
+  // needs CAP_SYS_NICE, and a thread's nice value is per thread on Linux.
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kChannelNice) != 0) {
+    log_line("control: cannot raise the control channel's priority (nice %d): %s", kChannelNice,
+             std::strerror(errno));
+  }
   std::vector<pollfd> pfds;
   for (;;) {
     pfds.clear();
@@ -237,9 +247,9 @@ void ControlChannel::finish_after_reply() {
     std::lock_guard<std::mutex> lock(stats_mu_);
     last_publish_.free_us = micros_since(start);
   }
-  if (save_fd_ >= 0) {
-    saver_.save(save_fd_, save_generation_);
-    save_fd_ = -1;
+  if (to_save_) {
+    saver_.save(std::move(*to_save_), save_generation_);
+    to_save_.reset();
   }
 }
 
@@ -280,17 +290,26 @@ std::string ControlChannel::publish(const std::string& args, const int* fds, siz
   } closer{fds, fd_count};
 
   uint64_t announced = 0;
-  if (!parse_u64(args, &announced)) return "ERR usage: PUBLISH <generation> with one fd";
-  if (fd_count != 1) {
-    return "ERR PUBLISH needs exactly one file descriptor, got " + std::to_string(fd_count);
+  if (!parse_u64(args, &announced)) {
+    return "ERR usage: PUBLISH <generation> with one fd (an image) or two (an overlay, its base)";
+  }
+  if (fd_count != 1 && fd_count != 2) {
+    return "ERR PUBLISH needs one file descriptor (an image) or two (an overlay and its base), "
+           "got " +
+           std::to_string(fd_count);
   }
   // The image is validated once and then read without checks, so its bytes must not change
-  // after validation: only a memfd sealed against writes and shrinking is accepted.
-  int seals = fcntl(fds[0], F_GET_SEALS);
-  if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) != (F_SEAL_WRITE | F_SEAL_SHRINK)) {
-    log_line("refused generation %llu: image fd is not a sealed memfd",
-             static_cast<unsigned long long>(announced));
-    return "ERR image must be a memfd sealed with F_SEAL_WRITE and F_SEAL_SHRINK";
+  // after validation: only memfds sealed against writes and shrinking are accepted.
+  for (size_t i = 0; i < fd_count; ++i) {
+    int seals = fcntl(fds[i], F_GET_SEALS);
+    if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) != (F_SEAL_WRITE | F_SEAL_SHRINK)) {
+      log_line("refused generation %llu: %s fd is not a sealed memfd",
+               static_cast<unsigned long long>(announced),
+               fd_count == 1 ? "image" : (i == 0 ? "overlay" : "base image"));
+      return fd_count == 1 ? "ERR image must be a memfd sealed with F_SEAL_WRITE and F_SEAL_SHRINK"
+                           : "ERR overlay and base image must be memfds sealed with F_SEAL_WRITE "
+                             "and F_SEAL_SHRINK";
+    }
   }
   std::string error;
   snap::ValidationStats vs;
@@ -300,7 +319,9 @@ std::string ControlChannel::publish(const std::string& args, const int* fds, siz
   options.verify_checksum = false;
   options.previous = slot_->active_for_writer();
   options.stats = &vs;
-  snap::LoadedSnapshot* loaded = snap::LoadedSnapshot::from_fd(fds[0], &error, options);
+  snap::LoadedSnapshot* loaded =
+      fd_count == 1 ? snap::LoadedSnapshot::from_fd(fds[0], &error, options)
+                    : snap::LoadedSnapshot::from_overlay(fds[0], fds[1], &error, options);
   if (loaded == nullptr) {
     log_line("refused generation %llu: invalid image: %s",
              static_cast<unsigned long long>(announced), error.c_str());
@@ -328,18 +349,18 @@ std::string ControlChannel::publish(const std::string& args, const int* fds, siz
   // This thread is the only writer, so `loaded` stays alive after the exchange until the next one.
   retired_ = slot_->exchange(loaded);
   const uint64_t swap_us = micros_since(swap_start);
-  save_fd_ = fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
+  to_save_ = loaded->flat_image();
   save_generation_ = generation;
-  if (save_fd_ < 0) {
-    log_line("cannot save generation %llu: dup: %s", static_cast<unsigned long long>(generation),
-             std::strerror(errno));
-  }
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
     PublishStats& p = last_publish_;
     p = PublishStats();
     p.generation = generation;
     p.bytes = loaded->size();
+    p.received_bytes = loaded->received_size();
+    p.overlay = fd_count == 2 ? 1 : 0;
+    p.base_shared = loaded->base_shared() ? 1 : 0;
+    p.sections_shared = vs.sections_shared;
     p.checksum_us = vs.checksum_ns / 1000;
     p.compare_us = vs.compare_ns / 1000;
     p.checks_us = vs.checks_ns / 1000;
@@ -353,10 +374,15 @@ std::string ControlChannel::publish(const std::string& args, const int* fds, siz
     p.bytes_same = vs.bytes_same;
     p.total_us = micros_since(start);
   }
-  log_line("published generation %llu (%zu bytes, previous %llu; %u of %u checks reused)",
-           static_cast<unsigned long long>(generation), loaded->size(),
-           static_cast<unsigned long long>(active), vs.checks_skipped,
-           vs.checks_skipped + vs.checks_run);
+  log_line(
+      "published generation %llu (%zu bytes%s%zu received, previous %llu; %u of %u checks "
+      "reused)",
+      static_cast<unsigned long long>(generation), loaded->size(),
+      fd_count == 2 ? (loaded->base_shared() ? ", overlay on the base in service: "
+                                             : ", overlay on a new base: ")
+                    : ", ",
+      loaded->received_size(), static_cast<unsigned long long>(active), vs.checks_skipped,
+      vs.checks_skipped + vs.checks_run);
   return "OK " + std::to_string(generation);
 }
 
@@ -395,6 +421,9 @@ std::string ControlChannel::status_json() const {
   CounterJson publish_json(&out);
   publish_json("generation", p.generation);
   publish_json("bytes", p.bytes);
+  publish_json("received_bytes", p.received_bytes);
+  publish_json("overlay", p.overlay);
+  publish_json("base_shared", p.base_shared);
   publish_json("total_us", p.total_us);
   publish_json("map_us", p.map_us);
   publish_json("checksum_us", p.checksum_us);
@@ -404,6 +433,7 @@ std::string ControlChannel::status_json() const {
   publish_json("swap_us", p.swap_us);
   publish_json("free_us", p.free_us);
   publish_json("sections_same", p.sections_same);
+  publish_json("sections_shared", p.sections_shared);
   publish_json("bytes_same", p.bytes_same);
   publish_json("checks_run", p.checks_run);
   publish_json("checks_skipped", p.checks_skipped);

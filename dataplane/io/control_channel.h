@@ -3,9 +3,10 @@
 // Serves PUBLISH (swap in a new image), GENERATION and STATUS on its own thread. That thread is the
 // snapshot writer, never an RCU reader, so it may block in a grace period without stalling itself.
 //
-// A PUBLISH is acknowledged as soon as the new image is validated (against the one in service:
-// dataplane/snapshot/snapshot.h) and swapped in; freeing the previous image and saving the new
-// one as snapshot.bin (SnapshotSaver, on its own thread) come after the reply.
+// A PUBLISH (an image, or an overlay and the base image it completes) is acknowledged as soon as
+// the new snapshot is validated (against the one in service: dataplane/snapshot/snapshot.h) and
+// swapped in; freeing the previous one and saving the new one's flat image as snapshot.bin
+// (SnapshotSaver, on its own thread) come after the reply.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,9 +55,12 @@ class ControlChannel {
   // What the last accepted PUBLISH cost, from the request to the reply (STATUS "last_publish").
   struct PublishStats {
     uint64_t generation = 0;
-    uint64_t bytes = 0;
-    uint64_t total_us = 0;  // request received -> reply ready
-    uint64_t map_us = 0;    // mmap of the memfd
+    uint64_t bytes = 0;           // of the snapshot (as a flat image)
+    uint64_t received_bytes = 0;  // of the image or overlay received (a base aside)
+    uint32_t overlay = 0;         // 1: an overlay and its base
+    uint32_t base_shared = 0;     // 1: that base was the image in service's (not mapped again)
+    uint64_t total_us = 0;        // request received -> reply ready
+    uint64_t map_us = 0;          // mmap of the memfd
     uint64_t checksum_us = 0;
     uint64_t compare_us = 0;  // sections compared with the image in service
     uint64_t checks_us = 0;
@@ -63,6 +68,7 @@ class ControlChannel {
     uint64_t swap_us = 0;  // pointer exchange and RCU grace period
     uint64_t free_us = 0;  // unmapping the previous image, after the reply
     uint32_t sections_same = 0;
+    uint32_t sections_shared = 0;  // of which read from the same mapping as before
     uint32_t checks_run = 0;
     uint32_t checks_skipped = 0;
     uint64_t bytes_same = 0;
@@ -88,7 +94,7 @@ class ControlChannel {
   SnapshotSaver saver_;
   // Left by the last PUBLISH for finish_after_reply.
   std::unique_ptr<snap::LoadedSnapshot> retired_;
-  int save_fd_ = -1;
+  std::optional<snap::FlatImage> to_save_;
   uint64_t save_generation_ = 0;
   mutable std::mutex stats_mu_;  // last_publish_ is read by other threads (benchmarks)
   PublishStats last_publish_;

@@ -12,6 +12,17 @@
 //       the previous image and, on a thread of its own, saves the new one as
 //       <run-dir>/snapshot.bin (the last good image, loaded at start-up; with its checksum). A
 //       generation not greater than the active one is refused ("ERR stale generation ...").
+//   "PUBLISH <generation>" + two fds: a sealed memfd holding an overlay (format.h OverlayHeader:
+//       the sections a health change recomputed) and the sealed memfd of the base image it
+//       completes (gtm-control's last full build, the image it published before). The snapshot
+//       is the base with the overlay's sections in place of its own, validated in full like any
+//       image, except that the sections read from a base the dataplane already has mapped (the
+//       same file as the image in service or its base: sealed, so the same bytes) are neither
+//       mapped nor compared again. A base the dataplane does not have (it restarted) is mapped and
+//       checked like a new image. Refused with "ERR invalid snapshot: <reason>", the current
+//       snapshot kept: an overlay naming another base generation than the base's header, a
+//       malformed overlay or base, an overlay section that does not fit the base, an fd that is
+//       not sealed. snapshot.bin gets the flat image the two make (byte for byte a full build).
 //   "GENERATION" -> "OK <active generation>" ("OK 0" when none is loaded).
 //   "STATUS" -> JSON: {"generation":G,"workers":[{"worker":0,"transport":"udp",<counters>},...],
 //       "totals":{<counters>},"last_publish":{...},"saved":{"generation":G,...}} with the counter

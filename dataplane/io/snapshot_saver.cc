@@ -2,16 +2,10 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 
 #include "dataplane/io/log.h"
-#include "dataplane/snapshot/snapshot.h"
 
 namespace gtm::io {
 
@@ -33,14 +27,11 @@ SnapshotSaver::~SnapshotSaver() {
   thread_.join();
 }
 
-void SnapshotSaver::save(int fd, uint64_t generation) {
+void SnapshotSaver::save(snap::FlatImage image, uint64_t generation) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (pending_fd_ >= 0) {
-      close(pending_fd_);
-      ++stats_.skipped;
-    }
-    pending_fd_ = fd;
+    if (pending_) ++stats_.skipped;
+    pending_ = std::move(image);
     pending_generation_ = generation;
   }
   cv_.notify_one();
@@ -54,36 +45,21 @@ SnapshotSaver::Stats SnapshotSaver::stats() const {
 void SnapshotSaver::run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stop_ || pending_fd_ >= 0; });
-    if (pending_fd_ < 0) return;  // stopping with nothing left to write
-    const int fd = pending_fd_;
+    cv_.wait(lock, [this] { return stop_ || pending_.has_value(); });
+    if (!pending_) return;  // stopping with nothing left to write
+    const snap::FlatImage image = std::move(*pending_);
     const uint64_t generation = pending_generation_;
-    pending_fd_ = -1;
+    pending_.reset();
     lock.unlock();
-    write_one(fd, generation);
+    write_one(image, generation);
     lock.lock();
   }
 }
 
-void SnapshotSaver::write_one(int fd, uint64_t generation) {
+void SnapshotSaver::write_one(const snap::FlatImage& image, uint64_t generation) {
   const auto start = std::chrono::steady_clock::now();
   std::string error;
-  struct stat st;
-  bool ok = false;
-  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
-    error = std::string("fstat: ") + std::strerror(errno);
-  } else {
-    const size_t size = static_cast<size_t>(st.st_size);
-    void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-      error = std::string("mmap: ") + std::strerror(errno);
-    } else {
-      ok = snap::write_snapshot_file_checksummed(path_, static_cast<const uint8_t*>(map), size,
-                                                 &error);
-      munmap(map, size);
-    }
-  }
-  close(fd);
+  const bool ok = snap::write_snapshot_file(path_, image, &error);
   const uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                 std::chrono::steady_clock::now() - start)
                                                 .count());

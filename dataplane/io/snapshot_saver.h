@@ -3,15 +3,19 @@
 // on a disk, and none of that may delay the acknowledgement of a publish (or the next one).
 //
 // Latest wins: an image still waiting when a newer one arrives is never written. The image is
-// read from a duplicate of its sealed memfd, which keeps its bytes alive and unchanged whatever
-// the snapshot slot frees meanwhile.
+// read from the mappings of the snapshot it was (snap::FlatImage keeps them), which stay alive
+// and unchanged (sealed memfds) whatever the snapshot slot frees meanwhile. An overlay's snapshot
+// is saved as the flat image it makes, so snapshot.bin always loads as a complete snapshot.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+
+#include "dataplane/snapshot/snapshot.h"
 
 namespace gtm::io {
 
@@ -30,18 +34,18 @@ class SnapshotSaver {
   SnapshotSaver(const SnapshotSaver&) = delete;
   SnapshotSaver& operator=(const SnapshotSaver&) = delete;
 
-  // Queues the image in `fd` (a sealed memfd; this takes ownership of the descriptor).
-  void save(int fd, uint64_t generation);
+  // Queues the image.
+  void save(snap::FlatImage image, uint64_t generation);
   Stats stats() const;
 
  private:
   void run();
-  void write_one(int fd, uint64_t generation);
+  void write_one(const snap::FlatImage& image, uint64_t generation);
 
   const std::string path_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  int pending_fd_ = -1;
+  std::optional<snap::FlatImage> pending_;
   uint64_t pending_generation_ = 0;
   bool stop_ = false;
   Stats stats_;

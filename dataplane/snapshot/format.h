@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "dataplane/dns/name.h"
 
@@ -80,6 +82,78 @@ struct Header {
   uint32_t section_count;
   uint32_t reserved0;
   SectionEntry sections[kMaxSections];
+};
+
+// An overlay: the sections a health change recomputed, published together with the image they
+// complete (the "base", a sealed memfd the dataplane usually has mapped already). The snapshot it
+// makes is the base with each of its sections replaced by the overlay's section of the same id,
+// laid out as one flat image in the base's section order (layout_sections): byte for byte what a
+// full build of the same model makes, and what snapshot.bin holds. Sending a few hundred
+// kilobytes of health sections instead of megabytes of names, zones and LPM tables keeps a health
+// publish within milliseconds at scale (dataplane/io/control_protocol.h, PUBLISH with two fds).
+inline constexpr char kOverlayMagic[8] = {'G', 'T', 'M', 'O', 'V', 'L', 'Y', '1'};
+struct OverlayHeader {
+  char magic[8];             // kOverlayMagic
+  uint32_t format_version;   // kFormatVersion (of the image it completes)
+  uint32_t header_size;      // sizeof(OverlayHeader)
+  uint64_t total_size;       // bytes of the whole overlay
+  uint64_t generation;       // of the snapshot it makes
+  uint64_t base_generation;  // the generation in the header of the base image it completes
+  uint64_t created_unix_ms;
+  uint32_t section_count;  // sections carried (each id at most once, every one in the base)
+  uint32_t reserved0;
+  SectionEntry sections[kMaxSections];  // offsets from the start of the overlay
+};
+
+// One section's bytes, wherever they live.
+struct SectionBytes {
+  uint32_t id = 0;
+  uint32_t elem_size = 0;
+  const uint8_t* data = nullptr;
+  uint64_t size = 0;
+};
+
+// Lays `sections` (in this order) out after the header `*h` (a Header or an OverlayHeader): fills
+// its section table, section count and total size, and appends to *parts the byte ranges that
+// follow the header (each section, 8-byte aligned with zero padding). The caller sets the other
+// header fields. Shared by control's builds and the dataplane's composition of base + overlay,
+// which must agree byte for byte.
+template <typename H>
+void layout_sections(const SectionBytes* sections, uint32_t count, H* h,
+                     std::vector<std::pair<const uint8_t*, size_t>>* parts) {
+  static constexpr uint8_t kZeros[8] = {};
+  std::memset(h->sections, 0, sizeof(h->sections));
+  h->section_count = count;
+  uint64_t offset = sizeof(H);
+  auto pad = [&] {
+    if (offset % 8 == 0) return;
+    parts->emplace_back(kZeros, 8 - offset % 8);
+    offset += 8 - offset % 8;
+  };
+  for (uint32_t i = 0; i < count; ++i) {
+    pad();
+    SectionEntry& e = h->sections[i];
+    e.id = sections[i].id;
+    e.elem_size = sections[i].elem_size;
+    e.offset = offset;
+    e.size = sections[i].size;
+    if (e.size != 0) parts->emplace_back(sections[i].data, e.size);
+    offset += e.size;
+  }
+  pad();
+  h->total_size = offset;
+}
+
+// Image checksum over consecutive pieces, as image_checksum over their concatenation.
+class ChecksumStream {
+ public:
+  void add(const uint8_t* data, size_t len);
+  uint64_t finish();
+
+ private:
+  uint64_t h_ = 0xcbf29ce484222325ull;
+  uint8_t pending_[8] = {};
+  size_t pending_len_ = 0;
 };
 
 // A slice of the blob section.

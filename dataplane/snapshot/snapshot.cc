@@ -107,40 +107,15 @@ const SectionSpec* find_spec(uint32_t id) {
   return nullptr;
 }
 
-bool check_header(const uint8_t* data, size_t len, std::string* error) {
-  if (data == nullptr || len < sizeof(Header)) {
-    return fail(error, "image too short (%zu bytes, header is %zu)", len, sizeof(Header));
-  }
-  if (reinterpret_cast<uintptr_t>(data) % alignof(Header) != 0) {
-    return fail(error, "image not 8-byte aligned in memory");
-  }
-  const Header& h = *reinterpret_cast<const Header*>(data);
-  if (std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) return fail(error, "bad magic");
-  if (h.format_version != kFormatVersion) {
-    return fail(error, "unsupported format version %u", h.format_version);
-  }
-  if (h.header_size != sizeof(Header)) return fail(error, "bad header_size %u", h.header_size);
-  if (h.total_size != len) {
-    return fail(error, "total_size %llu does not match image length %zu",
-                static_cast<unsigned long long>(h.total_size), len);
-  }
-  if (h.section_count > kMaxSections) return fail(error, "too many sections (%u)", h.section_count);
-  if (h.reserved0 != 0) return fail(error, "header reserved0 not zero");
-  static constexpr SectionEntry kZeroEntry = {};
-  for (uint32_t i = h.section_count; i < kMaxSections; ++i) {
-    if (std::memcmp(&h.sections[i], &kZeroEntry, sizeof(kZeroEntry)) != 0) {
-      return fail(error, "section entry %u: unused but not zero", i);
-    }
-  }
-  return true;
-}
-
-// Validates the section table; on success `found[id]` points at each present entry.
-bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxSections],
-                    std::string* error) {
+// Validates a section table of `count` entries in a container of `len` bytes whose header is
+// `header_size` bytes; on success `found[id]` points at each present entry. `all_required`: an
+// image (every section present); an overlay carries only some.
+bool check_section_table(const SectionEntry* entries, uint32_t count, uint32_t header_size,
+                         size_t len, bool all_required, const SectionEntry* found[kMaxSections],
+                         std::string* error) {
   for (uint32_t i = 0; i < kMaxSections; ++i) found[i] = nullptr;
-  for (uint32_t i = 0; i < h.section_count; ++i) {
-    const SectionEntry& e = h.sections[i];
+  for (uint32_t i = 0; i < count; ++i) {
+    const SectionEntry& e = entries[i];
     const SectionSpec* spec = find_spec(e.id);
     if (spec == nullptr || e.id >= kMaxSections) {
       return fail(error, "section entry %u: unknown id %u", i, e.id);
@@ -151,7 +126,7 @@ bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxS
                   spec->elem_size);
     }
     if (e.offset % 8 != 0) return fail(error, "section %s: offset not 8-byte aligned", spec->name);
-    if (e.offset < h.header_size) return fail(error, "section %s: overlaps the header", spec->name);
+    if (e.offset < header_size) return fail(error, "section %s: overlaps the header", spec->name);
     if (!range_ok(e.offset, e.size, len)) {
       return fail(error, "section %s: out of bounds", spec->name);
     }
@@ -164,7 +139,9 @@ bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxS
     found[e.id] = &e;
   }
   for (const SectionSpec& s : kSectionSpecs) {
-    if (s.required && found[s.id] == nullptr) return fail(error, "section %s: missing", s.name);
+    if (all_required && s.required && found[s.id] == nullptr) {
+      return fail(error, "section %s: missing", s.name);
+    }
   }
   // Non-empty sections must not share bytes: each byte has one meaning.
   const SectionEntry* sorted[kMaxSections];
@@ -172,7 +149,7 @@ bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxS
   for (uint32_t id = 0; id < kMaxSections; ++id) {
     if (found[id] != nullptr && found[id]->size != 0) sorted[n++] = found[id];
   }
-  for (uint32_t i = 1; i < n; ++i) {  // insertion sort: stable, at most 16 entries
+  for (uint32_t i = 1; i < n; ++i) {  // insertion sort: stable, at most 32 entries
     for (uint32_t j = i; j > 0 && sorted[j - 1]->offset > sorted[j]->offset; --j) {
       std::swap(sorted[j - 1], sorted[j]);
     }
@@ -184,6 +161,54 @@ bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxS
     }
   }
   return true;
+}
+
+bool check_sections(const Header& h, size_t len, const SectionEntry* found[kMaxSections],
+                    std::string* error) {
+  return check_section_table(h.sections, h.section_count, h.header_size, len, true, found, error);
+}
+
+// The fixed fields of an image's Header or an overlay's OverlayHeader (their section tables are
+// checked by check_section_table). Errors about an overlay start with "overlay: ".
+template <typename H>
+bool check_container_header(const uint8_t* data, size_t len, const char (&magic)[8],
+                            const char* what, const char* prefix, std::string* error) {
+  if (data == nullptr || len < sizeof(H)) {
+    return fail(error, "%s too short (%zu bytes, header is %zu)", what, len, sizeof(H));
+  }
+  if (reinterpret_cast<uintptr_t>(data) % alignof(H) != 0) {
+    return fail(error, "%s not 8-byte aligned in memory", what);
+  }
+  const H& h = *reinterpret_cast<const H*>(data);
+  if (std::memcmp(h.magic, magic, sizeof(magic)) != 0) return fail(error, "%sbad magic", prefix);
+  if (h.format_version != kFormatVersion) {
+    return fail(error, "%sunsupported format version %u", prefix, h.format_version);
+  }
+  if (h.header_size != sizeof(H)) return fail(error, "%sbad header_size %u", prefix, h.header_size);
+  if (h.total_size != len) {
+    return fail(error, "%stotal_size %llu does not match %s length %zu", prefix,
+                static_cast<unsigned long long>(h.total_size), what, len);
+  }
+  if (h.section_count > kMaxSections) {
+    return fail(error, "%stoo many sections (%u)", prefix, h.section_count);
+  }
+  if (h.reserved0 != 0) return fail(error, "%sheader reserved0 not zero", prefix);
+  static constexpr SectionEntry kZeroEntry = {};
+  for (uint32_t i = h.section_count; i < kMaxSections; ++i) {
+    if (std::memcmp(&h.sections[i], &kZeroEntry, sizeof(kZeroEntry)) != 0) {
+      return fail(error, "%ssection entry %u: unused but not zero", prefix, i);
+    }
+  }
+  return true;
+}
+
+bool check_header(const uint8_t* data, size_t len, std::string* error) {
+  return check_container_header<Header>(data, len, kMagic, "image", "", error);
+}
+
+bool check_overlay_header(const uint8_t* data, size_t len, std::string* error) {
+  return check_container_header<OverlayHeader>(data, len, kOverlayMagic, "overlay",
+                                               "overlay: ", error);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,11 +286,11 @@ struct Tables {
   }
 };
 
-// nullptr `e`: an empty section that is not there.
+// nullptr `b`: an empty section that is not there.
 template <typename T>
-const T* section_array(const uint8_t* data, const SectionEntry* e, uint32_t* count) {
-  *count = e != nullptr ? static_cast<uint32_t>(e->size / sizeof(T)) : 0;
-  return e != nullptr ? reinterpret_cast<const T*>(data + e->offset) : nullptr;
+const T* section_array(const SectionBytes* b, uint32_t* count) {
+  *count = b != nullptr ? static_cast<uint32_t>(b->size / sizeof(T)) : 0;
+  return b != nullptr ? reinterpret_cast<const T*>(b->data) : nullptr;
 }
 
 bool check_rdatas(const Tables& t, std::string* error) {
@@ -895,58 +920,72 @@ constexpr Step kSteps[] = {
     {"lpm6", bit(kSecLpm6) | bit(kSecClasses), check_lpm6},
 };
 
-// The tables of a checked section table. Sections outside `visible` are empty and at nullptr,
-// so that reading one crashes instead of passing by chance (check_declared_inputs).
-Tables tables_of(const uint8_t* data, const SectionEntry* const found[kMaxSections],
-                 uint32_t visible) {
-  auto e = [&](uint32_t id) { return (visible & bit(id)) != 0 ? found[id] : nullptr; };
+// The tables of checked sections. Sections outside `visible` are empty and at nullptr, so that
+// reading one crashes instead of passing by chance (check_declared_inputs).
+Tables tables_of(const SectionBytes bytes[kMaxSections], uint32_t visible) {
+  auto e = [&](uint32_t id) { return (visible & bit(id)) != 0 ? &bytes[id] : nullptr; };
   Tables t;
-  t.blob = section_array<uint8_t>(data, e(kSecBlob), &t.blob_size);
-  t.zones = section_array<Zone>(data, e(kSecZones), &t.zone_count);
-  t.nodes = section_array<Node>(data, e(kSecNodes), &t.node_count);
-  t.name_index = section_array<uint32_t>(data, e(kSecNameIndex), &t.bucket_count);
-  t.rrsets = section_array<RRset>(data, e(kSecRRsets), &t.rrset_count);
-  t.rdatas = section_array<Rdata>(data, e(kSecRdatas), &t.rdata_count);
-  t.services = section_array<Service>(data, e(kSecServices), &t.service_count);
-  t.pools = section_array<Pool>(data, e(kSecPools), &t.pool_count);
-  t.members = section_array<Member>(data, e(kSecMembers), &t.member_count);
-  t.pool_slots = section_array<uint32_t>(data, e(kSecPoolSlots), &t.pool_slot_count);
-  t.client_sets = section_array<ClientSet>(data, e(kSecClientSets), &t.client_set_count);
-  t.classes = section_array<ClientClass>(data, e(kSecClasses), &t.class_count);
-  t.class_sets = section_array<uint32_t>(data, e(kSecClassSets), &t.class_set_count);
-  t.datacenters = section_array<Datacenter>(data, e(kSecDatacenters), &t.datacenter_count);
-  t.topo_scores = section_array<uint16_t>(data, e(kSecTopoScores), &t.topo_score_count);
-  t.pool_sets = section_array<PoolSet>(data, e(kSecPoolSets), &t.pool_set_count);
-  t.set_pools = section_array<uint32_t>(data, e(kSecSetPools), &t.set_pool_count);
-  t.rules = section_array<Rule>(data, e(kSecRules), &t.rule_count);
-  t.rule_sets = section_array<uint32_t>(data, e(kSecRuleSets), &t.rule_set_count);
-  t.class_rules = section_array<uint16_t>(data, e(kSecClassRules), &t.class_rule_count);
-  t.topo_maps = section_array<uint16_t>(data, e(kSecTopoMaps), &t.topo_map_count);
-  t.topo_picks = section_array<TopoPick>(data, e(kSecTopoPicks), &t.topo_pick_count);
-  t.lpm4 = section_array<uint8_t>(data, e(kSecLpm4), &t.lpm4_size);
-  t.lpm6 = section_array<uint8_t>(data, e(kSecLpm6), &t.lpm6_size);
-  t.answer_records = section_array<uint8_t>(data, e(kSecAnswerRecords), &t.answer_record_size);
-  t.rrset_answers = section_array<AnswerRef>(data, e(kSecRRsetAnswers), &t.rrset_answer_count);
-  t.member_answers = section_array<AnswerRef>(data, e(kSecMemberAnswers), &t.member_answer_count);
+  t.blob = section_array<uint8_t>(e(kSecBlob), &t.blob_size);
+  t.zones = section_array<Zone>(e(kSecZones), &t.zone_count);
+  t.nodes = section_array<Node>(e(kSecNodes), &t.node_count);
+  t.name_index = section_array<uint32_t>(e(kSecNameIndex), &t.bucket_count);
+  t.rrsets = section_array<RRset>(e(kSecRRsets), &t.rrset_count);
+  t.rdatas = section_array<Rdata>(e(kSecRdatas), &t.rdata_count);
+  t.services = section_array<Service>(e(kSecServices), &t.service_count);
+  t.pools = section_array<Pool>(e(kSecPools), &t.pool_count);
+  t.members = section_array<Member>(e(kSecMembers), &t.member_count);
+  t.pool_slots = section_array<uint32_t>(e(kSecPoolSlots), &t.pool_slot_count);
+  t.client_sets = section_array<ClientSet>(e(kSecClientSets), &t.client_set_count);
+  t.classes = section_array<ClientClass>(e(kSecClasses), &t.class_count);
+  t.class_sets = section_array<uint32_t>(e(kSecClassSets), &t.class_set_count);
+  t.datacenters = section_array<Datacenter>(e(kSecDatacenters), &t.datacenter_count);
+  t.topo_scores = section_array<uint16_t>(e(kSecTopoScores), &t.topo_score_count);
+  t.pool_sets = section_array<PoolSet>(e(kSecPoolSets), &t.pool_set_count);
+  t.set_pools = section_array<uint32_t>(e(kSecSetPools), &t.set_pool_count);
+  t.rules = section_array<Rule>(e(kSecRules), &t.rule_count);
+  t.rule_sets = section_array<uint32_t>(e(kSecRuleSets), &t.rule_set_count);
+  t.class_rules = section_array<uint16_t>(e(kSecClassRules), &t.class_rule_count);
+  t.topo_maps = section_array<uint16_t>(e(kSecTopoMaps), &t.topo_map_count);
+  t.topo_picks = section_array<TopoPick>(e(kSecTopoPicks), &t.topo_pick_count);
+  t.lpm4 = section_array<uint8_t>(e(kSecLpm4), &t.lpm4_size);
+  t.lpm6 = section_array<uint8_t>(e(kSecLpm6), &t.lpm6_size);
+  t.answer_records = section_array<uint8_t>(e(kSecAnswerRecords), &t.answer_record_size);
+  t.rrset_answers = section_array<AnswerRef>(e(kSecRRsetAnswers), &t.rrset_answer_count);
+  t.member_answers = section_array<AnswerRef>(e(kSecMemberAnswers), &t.member_answer_count);
   return t;
 }
 
-// Bits of the sections of `data` whose bytes equal the same section of the validated image
-// `previous` starts with.
-uint32_t same_sections(const uint8_t* data, const SectionEntry* const found[kMaxSections],
-                       const Header* previous, ValidationStats* stats) {
-  const uint8_t* old_data = reinterpret_cast<const uint8_t*>(previous);
+// The bytes of each section of a checked image, by id (absent ones empty).
+void image_sections(const uint8_t* data, const SectionEntry* const found[kMaxSections],
+                    SectionBytes bytes[kMaxSections]) {
+  for (uint32_t id = 0; id < kMaxSections; ++id) {
+    bytes[id] = SectionBytes();
+    bytes[id].id = id;
+    if (found[id] == nullptr) continue;
+    bytes[id].elem_size = found[id]->elem_size;
+    bytes[id].data = data + found[id]->offset;
+    bytes[id].size = found[id]->size;
+  }
+}
+
+// Bits of the sections whose bytes equal the same section of the validated view whose sections
+// are `previous`. The same bytes at the same address need no comparison: both views then read
+// one sealed mapping (a base image that an overlay completes), which cannot change.
+uint32_t same_sections(const SectionBytes now[kMaxSections],
+                       const SectionBytes previous[kMaxSections], ValidationStats* stats) {
   uint32_t same = 0;
-  for (uint32_t i = 0; i < previous->section_count; ++i) {
-    const SectionEntry& old = previous->sections[i];
-    const SectionEntry* now = old.id < kMaxSections ? found[old.id] : nullptr;
-    if (now == nullptr || now->size != old.size ||
-        std::memcmp(data + now->offset, old_data + old.offset, now->size) != 0) {
+  for (uint32_t id = 0; id < kMaxSections; ++id) {
+    const SectionBytes& a = now[id];
+    const SectionBytes& b = previous[id];
+    if (a.data == nullptr || b.data == nullptr || a.size != b.size) continue;
+    if (a.data == b.data) {
+      ++stats->sections_shared;
+    } else if (std::memcmp(a.data, b.data, a.size) != 0) {
       continue;
     }
-    same |= bit(old.id);
+    same |= bit(id);
     ++stats->sections_same;
-    stats->bytes_same += now->size;
+    stats->bytes_same += a.size;
   }
   return same;
 }
@@ -979,24 +1018,79 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error,
     stats.checksum_ns = now_ns() - start;
     if (!ok) return fail(error, "checksum mismatch");
   }
+  SectionBytes bytes[kMaxSections];
+  image_sections(data, found, bytes);
+  return validate_sections(h, bytes, previous, stats, error);
+}
 
-  if (found[kSecBlob]->size > UINT32_MAX) return fail(error, "section blob: larger than 4 GiB");
-  if (found[kSecAnswerRecords]->size > UINT32_MAX) {
+bool SnapshotView::validate_overlay(const uint8_t* base, size_t base_len, const uint8_t* overlay,
+                                    size_t overlay_len, std::string* error,
+                                    const ValidateOptions& options) {
+  const SnapshotView previous = options.previous != nullptr ? *options.previous : SnapshotView();
+  *this = SnapshotView();
+  ValidationStats local_stats;
+  ValidationStats& stats = options.stats != nullptr ? *options.stats : local_stats;
+  stats = ValidationStats();
+  std::string why;
+  const SectionEntry* base_found[kMaxSections];
+  if (!check_header(base, base_len, &why) ||
+      !check_sections(*reinterpret_cast<const Header*>(base), base_len, base_found, &why)) {
+    return fail(error, "base image: %s", why.c_str());
+  }
+  const Header& bh = *reinterpret_cast<const Header*>(base);
+  if (!check_overlay_header(overlay, overlay_len, error)) return false;
+  const OverlayHeader& oh = *reinterpret_cast<const OverlayHeader*>(overlay);
+  const SectionEntry* found[kMaxSections];
+  if (!check_section_table(oh.sections, oh.section_count, oh.header_size, overlay_len, false, found,
+                           &why)) {
+    return fail(error, "overlay: %s", why.c_str());
+  }
+  if (oh.base_generation != bh.generation) {
+    return fail(error, "overlay completes base generation %llu, the base image is generation %llu",
+                static_cast<unsigned long long>(oh.base_generation),
+                static_cast<unsigned long long>(bh.generation));
+  }
+  SectionBytes bytes[kMaxSections];
+  image_sections(base, base_found, bytes);
+  SectionBytes replaced[kMaxSections];
+  image_sections(overlay, found, replaced);
+  for (uint32_t id = 0; id < kMaxSections; ++id) {
+    if (found[id] != nullptr) bytes[id] = replaced[id];
+  }
+  // The header of the flat image the two make (what snapshot.bin gets): the base's section
+  // order, the overlay's generation and time.
+  Header h = bh;
+  h.generation = oh.generation;
+  h.created_unix_ms = oh.created_unix_ms;
+  h.checksum = 0;
+  SectionBytes ordered[kMaxSections];
+  for (uint32_t i = 0; i < bh.section_count; ++i) ordered[i] = bytes[bh.sections[i].id];
+  std::vector<std::pair<const uint8_t*, size_t>> parts;
+  layout_sections(ordered, bh.section_count, &h, &parts);
+  return validate_sections(h, bytes, previous, stats, error);
+}
+
+bool SnapshotView::validate_sections(const Header& h, const SectionBytes bytes[kMaxSections],
+                                     const SnapshotView& previous, ValidationStats& stats,
+                                     std::string* error) {
+  if (bytes[kSecBlob].size > UINT32_MAX) return fail(error, "section blob: larger than 4 GiB");
+  if (bytes[kSecAnswerRecords].size > UINT32_MAX) {
     return fail(error, "section answer_records: larger than 4 GiB");
   }
-  Tables t = tables_of(data, found, ~0u);
+  Tables t = tables_of(bytes, ~0u);
   if (t.bucket_count == 0 || (t.bucket_count & (t.bucket_count - 1)) != 0) {
     return fail(error, "name index: bucket count %u is not a power of two", t.bucket_count);
   }
 
   uint32_t same = 0;  // bits of the sections identical to the previous image's
-  if (previous.header_ != nullptr) {
+  const bool reuse = previous.validated_;
+  if (reuse) {
     const uint64_t start = now_ns();
-    same = same_sections(data, found, previous.header_, &stats);
+    same = same_sections(bytes, previous.sections_, &stats);
     stats.compare_ns = now_ns() - start;
   }
   for (const Step& step : kSteps) {
-    if (previous.header_ != nullptr && (step.inputs & ~same) == 0) {
+    if (reuse && (step.inputs & ~same) == 0) {
       ++stats.checks_skipped;
       if (step.inputs & bit(kSecLpm4)) {
         t.lpm4_view = previous.lpm4_;
@@ -1016,7 +1110,9 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error,
     if (!ok) return false;
   }
 
-  header_ = &h;
+  validated_ = true;
+  header_ = h;
+  for (uint32_t id = 0; id < kMaxSections; ++id) sections_[id] = bytes[id];
   blob_ = t.blob;
   blob_size_ = t.blob_size;
   zones_ = t.zones;
@@ -1063,7 +1159,7 @@ bool SnapshotView::validate(const uint8_t* data, size_t len, std::string* error,
 // ---------------------------------------------------------------------------------------------
 // Loading and saving.
 
-LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOptions& options) {
+std::shared_ptr<const LoadedSnapshot::Mapping> LoadedSnapshot::map_fd(int fd, std::string* error) {
   struct stat st;
   if (fstat(fd, &st) != 0) {
     fail(error, "fstat: %s", std::strerror(errno));
@@ -1073,7 +1169,7 @@ LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOp
     fail(error, "snapshot is empty");
     return nullptr;
   }
-  size_t size = static_cast<size_t>(st.st_size);
+  const size_t size = static_cast<size_t>(st.st_size);
   // Populated at once: cheaper than a fault per page, and the workers that read the image after
   // the swap never take a page fault on it.
   void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
@@ -1081,28 +1177,115 @@ LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOp
     fail(error, "mmap: %s", std::strerror(errno));
     return nullptr;
   }
-  std::unique_ptr<LoadedSnapshot> loaded(new (std::nothrow) LoadedSnapshot());
   std::shared_ptr<Mapping> mapping(new (std::nothrow) Mapping(), [](Mapping* m) { delete m; });
-  if (loaded == nullptr || mapping == nullptr) {
+  if (mapping == nullptr) {
     munmap(map, size);
     fail(error, "out of memory");
     return nullptr;
   }
   mapping->data = static_cast<const uint8_t*>(map);
   mapping->size = size;
-  loaded->map_ = mapping;
+  mapping->dev = st.st_dev;
+  mapping->ino = st.st_ino;
   const int seals = fcntl(fd, F_GET_SEALS);
-  loaded->sealed_ =
+  mapping->sealed =
       seals >= 0 && (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) == (F_SEAL_WRITE | F_SEAL_SHRINK);
+  return mapping;
+}
+
+const std::shared_ptr<const LoadedSnapshot::Mapping>& LoadedSnapshot::holder_of(
+    const uint8_t* data) const {
+  const Mapping& m = *map_;
+  return base_map_ && !(data >= m.data && data < m.data + m.size) ? base_map_ : map_;
+}
+
+void LoadedSnapshot::keep_lpm_maps(const LoadedSnapshot* previous) {
+  lpm4_map_ =
+      view_.lpm4_from_previous() ? previous->lpm4_map_ : holder_of(view_.section(kSecLpm4).data);
+  lpm6_map_ =
+      view_.lpm6_from_previous() ? previous->lpm6_map_ : holder_of(view_.section(kSecLpm6).data);
+}
+
+std::unique_ptr<LoadedSnapshot> LoadedSnapshot::mapped(int fd, std::string* error) {
+  std::unique_ptr<LoadedSnapshot> loaded(new (std::nothrow) LoadedSnapshot());
+  if (loaded == nullptr) {
+    fail(error, "out of memory");
+    return nullptr;
+  }
+  loaded->map_ = map_fd(fd, error);
+  if (loaded->map_ == nullptr) return nullptr;
+  return loaded;
+}
+
+LoadedSnapshot* LoadedSnapshot::from_fd(int fd, std::string* error, const LoadOptions& options) {
+  std::unique_ptr<LoadedSnapshot> loaded = mapped(fd, error);
+  if (loaded == nullptr) return nullptr;
+  loaded->sealed_ = loaded->map_->sealed;
   ValidateOptions v;
   v.verify_checksum = options.verify_checksum || !loaded->sealed_;
   v.stats = options.stats;
   const LoadedSnapshot* previous = options.previous;
   if (previous != nullptr && previous->sealed_ && loaded->sealed_) v.previous = &previous->view_;
-  if (!loaded->view_.validate(mapping->data, size, error, v)) return nullptr;
-  loaded->lpm4_map_ = loaded->view_.lpm4_from_previous() ? previous->lpm4_map_ : mapping;
-  loaded->lpm6_map_ = loaded->view_.lpm6_from_previous() ? previous->lpm6_map_ : mapping;
+  if (!loaded->view_.validate(loaded->map_->data, loaded->map_->size, error, v)) return nullptr;
+  loaded->keep_lpm_maps(previous);
   return loaded.release();
+}
+
+LoadedSnapshot* LoadedSnapshot::from_overlay(int overlay_fd, int base_fd, std::string* error,
+                                             const LoadOptions& options) {
+  std::unique_ptr<LoadedSnapshot> loaded = mapped(overlay_fd, error);
+  if (loaded == nullptr) return nullptr;
+  const LoadedSnapshot* previous = options.previous;
+  if (previous != nullptr && !previous->sealed_) previous = nullptr;
+  struct stat st;
+  if (fstat(base_fd, &st) != 0) {
+    fail(error, "base image: fstat: %s", std::strerror(errno));
+    return nullptr;
+  }
+  // The file the image in service is or is built on: mapped already, and sealed, so the same
+  // file has the same bytes (the mapping keeps the inode alive: its number cannot be reused).
+  if (previous != nullptr && previous->image_map()->dev == st.st_dev &&
+      previous->image_map()->ino == st.st_ino) {
+    loaded->base_map_ = previous->image_map();
+    loaded->base_shared_ = true;
+  } else {
+    std::string why;
+    loaded->base_map_ = map_fd(base_fd, &why);
+    if (loaded->base_map_ == nullptr) {
+      fail(error, "base image: %s", why.c_str());
+      return nullptr;
+    }
+  }
+  if (!loaded->map_->sealed || !loaded->base_map_->sealed) {
+    fail(error, "an overlay and its base must be memfds sealed against writing and shrinking");
+    return nullptr;
+  }
+  loaded->sealed_ = true;
+  ValidateOptions v;
+  v.verify_checksum = false;
+  v.stats = options.stats;
+  if (previous != nullptr) v.previous = &previous->view_;
+  if (!loaded->view_.validate_overlay(loaded->base_map_->data, loaded->base_map_->size,
+                                      loaded->map_->data, loaded->map_->size, error, v)) {
+    return nullptr;
+  }
+  loaded->keep_lpm_maps(previous);
+  return loaded.release();
+}
+
+FlatImage LoadedSnapshot::flat_image() const {
+  FlatImage out;
+  out.header = view_.header();
+  out.keep = {map_, base_map_};
+  if (!base_map_) {
+    out.parts.emplace_back(map_->data + sizeof(Header), map_->size - sizeof(Header));
+    return out;
+  }
+  SectionBytes ordered[kMaxSections];
+  const Header& h = view_.header();
+  for (uint32_t i = 0; i < h.section_count; ++i) ordered[i] = view_.section(h.sections[i].id);
+  layout_sections(ordered, h.section_count, &out.header, &out.parts);
+  return out;
 }
 
 LoadedSnapshot* LoadedSnapshot::from_file(const std::string& path, std::string* error) {
@@ -1129,8 +1312,10 @@ bool check_declared_inputs(const uint8_t* data, size_t len, std::string* error) 
   const Header& h = *reinterpret_cast<const Header*>(data);
   const SectionEntry* found[kMaxSections];
   if (!check_sections(h, len, found, error)) return false;
+  SectionBytes bytes[kMaxSections];
+  image_sections(data, found, bytes);
   for (const Step& step : kSteps) {
-    Tables t = tables_of(data, found, step.inputs);
+    Tables t = tables_of(bytes, step.inputs);
     std::string why;
     if (!step.check(t, &why)) {
       return fail(error, "check %s reads more than its declared inputs: %s", step.name,
@@ -1159,15 +1344,18 @@ bool write_all(int fd, const uint8_t* data, size_t len) {
 
 namespace {
 
-// Writes `head` then `tail` to `path` atomically (temp file + fsync + rename + directory fsync).
+// Writes `head` then the `tail` pieces to `path` atomically (temp file + fsync + rename +
+// directory fsync).
 bool write_file_atomically(const std::string& path, const uint8_t* head, size_t head_len,
-                           const uint8_t* tail, size_t tail_len, std::string* error) {
+                           const std::vector<std::pair<const uint8_t*, size_t>>& tail,
+                           std::string* error) {
   // The temp file lives in the target's directory so rename() is atomic (same filesystem).
   std::string tmp = path + ".tmp.XXXXXX";
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return fail(error, "create temp for %s: %s", path.c_str(), std::strerror(errno));
-  bool ok = fchmod(fd, 0644) == 0 && write_all(fd, head, head_len) &&
-            write_all(fd, tail, tail_len) && fsync(fd) == 0;
+  bool ok = fchmod(fd, 0644) == 0 && write_all(fd, head, head_len);
+  for (size_t i = 0; ok && i < tail.size(); ++i) ok = write_all(fd, tail[i].first, tail[i].second);
+  ok = ok && fsync(fd) == 0;
   int saved_errno = errno;
   if (close(fd) != 0 && ok) {
     ok = false;
@@ -1198,17 +1386,16 @@ bool write_file_atomically(const std::string& path, const uint8_t* head, size_t 
 
 bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
                          std::string* error) {
-  return write_file_atomically(path, data, len, nullptr, 0, error);
+  return write_file_atomically(path, data, len, {}, error);
 }
 
-bool write_snapshot_file_checksummed(const std::string& path, const uint8_t* data, size_t len,
-                                     std::string* error) {
-  if (len < sizeof(Header)) return fail(error, "image too short to save");
-  Header h;
-  std::memcpy(&h, data, sizeof(h));
-  h.checksum = image_checksum(data + sizeof(h), len - sizeof(h));
-  return write_file_atomically(path, reinterpret_cast<const uint8_t*>(&h), sizeof(h),
-                               data + sizeof(h), len - sizeof(h), error);
+bool write_snapshot_file(const std::string& path, const FlatImage& image, std::string* error) {
+  ChecksumStream checksum;
+  for (const auto& [data, len] : image.parts) checksum.add(data, len);
+  Header h = image.header;
+  h.checksum = checksum.finish();
+  return write_file_atomically(path, reinterpret_cast<const uint8_t*>(&h), sizeof(h), image.parts,
+                               error);
 }
 
 }  // namespace gtm::snap

@@ -11,12 +11,22 @@
 // sealed memfd, so its bytes are the ones that were checked). Nothing control says is trusted for
 // this; the comparison is the test. An identical LPM table keeps the previous image's validated
 // view, whose bytes that image keeps mapped (LoadedSnapshot shares the mapping).
+//
+// Overlays (format.h OverlayHeader): a health change arrives as the sections it recomputed plus
+// the base image they complete. When the base is the file the snapshot in service is built on,
+// its mapping is shared: a section read from the same address of the same sealed mapping as in
+// the view in service is identical without being compared, so such a publish costs the checks of
+// the few hundred kilobytes that changed, not a pass over megabytes.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dataplane/geo/lpm.h"
 #include "dataplane/snapshot/format.h"
@@ -28,14 +38,15 @@ class LoadedSnapshot;
 
 // What one validation did and what it cost (gtm-dataplane's STATUS, benchmarks).
 struct ValidationStats {
-  uint64_t checksum_ns = 0;     // the whole-image checksum (0: not verified)
-  uint64_t compare_ns = 0;      // comparing the sections with the previous image's
-  uint64_t checks_ns = 0;       // the cross-reference checks that ran (LPM tables aside)
-  uint64_t lpm_ns = 0;          // the LPM tables that were validated
-  uint32_t sections_same = 0;   // sections byte-identical to the previous image's
-  uint32_t checks_run = 0;      // checks run (LPM tables included)
-  uint32_t checks_skipped = 0;  // checks whose inputs were all identical
-  uint64_t bytes_same = 0;      // bytes of the identical sections
+  uint64_t checksum_ns = 0;      // the whole-image checksum (0: not verified)
+  uint64_t compare_ns = 0;       // comparing the sections with the previous image's
+  uint64_t checks_ns = 0;        // the cross-reference checks that ran (LPM tables aside)
+  uint64_t lpm_ns = 0;           // the LPM tables that were validated
+  uint32_t sections_same = 0;    // sections byte-identical to the previous image's
+  uint32_t sections_shared = 0;  // of which read from the same mapping (not compared)
+  uint32_t checks_run = 0;       // checks run (LPM tables included)
+  uint32_t checks_skipped = 0;   // checks whose inputs were all identical
+  uint64_t bytes_same = 0;       // bytes of the identical sections
 };
 
 struct ValidateOptions {
@@ -73,14 +84,24 @@ class SnapshotView {
   }
   bool validate(const uint8_t* data, size_t len, std::string* error,
                 const ValidateOptions& options);
+  // Validates the snapshot that the overlay `overlay[0, overlay_len)` (format.h OverlayHeader)
+  // makes of the base image `base[0, base_len)`: both containers, that the overlay completes this
+  // very base (its base generation), then every check on the composed sections, exactly as for
+  // the flat image they make (header() is that image's header, checksum 0). The base's checksum
+  // is not verified: overlays come only in sealed memfds, with their base.
+  bool validate_overlay(const uint8_t* base, size_t base_len, const uint8_t* overlay,
+                        size_t overlay_len, std::string* error, const ValidateOptions& options);
 
   // Whether the LPM tables of this view were taken over from `options.previous` (their bytes
   // live in the previous image, not in this one).
   bool lpm4_from_previous() const { return lpm4_from_previous_; }
   bool lpm6_from_previous() const { return lpm6_from_previous_; }
 
-  const Header& header() const { return *header_; }
-  uint64_t generation() const { return header_->generation; }
+  // The header of the image (for an overlay's snapshot: of the flat image it makes).
+  const Header& header() const { return header_; }
+  uint64_t generation() const { return header_.generation; }
+  // Section `id` (< kMaxSections) as validated: where its bytes are and how many.
+  const SectionBytes& section(uint32_t id) const { return sections_[id]; }
 
   const uint8_t* blob(BlobRef r) const { return blob_ + r.off; }
   const uint8_t* blob_base() const { return blob_; }
@@ -139,7 +160,10 @@ class SnapshotView {
   }
 
  private:
-  const Header* header_ = nullptr;
+  bool validate_sections(const Header& h, const SectionBytes bytes[kMaxSections],
+                         const SnapshotView& previous, ValidationStats& stats, std::string* error);
+
+  bool validated_ = false;
   const uint8_t* blob_ = nullptr;
   uint32_t blob_size_ = 0;
   const Zone* zones_ = nullptr;
@@ -182,6 +206,9 @@ class SnapshotView {
   const uint8_t* answer_records_ = nullptr;
   const AnswerRef* rrset_answers_ = nullptr;
   const AnswerRef* member_answers_ = nullptr;
+  // Last: the fields above are the ones every query reads, kept together at the start.
+  Header header_{};
+  SectionBytes sections_[kMaxSections];
 };
 
 struct LoadOptions {
@@ -194,11 +221,26 @@ struct LoadOptions {
 };
 
 // An image the dataplane owns: a read-only mapping plus its validated view.
+// The flat image (format.h) a loaded snapshot stands for, in pieces that stay mapped as long as
+// this lives: what snapshot.bin gets (write_snapshot_file computes its checksum).
+struct FlatImage {
+  Header header{};
+  std::vector<std::pair<const uint8_t*, size_t>> parts;  // the bytes after the header, in order
+  std::vector<std::shared_ptr<const void>> keep;         // the mappings they point into
+};
+
 class LoadedSnapshot {
  public:
   // Maps the file descriptor (a sealed memfd or a regular file) read-only and validates it.
   // Returns nullptr and sets *error on failure. Does not take ownership of fd.
   static LoadedSnapshot* from_fd(int fd, std::string* error, const LoadOptions& options = {});
+  // Maps an overlay and the base image it completes (format.h OverlayHeader), both sealed
+  // memfds, and validates the snapshot they make (SnapshotView::validate_overlay). A base that is
+  // the file the image in service is (or is built on) is not mapped again: that mapping is
+  // shared, so its sections are the very bytes validated before and are not compared again.
+  // Same contract as from_fd; the checksum option does not apply (sealed memfds only).
+  static LoadedSnapshot* from_overlay(int overlay_fd, int base_fd, std::string* error,
+                                      const LoadOptions& options = {});
   // Opens and loads a file; same contract.
   static LoadedSnapshot* from_file(const std::string& path, std::string* error);
   ~LoadedSnapshot();
@@ -207,24 +249,44 @@ class LoadedSnapshot {
   LoadedSnapshot& operator=(const LoadedSnapshot&) = delete;
 
   const SnapshotView& view() const { return view_; }
+  // Bytes of the flat image this snapshot stands for.
+  size_t size() const { return view_.header().total_size; }
+  // The bytes received: the image, or the overlay (its base is not counted).
   const uint8_t* data() const { return map_->data; }
-  size_t size() const { return map_->size; }
-  // A memfd sealed against writing and shrinking: its bytes can never change.
+  size_t received_size() const { return map_->size; }
+  // Whether the base image was a mapping the previous snapshot already had.
+  bool base_shared() const { return base_shared_; }
+  // Every mapping is a memfd sealed against writing and shrinking: its bytes can never change.
   bool sealed() const { return sealed_; }
+  FlatImage flat_image() const;
 
  private:
   struct Mapping {
     const uint8_t* data = nullptr;
     size_t size = 0;
+    dev_t dev = 0;  // the file's identity: the same file means the same (sealed) bytes
+    ino_t ino = 0;
+    bool sealed = false;
     ~Mapping();
   };
   LoadedSnapshot() = default;
-  std::shared_ptr<const Mapping> map_;
-  // Where the view's LPM tables live: map_, or the mapping of an earlier image whose identical
-  // tables this one took over (kept mapped while any image reads them).
+  static std::shared_ptr<const Mapping> map_fd(int fd, std::string* error);
+  // A new LoadedSnapshot with `fd` mapped as map_ (not validated yet).
+  static std::unique_ptr<LoadedSnapshot> mapped(int fd, std::string* error);
+  // The mapping of the whole image this snapshot is, or of the base its overlay completes.
+  const std::shared_ptr<const Mapping>& image_map() const { return base_map_ ? base_map_ : map_; }
+  // The mapping that holds `data` (map_ or base_map_).
+  const std::shared_ptr<const Mapping>& holder_of(const uint8_t* data) const;
+  void keep_lpm_maps(const LoadedSnapshot* previous);
+
+  std::shared_ptr<const Mapping> map_;       // the image, or the overlay
+  std::shared_ptr<const Mapping> base_map_;  // the base an overlay completes (else nullptr)
+  // Where the view's LPM tables live: one of the above, or the mapping of an earlier image whose
+  // identical tables this one took over (kept mapped while any image reads them).
   std::shared_ptr<const Mapping> lpm4_map_;
   std::shared_ptr<const Mapping> lpm6_map_;
   bool sealed_ = false;
+  bool base_shared_ = false;
   SnapshotView view_;
 };
 
@@ -238,9 +300,9 @@ bool check_declared_inputs(const uint8_t* data, size_t len, std::string* error);
 // failure.
 bool write_snapshot_file(const std::string& path, const uint8_t* data, size_t len,
                          std::string* error);
-// The same for a validated image whose checksum may not have been verified (a sealed memfd): the
-// file gets the checksum of its bytes, so what is saved is what was validated and served.
-bool write_snapshot_file_checksummed(const std::string& path, const uint8_t* data, size_t len,
-                                     std::string* error);
+// The same for the flat image of a loaded snapshot, whose checksum may not have been verified (a
+// sealed memfd, an overlay's snapshot): the file gets the checksum of its bytes, so what is saved
+// is what was validated and served.
+bool write_snapshot_file(const std::string& path, const FlatImage& image, std::string* error);
 
 }  // namespace gtm::snap

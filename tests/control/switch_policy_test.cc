@@ -198,6 +198,33 @@ TEST(SwitchTracker, AChangedRuleStartsFresh) {
   EXPECT_FALSE(image.services[0].rules[0].use_secondary);
 }
 
+// gtm-control tells the tracker when the configuration is the last call's (a health change):
+// the states are then found by position, and every decision must be the one found by identity.
+TEST(SwitchTracker, SameRulesByPositionDecideAsByIdentity) {
+  SwitchTracker by_identity;
+  SwitchTracker by_position;
+  for (int step = 0; step < 40; ++step) {
+    SnapshotModel model;
+    for (uint32_t s = 0; s < 3; ++s) {
+      model.services.push_back(two_sets(static_cast<uint32_t>(step * (s + 1) % 4), hold_down(s)));
+      model.services.back().name = {1, static_cast<uint8_t>('a' + s), 0};
+    }
+    const auto now = t0 + seconds(step / 3);
+    SnapshotModel a = model;
+    SnapshotModel b = model;
+    by_identity.apply(&a, now);
+    by_position.apply(&b, now, /*same_rules_as_last=*/step > 0);
+    for (size_t s = 0; s < a.services.size(); ++s) {
+      const RuleModel& x = a.services[s].rules[0];
+      const RuleModel& y = b.services[s].rules[0];
+      EXPECT_EQ(std::tie(x.use_secondary, x.switch_reason, x.hold_down_left_s),
+                std::tie(y.use_secondary, y.switch_reason, y.hold_down_left_s))
+          << "step " << step << " service " << s;
+    }
+    EXPECT_EQ(by_identity.next_deadline(), by_position.next_deadline()) << "step " << step;
+  }
+}
+
 TEST(SwitchEvents, NameTheRulesThatSwitched) {
   SnapshotModel before;
   before.services = {two_sets(3, SwitchPolicy())};

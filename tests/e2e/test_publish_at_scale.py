@@ -123,6 +123,12 @@ class PublishAtScale(unittest.TestCase):
         last = env.status()["last_publish"]
         self.assertGreater(last["checks_skipped"], 0, last)  # geo/LPM checks reused
         self.assertGreater(last["sections_same"], 0, last)
+        # Only an overlay of the health sections travelled; the base (names, zones, LPM tables)
+        # was the one in service, shared rather than mapped and compared again.
+        self.assertEqual(last["overlay"], 1, last)
+        self.assertEqual(last["base_shared"], 1, last)
+        self.assertLess(last["received_bytes"] * 4, last["bytes"], last)
+        self.assertGreater(last["sections_shared"], 0, last)
 
         self.flapper.open()
         seen = self.wait_flapper(True)

@@ -3,7 +3,8 @@
 // dataplane's publish path, which skips the checks of sections identical to the image in service)
 // must accept exactly what a full validation accepts: the first valid input (a corpus image) is
 // kept as that previous image, and every input, plus a patch of that image made from the input
-// (most sections then stay identical), is validated both ways.
+// (most sections then stay identical), is validated both ways; so is every input taken as an
+// overlay on that image (LoadedSnapshot::from_overlay's parser).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -99,6 +100,92 @@ void check_patched_previous(const uint8_t* data, size_t size) {
   check_against_previous(image, prev.size);
 }
 
+// The input as an overlay (format.h OverlayHeader) on the previous image as its base: it must
+// never crash, and validation against the snapshot in service (the base's mapping shared, its
+// sections not compared) must accept exactly what a validation from scratch accepts. With its
+// fixed header fields made right, the mutated section table and sections reach the checks.
+void check_overlay(const uint8_t* data, size_t size) {
+  Previous& prev = previous();
+  if (!prev.set) return;
+  std::vector<uint64_t> storage(size / 8 + 1);
+  uint8_t* overlay = reinterpret_cast<uint8_t*>(storage.data());
+  if (size != 0) std::memcpy(overlay, data, size);
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(prev.storage.data());
+  for (int sealed_header = 0; sealed_header < 2; ++sealed_header) {
+    if (sealed_header == 1) {
+      if (size < sizeof(gtm::snap::OverlayHeader)) return;
+      auto* h = reinterpret_cast<gtm::snap::OverlayHeader*>(overlay);
+      std::memcpy(h->magic, gtm::snap::kOverlayMagic, sizeof(h->magic));
+      h->format_version = gtm::snap::kFormatVersion;
+      h->header_size = sizeof(gtm::snap::OverlayHeader);
+      h->total_size = size;
+      h->base_generation = prev.view.generation();
+      h->section_count %= gtm::snap::kMaxSections + 1;
+    }
+    std::string error;
+    gtm::snap::SnapshotView fresh;
+    const bool fresh_ok = fresh.validate_overlay(base, prev.size, overlay, size, &error,
+                                                 gtm::snap::ValidateOptions());
+    gtm::snap::ValidateOptions reuse;
+    reuse.previous = &prev.view;
+    gtm::snap::SnapshotView reused;
+    const bool reused_ok = reused.validate_overlay(base, prev.size, overlay, size, &error, reuse);
+    if (fresh_ok != reused_ok) __builtin_trap();
+    if (reused_ok) exercise(reused);
+  }
+}
+
+// An overlay carrying copies of some health sections of the previous image (the input picks
+// which, and patches their bytes as check_patched_previous does): unpatched it must be accepted
+// (it makes the base itself), and patched, both validations must agree.
+void check_derived_overlay(const uint8_t* data, size_t size) {
+  Previous& prev = previous();
+  if (!prev.set || size == 0) return;
+  using namespace gtm::snap;
+  static constexpr uint32_t kHealth[] = {kSecServices, kSecPools,     kSecMembers,
+                                         kSecRules,    kSecPoolSlots, kSecTopoPicks,
+                                         kSecTopoMaps, kSecRRsets,    kSecMemberAnswers};
+  SectionBytes carried[kMaxSections];
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < sizeof(kHealth) / sizeof(kHealth[0]); ++i) {
+    if ((data[0] >> (i % 8)) & 1 || i == 8) carried[count++] = prev.view.section(kHealth[i]);
+  }
+  OverlayHeader h{};
+  std::memcpy(h.magic, kOverlayMagic, sizeof(h.magic));
+  h.format_version = kFormatVersion;
+  h.header_size = sizeof(h);
+  h.generation = prev.view.generation() + 1;
+  h.base_generation = prev.view.generation();
+  std::vector<std::pair<const uint8_t*, size_t>> parts;
+  layout_sections(carried, count, &h, &parts);
+  std::vector<uint64_t> storage(h.total_size / 8 + 1);
+  uint8_t* overlay = reinterpret_cast<uint8_t*>(storage.data());
+  std::memcpy(overlay, &h, sizeof(h));
+  size_t at = sizeof(h);
+  for (const auto& [bytes, len] : parts) {
+    std::memcpy(overlay + at, bytes, len);
+    at += len;
+  }
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(prev.storage.data());
+  std::string error;
+  ValidateOptions reuse;
+  reuse.previous = &prev.view;
+  SnapshotView v;
+  if (!v.validate_overlay(base, prev.size, overlay, at, &error, reuse)) __builtin_trap();
+  for (size_t i = 1; i + 3 <= size && i < 1 + 3 * 8; i += 3) {
+    const size_t pos =
+        sizeof(h) + (static_cast<size_t>(data[i]) << 8 | data[i + 1]) % (at - sizeof(h) + 1);
+    if (pos < at) overlay[pos] ^= data[i + 2];
+  }
+  SnapshotView fresh;
+  const bool fresh_ok =
+      fresh.validate_overlay(base, prev.size, overlay, at, &error, ValidateOptions());
+  SnapshotView reused;
+  const bool reused_ok = reused.validate_overlay(base, prev.size, overlay, at, &error, reuse);
+  if (fresh_ok != reused_ok) __builtin_trap();
+  if (reused_ok) exercise(reused);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -109,6 +196,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_image(image, size);
   check_against_previous(image, size);
   check_patched_previous(data, size);
+  check_overlay(data, size);
+  check_derived_overlay(data, size);
 
   // Random bytes almost never carry a matching checksum; re-seal the header so the mutated body
   // reaches the cross-reference checks too.
