@@ -38,8 +38,7 @@ inline uint64_t lower8(uint64_t w) {
 // Parses the (uncompressed) question name at pkt[12], filling the qname fields of `out`.
 // Returns the offset just past the name, or 0 if the name is not a valid uncompressed name.
 // Inlined into both parsers: its call frame cost ~13 of its ~130 instructions.
-inline __attribute__((always_inline)) size_t parse_question_name(const uint8_t* pkt, size_t len,
-                                                                 ParsedQuery* out) {
+GTM_ALWAYS_INLINE size_t parse_question_name(const uint8_t* pkt, size_t len, ParsedQuery* out) {
   // First the label structure (one step per label), then one lowercasing copy of the whole name.
   // The root octet must lie inside the message and at most 254 octets after the name's start
   // (255 with it); checking that once at the end bounds every label too. Labels take at least 2

@@ -295,7 +295,7 @@ void mask_address(uint8_t* addr, uint8_t family, uint8_t bits) {
   }
 }
 
-void identify_client(const Env& c, const snap::Service& svc, Steer* st) {
+GTM_ALWAYS_INLINE void identify_client(const Env& c, const snap::Service& svc, Steer* st) {
   const dns::EcsOption& e = c.q.ecs;
   if ((svc.flags & snap::kSvcUseEcs) && e.present && e.source_prefix > 0) {
     st->family = e.family == 1 ? 4 : 6;
@@ -326,7 +326,7 @@ void identify_client(const Env& c, const snap::Service& svc, Steer* st) {
 }
 
 // The one LPM lookup of a client-dependent query.
-void classify_client(const Env& c, Steer* st) {
+GTM_ALWAYS_INLINE void classify_client(const Env& c, Steer* st) {
   geo::LpmMatch m;
   if (st->family == 4) {
     m = c.s.lpm4().lookup(dns::load32(st->addr));
@@ -550,8 +550,8 @@ __attribute__((noinline, cold)) void explain_persistence(const Env& c, const sna
 
 // One method of a pool's chain. Returns false when the method cannot pick: the pool has no usable
 // member, or (topology) none of them is in a datacenter the client's class scores.
-bool try_method(const Env& c, const snap::Pool& pool, uint8_t method, uint32_t turn, Steer* st,
-                GslbPick* p) {
+GTM_ALWAYS_INLINE bool try_method(const Env& c, const snap::Pool& pool, uint8_t method,
+                                  uint32_t turn, Steer* st, GslbPick* p) {
   const uint32_t n = pool.usable_count;
   const uint32_t* slots = c.s.pool_slots();
   p->slots = slots + pool.usable_first;
@@ -621,7 +621,8 @@ bool try_method(const Env& c, const snap::Pool& pool, uint8_t method, uint32_t t
 }
 
 // The pools of one set in order; the first pool whose method chain picks answers.
-bool pick_in_set(const Env& c, const snap::PoolSet& set, uint32_t turn, Steer* st, GslbPick* p) {
+GTM_ALWAYS_INLINE bool pick_in_set(const Env& c, const snap::PoolSet& set, uint32_t turn, Steer* st,
+                                   GslbPick* p) {
   const uint32_t* pools = c.s.set_pools() + set.pool_first;
   for (uint32_t i = 0; i < set.pool_count; ++i) {
     const snap::Pool& pool = c.s.pools()[pools[i]];
@@ -754,7 +755,7 @@ __attribute__((noinline)) uint32_t answer_gslb_slow(Ctx& c, const Owner& o,
 }
 
 // Who the client is, for a service that depends on it: identity, then class.
-__attribute__((noinline)) void steer_client(const Env& c, const snap::Service& svc, Steer* st) {
+GTM_ALWAYS_INLINE void steer_client(const Env& c, const snap::Service& svc, Steer* st) {
   identify_client(c, svc, st);
   if (svc.flags & snap::kSvcNeedsClass) classify_client(c, st);
 }
@@ -764,8 +765,8 @@ __attribute__((noinline)) void steer_client(const Env& c, const snap::Service& s
 // rotation `turn`. Returns false when that set has nothing to pick (*rule is set either way).
 // Changes no state but the random method's generator, so that the fast path can still leave the
 // query to the general path after calling it (restoring the generator).
-bool pick_active(const Env& c, const snap::Service& svc, uint32_t turn, Steer* st,
-                 const snap::Rule** rule_out, GslbPick* p) {
+GTM_ALWAYS_INLINE bool pick_active(const Env& c, const snap::Service& svc, uint32_t turn, Steer* st,
+                                   const snap::Rule** rule_out, GslbPick* p) {
   if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(c, svc, st);
   uint32_t r = svc.fixed_rule;
   if (svc.class_rules != kNone) {
