@@ -205,6 +205,12 @@ void BM_topology_ecs_inplace(benchmark::State& s) {
   static constexpr uint8_t kChina[3] = {175, 16, 199};
   run(s, make_query("geo.gtm.example", 1, true, true, kChina), true);
 }
+// The same for an IPv6 client: ECS 2001:250::/56 (CN in MaxMind's test database), the IPv6 table.
+void BM_topology_ecs_v6(benchmark::State& s) {
+  gtm::bench::EcsSubnet subnet;
+  gtm::bench::parse_subnet("2001:250::/56", &subnet);
+  run(s, gtm::bench::make_query_subnet("geo.gtm.example", 1, true, &subnet, 0x1234), false);
+}
 // Rendezvous over four members for the ECS /24.
 void BM_persistence_ecs(benchmark::State& s) {
   run(s, make_query("sticky.gtm.example", 1, true, true), false);
@@ -221,6 +227,7 @@ BENCHMARK(BM_nxdomain);
 BENCHMARK(BM_mx_with_edns);
 BENCHMARK(BM_topology_ecs);
 BENCHMARK(BM_topology_ecs_inplace);
+BENCHMARK(BM_topology_ecs_v6);
 BENCHMARK(BM_persistence_ecs);
 
 }  // namespace
