@@ -1045,6 +1045,10 @@ size_t copy_members(uint8_t* out, const snap::SnapshotView& s, const GslbPick& p
   const uint8_t* records = s.answer_records();
   const snap::AnswerRef* refs = s.member_answers();
   uint32_t idx = p.start;
+  if (p.count == 1) {  // every method but return-all and return-n: no loop
+    std::memcpy(out, records + refs[p.slots[idx]].off, kLen);
+    return kLen;
+  }
   for (uint32_t k = 0; k < p.count; ++k) {
     std::memcpy(out + k * kLen, records + refs[p.slots[idx]].off, kLen);
     if (++idx == p.n) idx = 0;
@@ -1123,7 +1127,8 @@ size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint
   dns::store16(out + 10, q.has_edns ? 1 : 0);
   if (q.has_edns) {
     dns::write_opt_rr(out + pos, dns::kOurUdpPayload, dns::kRcodeNoError,
-                      (q.edns_flags & dns::kEdnsFlagDO) != 0, ecs, scope);
+                      (q.edns_flags & dns::kEdnsFlagDO) != 0, ecs, scope,
+                      pos + dns::kOptRrMaxSize <= limit);
     pos += opt_len;
   }
   ++ws.counters.responses;
