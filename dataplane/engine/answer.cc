@@ -11,6 +11,7 @@
 
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/query_parser.h"
+#include "dataplane/dns/query_parser_fast.h"
 #include "dataplane/dns/response_writer.h"
 #include "dataplane/dns/wire.h"
 #include "dataplane/engine/rendezvous.h"
@@ -1143,7 +1144,7 @@ size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t
                     WorkerState& ws, Explain* explain) {
   WorkerCounters& k = ws.counters;
   ParsedQuery q;
-  const dns::ParseStatus status = dns::parse_query(query, query_len, &q);
+  const dns::ParseStatus status = dns::parse_query_inline(query, query_len, &q);
   if (GTM_UNLIKELY(status == dns::ParseStatus::kDrop)) {
     ++k.malformed_dropped;
     if (GTM_UNLIKELY(explain != nullptr)) explain->add("dropped: not a query");
