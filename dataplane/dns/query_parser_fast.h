@@ -154,7 +154,8 @@ inline bool parse_trailing_ecs(const uint8_t* opt, size_t opt_len, const uint8_t
                                EcsOption* ecs) {
   const uint32_t family = load16(opt);
   const uint32_t source = opt[2];
-  if (family - 1 > 1 || source > (family == 1 ? 32u : 128u)) return false;
+  // Family 1 (IPv4) allows 32 prefix bits, 2 (IPv6) 128: 32 << (family & 2).
+  if (family - 1 > 1 || source > (32u << (family & 2))) return false;
   const size_t addr_len = (source + 7) / 8;
   if (opt_len - 4 != addr_len) return false;
   // The address's last octet is the message's: no bits may be set past SOURCE PREFIX-LENGTH.

@@ -181,8 +181,8 @@ void add_negative_soa(Ctx& c, uint32_t zone_idx) {
 
 const snap::RRset* find_rrset(const snap::SnapshotView& s, const snap::Node& n, uint16_t type) {
   const snap::RRset* rr = s.rrsets() + n.rrset_first;
-  for (uint32_t i = 0; i < n.rrset_count; ++i) {
-    if (rr[i].type == type) return &rr[i];
+  for (const snap::RRset* end = rr + n.rrset_count; rr != end; ++rr) {
+    if (rr->type == type) return rr;
   }
   return nullptr;
 }
@@ -340,7 +340,9 @@ GTM_ALWAYS_INLINE void classify_client(const Env& c, Steer* st) {
 
 // A decision that depended on the client's first `bits` bits.
 void depends_on(Steer* st, uint8_t bits) {
-  if (st->from_ecs && bits > st->scope) st->scope = bits;
+  // Branch-free: which decisions depend on the client varies with the client in a steered mix.
+  const uint8_t b = st->from_ecs ? bits : 0;
+  st->scope = b > st->scope ? b : st->scope;
 }
 
 // ---------------------------------------------------------------------------------------------
