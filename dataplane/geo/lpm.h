@@ -67,7 +67,7 @@ class Lpm6View {
 namespace lpm_detail {
 
 template <class T>
-inline LpmMatch bucket_lookup(const uint8_t* obj, uint32_t count, uint32_t value_bytes, T key,
+inline __attribute__((always_inline)) LpmMatch bucket_lookup(const uint8_t* obj, uint32_t count, uint32_t value_bytes, T key,
                               uint32_t depth) {
   const T* keys = reinterpret_cast<const T*>(obj + sizeof(LpmObject));
   uint32_t base = 0, n = count;

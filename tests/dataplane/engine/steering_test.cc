@@ -504,7 +504,9 @@ TEST_F(Steering, FastPathMatchesTheGeneralPathAtEveryBufferSize) {
                                     source("127.0.0.1"), Transport::kUdp, gws, &ex);
       ASSERT_GT(n, 0u) << e.address;
       general.resize(n);
-      for (size_t cap = n; cap <= n + 40; ++cap) {
+      // In place the buffer also holds the query, which may be the longer of the two.
+      const size_t smallest = std::max(n, q.size());
+      for (size_t cap = smallest; cap <= smallest + 40; ++cap) {
         // In place, as the DPDK lcores answer: the query at the start of a `cap`-octet buffer.
         std::vector<uint8_t> buf(cap, 0xEE);
         std::memcpy(buf.data(), q.data(), q.size());
