@@ -1059,10 +1059,30 @@ size_t copy_members(uint8_t* out, const snap::SnapshotView& s, const GslbPick& p
   return p.count * kLen;
 }
 
-// The question, unless it is already there (answering in place); `out` may be `query`.
+// The question, unless it is already there (answering in place); `out` may be `query`. A
+// question of 8 to 32 octets (nearly all) is copied as two overlapping loads then two stores,
+// which is memmove-safe and ~20 instructions cheaper than the call (the socket backend writes to
+// a separate buffer).
 void copy_question(uint8_t* out, const uint8_t* query, size_t question_end) {
-  if (out != query) {
-    std::memmove(out + dns::kHeaderSize, query + dns::kHeaderSize, question_end - dns::kHeaderSize);
+  if (out == query) return;
+  uint8_t* to = out + dns::kHeaderSize;
+  const uint8_t* from = query + dns::kHeaderSize;
+  const size_t n = question_end - dns::kHeaderSize;
+  auto two = [&](auto head, auto tail) {  // head and tail: same-size scratch, each n/2..n octets
+    std::memcpy(&head, from, sizeof(head));
+    std::memcpy(&tail, from + n - sizeof(tail), sizeof(tail));
+    std::memcpy(to, &head, sizeof(head));
+    std::memcpy(to + n - sizeof(tail), &tail, sizeof(tail));
+  };
+  struct Block16 {
+    uint8_t b[16];
+  };
+  if (n >= 16 && n <= 32) {
+    two(Block16{}, Block16{});
+  } else if (n >= 8 && n < 16) {
+    two(uint64_t{}, uint64_t{});
+  } else {
+    std::memmove(to, from, n);
   }
 }
 
