@@ -205,23 +205,36 @@ void BM_topology_ecs_inplace(benchmark::State& s) {
   static constexpr uint8_t kChina[3] = {175, 16, 199};
   run(s, make_query("geo.gtm.example", 1, true, true, kChina), true);
 }
+// The same for an IPv6 client: ECS 2001:250::/56 (CN in MaxMind's test database), the IPv6 table.
+void BM_topology_ecs_v6(benchmark::State& s) {
+  gtm::bench::EcsSubnet subnet;
+  gtm::bench::parse_subnet("2001:250::/56", &subnet);
+  run(s, gtm::bench::make_query_subnet("geo.gtm.example", 1, true, &subnet, 0x1234), false);
+}
 // Rendezvous over four members for the ECS /24.
 void BM_persistence_ecs(benchmark::State& s) {
   run(s, make_query("sticky.gtm.example", 1, true, true), false);
 }
 
-BENCHMARK(BM_static_a);
-BENCHMARK(BM_static_a_inplace);
-BENCHMARK(BM_static_a_edns);
-BENCHMARK(BM_static_a_ecs);
-BENCHMARK(BM_gslb_weighted);
-BENCHMARK(BM_gslb_weighted_inplace);
-BENCHMARK(BM_gslb_round_robin);
-BENCHMARK(BM_nxdomain);
-BENCHMARK(BM_mx_with_edns);
-BENCHMARK(BM_topology_ecs);
-BENCHMARK(BM_topology_ecs_inplace);
-BENCHMARK(BM_persistence_ecs);
+// GTM_BENCH_ITERATIONS=N runs each benchmark exactly N times: bench/instructions.sh counts
+// instructions per query as the difference between two such runs of the whole program.
+void fixed_iterations(benchmark::internal::Benchmark* b) {
+  if (const char* n = getenv("GTM_BENCH_ITERATIONS")) b->Iterations(atoll(n));
+}
+
+BENCHMARK(BM_static_a)->Apply(fixed_iterations);
+BENCHMARK(BM_static_a_inplace)->Apply(fixed_iterations);
+BENCHMARK(BM_static_a_edns)->Apply(fixed_iterations);
+BENCHMARK(BM_static_a_ecs)->Apply(fixed_iterations);
+BENCHMARK(BM_gslb_weighted)->Apply(fixed_iterations);
+BENCHMARK(BM_gslb_weighted_inplace)->Apply(fixed_iterations);
+BENCHMARK(BM_gslb_round_robin)->Apply(fixed_iterations);
+BENCHMARK(BM_nxdomain)->Apply(fixed_iterations);
+BENCHMARK(BM_mx_with_edns)->Apply(fixed_iterations);
+BENCHMARK(BM_topology_ecs)->Apply(fixed_iterations);
+BENCHMARK(BM_topology_ecs_inplace)->Apply(fixed_iterations);
+BENCHMARK(BM_topology_ecs_v6)->Apply(fixed_iterations);
+BENCHMARK(BM_persistence_ecs)->Apply(fixed_iterations);
 
 }  // namespace
 

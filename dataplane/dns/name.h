@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "dataplane/dns/wire.h"
 
 namespace gtm::dns {
@@ -56,9 +60,9 @@ inline uint32_t name_hash(const uint8_t* name, size_t len) {
   return name_hash_finish(h, tail);
 }
 
-// Whether a[0, len) == b[0, len), 8 bytes per step with one overlapping last step (the name index
-// compares every looked-up name with its node's: a memcmp call cost ~18 instructions of a ~20-byte
-// name). Reads nothing outside either range.
+// Whether a[0, len) == b[0, len), 16 (SSE2) or 8 bytes per step with one overlapping last step
+// (the name index compares every looked-up name with its node's: a memcmp call cost ~18
+// instructions of a ~20-byte name, the 8-byte loop ~23). Reads nothing outside either range.
 inline bool names_equal(const uint8_t* a, const uint8_t* b, size_t len) {
   auto word = [](const uint8_t* p) {
     uint64_t w;
@@ -70,12 +74,27 @@ inline bool names_equal(const uint8_t* a, const uint8_t* b, size_t len) {
     std::memcpy(&w, p, 4);
     return w;
   };
+#if defined(__SSE2__)
+  if (len >= 16) {
+    auto differ = [](const uint8_t* x, const uint8_t* y) {
+      const __m128i vx = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+      const __m128i vy = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y));
+      return _mm_movemask_epi8(_mm_cmpeq_epi8(vx, vy)) != 0xFFFF;
+    };
+    for (size_t i = 0; i + 16 < len; i += 16) {
+      if (differ(a + i, b + i)) return false;
+    }
+    return !differ(a + len - 16, b + len - 16);
+  }
+  if (len >= 8) return word(a) == word(b) && word(a + len - 8) == word(b + len - 8);
+#else
   if (len >= 8) {
     for (size_t i = 0; i + 8 < len; i += 8) {
       if (word(a + i) != word(b + i)) return false;
     }
     return word(a + len - 8) == word(b + len - 8);
   }
+#endif
   if (len >= 4) return half(a) == half(b) && half(a + len - 4) == half(b + len - 4);
   for (size_t i = 0; i < len; ++i) {
     if (a[i] != b[i]) return false;

@@ -40,9 +40,12 @@ inline size_t opt_rr_size(const EcsOption* ecs) {
 
 // Writes our OPT RR at p[0, opt_rr_size(ecs)): root owner, our payload size, the upper 8 bits of
 // the 12-bit `ext_rcode`, version 0, DO when `do_bit`, and the ECS option with the query's family,
-// source prefix and address and the given scope prefix.
+// source prefix and address and the given scope prefix. With `room_past_end` the caller owns the
+// octets up to p + kOptRrMaxSize: the address is then copied as its whole 16-octet field (zero
+// past the prefix, see EcsOption) instead of by length.
+inline constexpr size_t kOptRrMaxSize = 11 + 8 + 16;
 inline void write_opt_rr(uint8_t* p, uint16_t payload, uint16_t ext_rcode, bool do_bit,
-                         const EcsOption* ecs, uint8_t scope_prefix) {
+                         const EcsOption* ecs, uint8_t scope_prefix, bool room_past_end = false) {
   p[0] = 0;
   store16(p + 1, kTypeOPT);
   store16(p + 3, payload);
@@ -60,7 +63,11 @@ inline void write_opt_rr(uint8_t* p, uint16_t payload, uint16_t ext_rcode, bool 
   store16(o + 4, ecs->family);
   o[6] = ecs->source_prefix;
   o[7] = scope_prefix;
-  std::memcpy(o + 8, ecs->address, addr_len);
+  if (room_past_end) {
+    std::memcpy(o + 8, ecs->address, sizeof(ecs->address));
+  } else {
+    std::memcpy(o + 8, ecs->address, addr_len);
+  }
 }
 
 class ResponseWriter {

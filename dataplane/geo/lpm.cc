@@ -16,8 +16,6 @@ namespace gtm::geo {
 
 namespace {
 
-using u128 = unsigned __int128;
-
 bool fail(std::string* error, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 bool fail(std::string* error, const char* fmt, ...) {
   if (error != nullptr) {
@@ -240,70 +238,6 @@ bool validate_image(const uint8_t* data, size_t len, uint32_t magic, uint32_t ad
   return true;
 }
 
-template <class T>
-inline LpmMatch bucket_lookup(const uint8_t* obj, const LpmObject& o, T key, uint32_t depth) {
-  const uint32_t count = o.count;
-  const T* keys = reinterpret_cast<const T*>(obj + sizeof(LpmObject));
-  uint32_t base = 0, n = count;
-  // Branchless: log2(count) steps, each a conditional move; the keys span one or two lines.
-  while (n > 1) {
-    const uint32_t half = n >> 1;
-    base += keys[base + half] <= key ? half : 0;
-    n -= half;
-  }
-  const T start = keys[base];
-  const T end = static_cast<T>(keys[base + 1] - 1);  // the zero sentinel ends the last range
-  const uint8_t* values = obj + sizeof(LpmObject) + bucket_keys_size(sizeof(T) * 8, count);
-  // One table almost always has one value width; this branch is predicted.
-  uint32_t value;
-  if (o.value_bytes == 2) {
-    uint16_t v;
-    std::memcpy(&v, values + base * 2, 2);
-    value = v;
-  } else {
-    std::memcpy(&value, values + base * 4, 4);
-  }
-  return {value, static_cast<uint8_t>(depth + sizeof(T) * 8 - lpm_block_bits<T>(key, start, end))};
-}
-
-// The `n` address bits after the first `depth` bits, for n <= 64 and depth + n <= Bits.
-template <class A, int Bits>
-inline uint64_t take_bits(A addr, uint32_t depth, uint32_t n) {
-  return static_cast<uint64_t>(static_cast<A>(addr << depth) >> (Bits - n));
-}
-
-template <class A, int Bits>
-inline LpmMatch lookup_in(const uint8_t* pool, uint32_t e, A addr) {
-  uint32_t depth = 0;       // first address bit the current entry's object splits on
-  uint32_t node_depth = 0;  // depth of the node that holds the current entry
-  while (!(e & kLpmLeaf)) {
-    const uint8_t* obj = pool + uint64_t{e & kLpmRefOffsetMask} * 8;
-    const uint32_t param = (e >> kLpmRefParamShift) & 15;
-    if (!(e & kLpmRefBucket)) {
-      // A node: the reference carries the stride, so only the entry's cache line is read.
-      const uint32_t stride = param + 1;
-      node_depth = depth;
-      std::memcpy(&e, obj + sizeof(LpmObject) + take_bits<A, Bits>(addr, depth, stride) * 4, 4);
-      depth += stride;
-      continue;
-    }
-    LpmObject o;
-    std::memcpy(&o, obj, sizeof(o));
-    const uint64_t key = take_bits<A, Bits>(addr, depth, 8u << param);
-    switch (param) {
-      case 0:
-        return bucket_lookup<uint8_t>(obj, o, static_cast<uint8_t>(key), depth);
-      case 1:
-        return bucket_lookup<uint16_t>(obj, o, static_cast<uint16_t>(key), depth);
-      case 2:
-        return bucket_lookup<uint32_t>(obj, o, static_cast<uint32_t>(key), depth);
-      default:
-        return bucket_lookup<uint64_t>(obj, o, key, depth);
-    }
-  }
-  return {e & kLpmValueMask, static_cast<uint8_t>(node_depth + ((e & ~kLpmLeaf) >> kLpmValueBits))};
-}
-
 }  // namespace
 
 bool Lpm4View::validate(const uint8_t* data, size_t len, uint32_t value_limit, std::string* error) {
@@ -311,21 +245,9 @@ bool Lpm4View::validate(const uint8_t* data, size_t len, uint32_t value_limit, s
   return validate_image(data, len, kLpm4Magic, 32, value_limit, &pool_, &root_, error);
 }
 
-LpmMatch Lpm4View::lookup(uint32_t addr) const {
-  return lookup_in<uint32_t, 32>(pool_, root_, addr);
-}
-
 bool Lpm6View::validate(const uint8_t* data, size_t len, uint32_t value_limit, std::string* error) {
   *this = Lpm6View();
   return validate_image(data, len, kLpm6Magic, 128, value_limit, &pool_, &root_, error);
-}
-
-LpmMatch Lpm6View::lookup(const uint8_t* addr) const {
-  uint64_t hi, lo;
-  std::memcpy(&hi, addr, 8);
-  std::memcpy(&lo, addr + 8, 8);
-  const u128 a = (u128{__builtin_bswap64(hi)} << 64) | __builtin_bswap64(lo);
-  return lookup_in<u128, 128>(pool_, root_, a);
 }
 
 }  // namespace gtm::geo

@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "dataplane/dns/name.h"
 
 namespace gtm::dns {
 namespace {
@@ -769,6 +772,155 @@ TEST(QueryParser, MutatedInputsKeepInvariants) {
   }
   EXPECT_GT(ok, 0);  // the mutator must not be so destructive that nothing is accepted
 }
+
+// --- The one-pass route agrees with the strict walk --------------------------------------------
+
+namespace fast_path {
+
+// parse_query() takes a one-pass route for the common shape (16 octets of the name per step, a
+// lone ECS option read from the end of the message); parse_query_strict() is the reference.
+void expect_same_as_strict(const Bytes& msg) {
+  ParsedQuery f;
+  ParsedQuery s;
+  Bytes a(msg.begin(), msg.end());
+  Bytes b(msg.begin(), msg.end());
+  const ParseStatus fs = parse_query(a.data(), a.size(), &f);
+  const ParseStatus ss = parse_query_strict(b.data(), b.size(), &s);
+  ASSERT_EQ(fs, ss);
+  if (fs != ParseStatus::kOk) return;
+  EXPECT_EQ(f.id, s.id);
+  EXPECT_EQ(f.flags, s.flags);
+  ASSERT_EQ(f.qname_len, s.qname_len);
+  EXPECT_EQ(0, std::memcmp(f.qname_lower, s.qname_lower, s.qname_len));
+  EXPECT_EQ(f.qname_hash, s.qname_hash);
+  EXPECT_EQ(f.qname_hash, name_hash(s.qname_lower, s.qname_len));
+  ASSERT_EQ(f.label_count, s.label_count);
+  EXPECT_EQ(0, std::memcmp(f.label_offsets, s.label_offsets, s.label_count));
+  EXPECT_EQ(f.qtype, s.qtype);
+  EXPECT_EQ(f.question_end, s.question_end);
+  EXPECT_EQ(f.has_edns, s.has_edns);
+  EXPECT_EQ(f.udp_payload, s.udp_payload);
+  EXPECT_EQ(f.edns_flags, s.edns_flags);
+  EXPECT_EQ(f.has_cookie, s.has_cookie);
+  EXPECT_EQ(f.ecs.present, s.ecs.present);
+  EXPECT_EQ(f.ecs.family, s.ecs.family);
+  EXPECT_EQ(f.ecs.source_prefix, s.ecs.source_prefix);
+  EXPECT_EQ(f.ecs.scope_prefix, s.ecs.scope_prefix);
+  EXPECT_EQ(0, std::memcmp(f.ecs.address, s.ecs.address, sizeof(s.ecs.address)));
+}
+
+// A name of `len` wire octets (root included) in labels of at most `max_label` octets, with
+// letters of both cases, digits and octets >= 0x80.
+std::string name_of_length(size_t len, size_t max_label, uint32_t seed) {
+  std::mt19937 rng(seed);
+  static const char kChars[] = "aZbYcXdW09-_\x80\xC1\xFFQz";
+  std::string dotted;
+  size_t left = len - 1;  // octets before the root
+  while (left > 0) {
+    size_t label = std::min(max_label, left - 1);
+    // Never leave a single octet: a label needs two (its length and one letter).
+    if (left - 1 - label == 1) label = label > 1 ? label - 1 : label + 1;
+    if (!dotted.empty()) dotted += '.';
+    for (size_t i = 0; i < label; ++i) dotted += kChars[rng() % (sizeof(kChars) - 1)];
+    left -= label + 1;
+  }
+  return dotted;
+}
+
+TEST(QueryParserFastPath, NamesOfEveryLengthAgree) {
+  for (size_t len = 1; len <= kMaxNameLen; ++len) {
+    if (len == 2) continue;  // no wire name has 2 octets
+    for (size_t max_label : {1, 3, 7, 15, 16, 63}) {
+      const std::string dotted = name_of_length(len, max_label, static_cast<uint32_t>(len));
+      Packet p;
+      p.header(0x4242, kFlagRD, 1, 0, 0, 0).question(dotted, kTypeA);
+      ASSERT_EQ(p.size(), kHeaderSize + len + 4) << dotted;
+      SCOPED_TRACE(len);
+      expect_same_as_strict(p.bytes());
+      // Both routes share the name pass: check it against a byte-at-a-time reference too.
+      ParsedQuery q;
+      ASSERT_EQ(parse(p, &q), ParseStatus::kOk);
+      ASSERT_EQ(q.qname_len, len);
+      for (size_t i = 0; i < len; ++i) {
+        ASSERT_EQ(q.qname_lower[i], ascii_lower(p.bytes()[kHeaderSize + i])) << i;
+      }
+      Packet e;
+      e.header(0x4242, kFlagRD, 1, 0, 0, 1).question(dotted, kTypeAAAA).opt(4096, {});
+      expect_same_as_strict(e.bytes());
+    }
+  }
+}
+
+TEST(QueryParserFastPath, LoneEcsOptionOfEveryPrefixAgrees) {
+  std::mt19937 rng(7);
+  for (uint16_t family : {1, 2}) {
+    const unsigned max = family == 1 ? 32 : 128;
+    for (unsigned source = 0; source <= max; ++source) {
+      Bytes addr((source + 7) / 8);
+      for (uint8_t& b : addr) b = static_cast<uint8_t>(rng());
+      if (source % 8 != 0) addr.back() &= static_cast<uint8_t>(0xFF << (8 - source % 8));
+      SCOPED_TRACE(source);
+      const Packet good = edns_query(ecs(family, static_cast<uint8_t>(source), 0, addr));
+      expect_same_as_strict(good.bytes());
+      ParsedQuery q;
+      ASSERT_EQ(parse(good, &q), ParseStatus::kOk);
+      EXPECT_TRUE(q.ecs.present);
+      if (!addr.empty()) {
+        EXPECT_EQ(0, std::memcmp(q.ecs.address, addr.data(), addr.size()));
+      }
+      for (size_t i = addr.size(); i < sizeof(q.ecs.address); ++i) EXPECT_EQ(q.ecs.address[i], 0);
+      // A bit set past the prefix, a wrong address length, a scope: FORMERR or accepted, but
+      // always as the strict walk says.
+      if (source % 8 != 0) {
+        Bytes bad = addr;
+        bad.back() |= static_cast<uint8_t>(0x80 >> (source % 8));
+        expect_same_as_strict(
+            edns_query(ecs(family, static_cast<uint8_t>(source), 0, bad)).bytes());
+      }
+      Bytes longer = addr;
+      longer.push_back(0);
+      expect_same_as_strict(
+          edns_query(ecs(family, static_cast<uint8_t>(source), 0, longer)).bytes());
+      if (!addr.empty()) {
+        Bytes shorter(addr.begin(), addr.end() - 1);
+        expect_same_as_strict(
+            edns_query(ecs(family, static_cast<uint8_t>(source), 0, shorter)).bytes());
+      }
+      expect_same_as_strict(
+          edns_query(ecs(family, static_cast<uint8_t>(source), 24, addr)).bytes());
+    }
+    // Prefixes past the family's maximum.
+    expect_same_as_strict(
+        edns_query(ecs(family, static_cast<uint8_t>(max + 1), 0, Bytes((max + 8) / 8, 0))).bytes());
+  }
+  for (uint16_t family : {0, 3, 0x101}) {
+    expect_same_as_strict(edns_query(ecs(family, 24, 0, {10, 0, 0})).bytes());
+  }
+  // ECS with a cookie after or before it leaves the one-option route.
+  const Bytes cookie = option(kOptCookie, Bytes(8, 0x5A));
+  expect_same_as_strict(edns_query(concat({ecs(1, 24, 0, {10, 1, 2}), cookie})).bytes());
+  expect_same_as_strict(edns_query(concat({cookie, ecs(1, 24, 0, {10, 1, 2})})).bytes());
+}
+
+// names_equal (dataplane/dns/name.h) compares 16 or 8 octets per step with an overlapping last
+// step: every length, a difference at every position, and no read outside either range (the
+// names sit at the end of exactly sized buffers, so ASan sees an over-read).
+TEST(NameCompare, EveryLengthAndEveryDifferingOctet) {
+  std::mt19937 rng(3);
+  for (size_t len = 0; len <= kMaxNameLen; ++len) {
+    Bytes a(len), b(len);
+    for (uint8_t& x : a) x = static_cast<uint8_t>(rng());
+    b = a;
+    ASSERT_TRUE(names_equal(a.data(), b.data(), len)) << len;
+    for (size_t i = 0; i < len; ++i) {
+      b[i] ^= static_cast<uint8_t>(1 + rng() % 255);
+      ASSERT_FALSE(names_equal(a.data(), b.data(), len)) << len << " " << i;
+      b[i] = a[i];
+    }
+  }
+}
+
+}  // namespace fast_path
 
 }  // namespace
 }  // namespace gtm::dns

@@ -487,6 +487,72 @@ services:
       - {primary: rest}
 )";
 
+// The fast path (no explain record) writes the same bytes as the general path for every buffer
+// size from the exact response up: it echoes the ECS address as its whole 16-octet field only when
+// the buffer has room past the response, and by length otherwise.
+TEST_F(Steering, FastPathMatchesTheGeneralPathAtEveryBufferSize) {
+  load(kRegions);
+  const Ecs subnets[] = {{"175.16.199.0", 24}, {"2001:250:1::", 48}, {"81.2.69.0", 23},
+                         {"2001:250::", 31},   {"10.0.0.0", 0},      {"2.125.160.216", 32}};
+  for (const Ecs& e : subnets) {
+    for (uint16_t qtype : {1, 28}) {
+      const std::vector<uint8_t> q = make_query("r.gtm.example", qtype, &e);
+      std::vector<uint8_t> general(4096);
+      Explain ex;
+      WorkerState gws;
+      const size_t n = answer_query(&view_, q.data(), q.size(), general.data(), general.size(),
+                                    source("127.0.0.1"), Transport::kUdp, gws, &ex);
+      ASSERT_GT(n, 0u) << e.address;
+      general.resize(n);
+      // In place the buffer also holds the query, which may be the longer of the two.
+      const size_t smallest = std::max(n, q.size());
+      for (size_t cap = smallest; cap <= smallest + 40; ++cap) {
+        // In place, as the DPDK lcores answer: the query at the start of a `cap`-octet buffer.
+        std::vector<uint8_t> buf(cap, 0xEE);
+        std::memcpy(buf.data(), q.data(), q.size());
+        WorkerState fws;
+        const size_t m = answer_query(&view_, buf.data(), q.size(), buf.data(), buf.size(),
+                                      source("127.0.0.1"), Transport::kUdp, fws);
+        ASSERT_EQ(m, n) << e.address << " cap " << cap;
+        buf.resize(m);
+        EXPECT_EQ(buf, general) << e.address << "/" << int{e.source} << " qtype " << qtype
+                                << " cap " << cap;
+        EXPECT_EQ(fws.counters.responses, gws.counters.responses);
+        EXPECT_EQ(fws.rr_counter, gws.rr_counter);
+      }
+    }
+  }
+}
+
+// The fast path copies a question of up to 32 octets without a call: every question length
+// from the shortest service name here to past that bound, into a separate buffer, as the socket
+// backend answers, byte for byte as the general path.
+TEST_F(Steering, FastPathCopiesQuestionsOfEveryLength) {
+  std::string yaml = "services:\n";
+  for (size_t len = 1; len <= 30; ++len) {
+    yaml += "  - {name: " + std::string(len, 'q') +
+            ".gtm.example., type: A, ttl: 30, pools: [{name: p, members: [{address: 192.0.2." +
+            std::to_string(len) + "}]}]}\n";
+  }
+  load(yaml);
+  for (size_t len = 1; len <= 30; ++len) {
+    const std::vector<uint8_t> q = make_query(std::string(len, 'Q') + ".gtm.example", 1);
+    std::vector<uint8_t> fast(512, 0xEE), general(512, 0xEE);
+    Explain ex;
+    WorkerState fws, gws;
+    const size_t n = answer_query(&view_, q.data(), q.size(), fast.data(), fast.size(),
+                                  source("127.0.0.1"), Transport::kUdp, fws);
+    const size_t m = answer_query(&view_, q.data(), q.size(), general.data(), general.size(),
+                                  source("127.0.0.1"), Transport::kUdp, gws, &ex);
+    ASSERT_GT(n, 0u) << len;
+    ASSERT_EQ(n, m) << len;
+    fast.resize(n);
+    general.resize(m);
+    EXPECT_EQ(fast, general) << len;
+    EXPECT_EQ(decode(fast).answers, (std::vector<std::string>{"192.0.2." + std::to_string(len)}));
+  }
+}
+
 TEST_F(Steering, RegionRulesDecideAndScopeIsTheClassBlock) {
   load(kRegions);
   Explain ex;
