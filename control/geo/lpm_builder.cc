@@ -32,7 +32,21 @@ class TrieEncoder {
  public:
   static constexpr int kBits = kKeyBits<Key>;
 
-  explicit TrieEncoder(const std::vector<LpmRange<Key>>& ranges) : r_(ranges) {}
+  TrieEncoder(const std::vector<LpmRange<Key>>& ranges, bool direct)
+      : r_(ranges), direct_(direct && kBits == 32 && ranges.size() > 1) {
+    if (!direct_) return;
+    // The /16 blocks that some boundary splits, each of which the direct layout gives a 1 KB node.
+    uint64_t blocks = 0;
+    uint64_t last = ~uint64_t{0};
+    for (size_t i = 1; i < r_.size(); ++i) {
+      const uint64_t block = static_cast<uint64_t>(r_[i].start) >> 16;
+      if ((r_[i].start & 0xFFFF) != 0 && block != last) {
+        ++blocks;
+        last = block;
+      }
+    }
+    direct24_ = blocks <= kDirect24MaxBlocks;
+  }
 
   std::vector<uint8_t> encode(uint32_t magic) {
     const uint32_t root = entry(0, 0, 0, 0, r_.size());
@@ -53,6 +67,11 @@ class TrieEncoder {
   }
 
  private:
+  // The direct IPv4 layout (encode_lpm4): a 16-bit root, and under it a 256-entry node for every
+  // /16 that holds a boundary, while there are at most this many of them (4 MB; the full-scale
+  // country database has more and keeps its buckets below the root).
+  static constexpr uint64_t kDirect24MaxBlocks = 4096;
+
   // Up to 256 bytes of keys: a binary search touches at most 3-4 lines of them.
   static uint64_t bucket_capacity(int key_bits) { return 256 / (key_bits / 8); }
 
@@ -76,6 +95,11 @@ class TrieEncoder {
       return gtm::geo::lpm_leaf(r_[lo].value, static_cast<uint32_t>(plen - node_depth));
     }
     const uint64_t count = hi - lo + 1;
+    // Direct IPv4: the top 16 and the next 8 bits are array indexes, so that a client inside a
+    // /24-aligned range (nearly all of them) costs two entry reads and no search, its ECS scope
+    // precomputed in the leaf.
+    if (direct_ && depth == 0) return node(start, depth, lo, hi, 16);
+    if (direct24_ && depth == 16) return node(start, depth, lo, hi, 8);
     // The narrowest key that holds every boundary inside the block (only small blocks can be
     // buckets, so only they are scanned).
     int tz = 0;
@@ -176,6 +200,8 @@ class TrieEncoder {
   }
 
   const std::vector<LpmRange<Key>>& r_;
+  const bool direct_;
+  bool direct24_ = false;
   std::vector<uint8_t> pool_;
   uint32_t objects_ = 0;
   std::unordered_map<std::string, uint32_t> seen_;
@@ -196,14 +222,14 @@ void key6_to_bytes(u128 key, uint8_t* network_order) {
   }
 }
 
-std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges) {
+std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges, Lpm4Layout layout) {
   if (ranges.empty()) return {};
-  return TrieEncoder<uint32_t>(ranges).encode(gtm::geo::kLpm4Magic);
+  return TrieEncoder<uint32_t>(ranges, layout == Lpm4Layout::kDirect).encode(gtm::geo::kLpm4Magic);
 }
 
 std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges) {
   if (ranges.empty()) return {};
-  return TrieEncoder<u128>(ranges).encode(gtm::geo::kLpm6Magic);
+  return TrieEncoder<u128>(ranges, false).encode(gtm::geo::kLpm6Magic);
 }
 
 }  // namespace gtm::control::geo

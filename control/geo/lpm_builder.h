@@ -108,10 +108,19 @@ std::vector<LpmRange<Key>> flatten(const PrefixItem<Key>* items, size_t n, uint3
   return out;
 }
 
+// How an IPv4 table is laid out. kDirect (what the geo compiler uses): the root is a 16-bit direct
+// index and, while at most 4096 /16 blocks hold a range boundary, each of those is an 8-bit direct
+// index, so a lookup inside /24-aligned ranges reads two entries, searches nothing and finds its
+// ECS scope precomputed in the leaf (the steered query's LPM cost, bench/RESULTS.md). It costs
+// 256 KB for the root plus 1 KB per such /16. kCompact: the smallest trie (buckets wherever few
+// ranges start, a small root for a small table); both are the same format (lpm_format.h).
+enum class Lpm4Layout { kDirect, kCompact };
+
 // Lays ranges (as flatten() returns them) out as an image. Values must be < 2^23 (class ids).
 // An empty vector yields an empty image; so does a table too large for the format (a pool over
 // 512 MB, some 50 million ranges), which callers must treat as an error.
-std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges);
+std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges,
+                                 Lpm4Layout layout = Lpm4Layout::kDirect);
 std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges);
 
 // Prefix -> value tables where the longest prefix wins; among equal prefixes the last one added.
@@ -144,10 +153,11 @@ class LpmBuilder {
 using Lpm4Builder = LpmBuilder<uint32_t>;
 using Lpm6Builder = LpmBuilder<u128>;
 
-inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<uint32_t>>& r) {
-  return encode_lpm4(r);
+inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<uint32_t>>& r,
+                                       Lpm4Layout layout = Lpm4Layout::kDirect) {
+  return encode_lpm4(r, layout);
 }
-inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<u128>>& r) {
+inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<u128>>& r, Lpm4Layout = {}) {
   return encode_lpm6(r);
 }
 

@@ -17,6 +17,7 @@
 namespace {
 
 using gtm::control::geo::key6_to_bytes;
+using gtm::control::geo::Lpm4Layout;
 using gtm::control::geo::LpmBuilder;
 using gtm::control::geo::prefix_last;
 using gtm::control::geo::prefix_mask;
@@ -100,10 +101,11 @@ template <class Key>
 using ViewFor = std::conditional_t<sizeof(Key) == 4, View4, View6>;
 
 template <class Key>
-void build(const std::vector<Prefix<Key>>& ps, uint32_t limit, ViewFor<Key>* v) {
+void build(const std::vector<Prefix<Key>>& ps, uint32_t limit, ViewFor<Key>* v,
+           Lpm4Layout layout = Lpm4Layout::kDirect) {
   LpmBuilder<Key> b;
   for (const auto& p : ps) b.add(p.addr, p.len, p.value);
-  v->image = gtm::control::geo::encode_lpm(b.ranges());
+  v->image = gtm::control::geo::encode_lpm(b.ranges(), layout);
   std::string error;
   ASSERT_TRUE(v->view.validate(v->image.data(), v->image.size(), limit, &error)) << error;
 }
@@ -162,9 +164,9 @@ std::vector<Prefix<Key>> random_prefixes(std::mt19937_64& rng, int n, uint32_t v
 // addresses just outside.
 template <class Key>
 void check_all(const std::vector<Prefix<Key>>& ps, uint32_t limit, std::mt19937_64& rng,
-               int random_count) {
+               int random_count, Lpm4Layout layout = Lpm4Layout::kDirect) {
   ViewFor<Key> v;
-  build(ps, limit, &v);
+  build(ps, limit, &v, layout);
   const Reference<Key> ref(ps);
   for (const auto& p : ps) {
     const Key last = prefix_last(p.addr, p.len);
@@ -182,6 +184,7 @@ TEST(Lpm4, RandomPrefixSetsMatchReference) {
   for (int round = 0; round < 150; ++round) {
     const auto ps = random_prefixes<uint32_t>(rng, 1 + round % 60, 1 + round % 5);
     check_all(ps, 8, rng, 300);
+    check_all(ps, 8, rng, 300, Lpm4Layout::kCompact);
   }
 }
 
@@ -205,14 +208,81 @@ TEST(Lpm4, DenseRegions) {
     ps.push_back({prefix_mask(base | (static_cast<uint32_t>(rng()) & span), len), len,
                   static_cast<uint32_t>(1 + rng() % 3)});
   }
-  ViewFor<uint32_t> v;
-  build(ps, 4, &v);
   const Reference<uint32_t> ref(ps);
-  for (int i = 0; i < 3000; ++i) {
-    const auto& p = ps[rng() % ps.size()];
-    const uint32_t a = p.addr | (static_cast<uint32_t>(rng()) & ~prefix_mask(~0u, p.len));
-    check_address(ref, v, a);
+  for (Lpm4Layout layout : {Lpm4Layout::kDirect, Lpm4Layout::kCompact}) {
+    ViewFor<uint32_t> v;
+    build(ps, 4, &v, layout);
+    for (int i = 0; i < 3000; ++i) {
+      const auto& p = ps[rng() % ps.size()];
+      const uint32_t a = p.addr | (static_cast<uint32_t>(rng()) & ~prefix_mask(~0u, p.len));
+      check_address(ref, v, a);
+    }
   }
+}
+
+// The root entry of an image and the object it refers to.
+gtm::geo::LpmObject root_object(const std::vector<uint8_t>& image, uint32_t* root) {
+  gtm::geo::LpmHeader h;
+  std::memcpy(&h, image.data(), sizeof(h));
+  *root = h.root;
+  gtm::geo::LpmObject o{};
+  if (!(h.root & gtm::geo::kLpmLeaf)) {
+    std::memcpy(&o,
+                image.data() + h.pool_offset + uint64_t{h.root & gtm::geo::kLpmRefOffsetMask} * 8,
+                sizeof(o));
+  }
+  return o;
+}
+
+// The direct layout: a small table (a few /24 and /23 networks, like a CIDR list or MaxMind's
+// test database) gets a 16-bit root and an 8-bit node under each /16 that a network splits, so
+// that the client's /24 is a leaf two entry reads deep with its ECS scope in it. The compact
+// layout of the same ranges is one bucket.
+TEST(Lpm4, DirectLayoutIndexesSixteenThenEightBits) {
+  const std::vector<Prefix<uint32_t>> ps = {
+      {0xAF10C700, 24, 1}, {0xAF10C800, 23, 2}, {0x51020000, 16, 3}, {0x0A000000, 8, 1}};
+  View4 direct, compact;
+  build(ps, 4, &direct);
+  build(ps, 4, &compact, Lpm4Layout::kCompact);
+  uint32_t root = 0;
+  const gtm::geo::LpmObject d = root_object(direct.image, &root);
+  EXPECT_EQ(d.kind, gtm::geo::kLpmNode);
+  EXPECT_EQ(d.bits, 16);
+  EXPECT_EQ(d.height, 24);  // the 8-bit nodes under it end in leaves
+  // Root (256 KB) and one 1-KB node for 175.16.0.0/16; 81.2.0.0/16 and 10.0.0.0/8 are leaves.
+  EXPECT_EQ(d.count, 65536u);
+  EXPECT_LT(direct.image.size(), size_t{65536 * 4 + 2 * 1032 + 64});
+  EXPECT_EQ(root_object(compact.image, &root).kind, gtm::geo::kLpmBucket);
+  EXPECT_LT(compact.image.size(), 256u);
+  for (const View4* v : {&direct, &compact}) {
+    EXPECT_EQ(v->lookup(0xAF10C701).value, 1u);
+    EXPECT_EQ(v->lookup(0xAF10C701).prefix_len, 24);
+    EXPECT_EQ(v->lookup(0xAF10C9FF).value, 2u);
+    EXPECT_EQ(v->lookup(0xAF10C9FF).prefix_len, 23);
+    EXPECT_EQ(v->lookup(0xAF10C600).value, 0u);
+    EXPECT_EQ(v->lookup(0xAF10C600).prefix_len, 24);
+    EXPECT_EQ(v->lookup(0x51020304).prefix_len, 16);
+    EXPECT_EQ(v->lookup(0x0A010203).prefix_len, 8);
+  }
+}
+
+// Past 4096 split /16 blocks (4 MB of 8-bit nodes) the direct layout keeps buckets below its
+// root, and still answers like the reference.
+TEST(Lpm4, DirectLayoutFallsBackToBucketsForManySplitBlocks) {
+  std::mt19937_64 rng(45);
+  std::vector<Prefix<uint32_t>> ps;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    ps.push_back({(i * 13 % 65536) << 16 | 0x8000u, 24, 1 + static_cast<uint32_t>(rng() % 3)});
+  }
+  View4 v;
+  build(ps, 4, &v);
+  EXPECT_LT(v.image.size(), size_t{4} << 20);
+  const Reference<uint32_t> ref(ps);
+  for (const auto& p : ps) {
+    check_address(ref, v, p.addr);
+    check_address(ref, v, p.addr - 1);
+  }
+  for (int i = 0; i < 3000; ++i) check_address(ref, v, static_cast<uint32_t>(rng()));
 }
 
 TEST(Lpm6, DenseRegions) {
@@ -264,6 +334,9 @@ TEST(Lpm4, EdgeCases) {
       100);
   // Equal prefixes: the last one added wins.
   check_all<uint32_t>({{0x0A000000, 8, 1}, {0x0A000000, 8, 2}}, 3, rng, 10);
+  // The same in the compact layout.
+  check_all<uint32_t>({{0, 0, 3}, {0x01020304, 32, 1}}, 4, rng, 10, Lpm4Layout::kCompact);
+  check_all<uint32_t>({{0, 32, 1}, {0xFFFFFFFF, 32, 2}}, 4, rng, 10, Lpm4Layout::kCompact);
 }
 
 TEST(Lpm4, AdjacentEqualBlocksMergeIntoOneScope) {
@@ -361,7 +434,7 @@ TEST(Lpm, EmptyAndDefaultViewsMapEverythingToNoClass) {
 
 // A small image with nodes and buckets of several widths, for the corruption tests.
 template <class Key>
-std::vector<uint8_t> small_image() {
+std::vector<uint8_t> small_image(Lpm4Layout layout = Lpm4Layout::kCompact) {
   std::mt19937_64 rng(12);
   LpmBuilder<Key> b;
   constexpr int kBits = static_cast<int>(sizeof(Key) * 8);
@@ -370,7 +443,7 @@ std::vector<uint8_t> small_image() {
     b.add(random_key<Key>(rng) >> (i % 3 == 0 ? 4 : 0), len, static_cast<uint32_t>(1 + rng() % 3));
   }
   for (int i = 0; i < 40; ++i) b.add(static_cast<Key>(i) << (kBits - 24), 24, 1 + i % 2);
-  return gtm::control::geo::encode_lpm(b.ranges());
+  return gtm::control::geo::encode_lpm(b.ranges(), layout);
 }
 
 template <class View, class Key>
@@ -390,15 +463,23 @@ void exercise(const View& v, std::mt19937_64& rng, uint32_t limit) {
 }
 
 template <class View, class Key>
-void corruption_is_refused() {
-  const std::vector<uint8_t> good = small_image<Key>();
+void corruption_is_refused(Lpm4Layout layout = Lpm4Layout::kCompact) {
+  const std::vector<uint8_t> good = small_image<Key>(layout);
   ASSERT_GT(good.size(), 200u);
   std::mt19937_64 rng(3);
   std::string error;
   View v;
   ASSERT_TRUE(v.validate(good.data(), good.size(), 4, &error)) << error;
-  // Every truncation is refused.
-  for (size_t len = 1; len < good.size(); ++len) {
+  // Every truncation and every byte is tried in a small image; in a direct one (over 256 KB)
+  // its header, its first and last 1.5 KB and a random sample in between, to stay within seconds.
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < good.size(); ++i) {
+    if (good.size() < 8192 || i < 1536 || i + 1536 >= good.size() || rng() % 256 == 0) {
+      positions.push_back(i);
+    }
+  }
+  for (size_t len : positions) {
+    if (len == 0) continue;
     std::vector<uint64_t> buf(len / 8 + 1);
     std::memcpy(buf.data(), good.data(), len);
     EXPECT_FALSE(v.validate(reinterpret_cast<const uint8_t*>(buf.data()), len, 4, &error)) << len;
@@ -411,7 +492,7 @@ void corruption_is_refused() {
   size_t refused = 0;
   std::vector<uint64_t> storage(good.size() / 8 + 1);
   uint8_t* image = reinterpret_cast<uint8_t*>(storage.data());
-  for (size_t i = 0; i < good.size(); ++i) {
+  for (size_t i : positions) {
     for (uint8_t flip : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xFF}}) {
       std::memcpy(image, good.data(), good.size());
       image[i] ^= flip;
@@ -424,7 +505,7 @@ void corruption_is_refused() {
       exercise<View, Key>(v, rng, 4);
     }
   }
-  EXPECT_GT(refused, good.size()) << "most corruptions must be caught";
+  EXPECT_GT(refused, positions.size()) << "most corruptions must be caught";
   // Misaligned images are refused rather than read unaligned.
   std::memcpy(image + 1, good.data(), good.size() - 1);
   EXPECT_FALSE(v.validate(image + 1, good.size() - 1, 4, &error));
@@ -432,6 +513,9 @@ void corruption_is_refused() {
 
 TEST(Lpm4, CorruptImagesAreRefused) {
   corruption_is_refused<gtm::geo::Lpm4View, uint32_t>();
+}
+TEST(Lpm4, CorruptDirectImagesAreRefused) {
+  corruption_is_refused<gtm::geo::Lpm4View, uint32_t>(Lpm4Layout::kDirect);
 }
 TEST(Lpm6, CorruptImagesAreRefused) {
   corruption_is_refused<gtm::geo::Lpm6View, u128>();
