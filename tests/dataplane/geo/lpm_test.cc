@@ -17,8 +17,8 @@
 namespace {
 
 using gtm::control::geo::key6_to_bytes;
-using gtm::control::geo::Lpm4Layout;
 using gtm::control::geo::LpmBuilder;
+using gtm::control::geo::LpmLayout;
 using gtm::control::geo::prefix_last;
 using gtm::control::geo::prefix_mask;
 using gtm::control::geo::u128;
@@ -102,7 +102,7 @@ using ViewFor = std::conditional_t<sizeof(Key) == 4, View4, View6>;
 
 template <class Key>
 void build(const std::vector<Prefix<Key>>& ps, uint32_t limit, ViewFor<Key>* v,
-           Lpm4Layout layout = Lpm4Layout::kDirect) {
+           LpmLayout layout = LpmLayout::kDirect) {
   LpmBuilder<Key> b;
   for (const auto& p : ps) b.add(p.addr, p.len, p.value);
   v->image = gtm::control::geo::encode_lpm(b.ranges(), layout);
@@ -164,7 +164,7 @@ std::vector<Prefix<Key>> random_prefixes(std::mt19937_64& rng, int n, uint32_t v
 // addresses just outside.
 template <class Key>
 void check_all(const std::vector<Prefix<Key>>& ps, uint32_t limit, std::mt19937_64& rng,
-               int random_count, Lpm4Layout layout = Lpm4Layout::kDirect) {
+               int random_count, LpmLayout layout = LpmLayout::kDirect) {
   ViewFor<Key> v;
   build(ps, limit, &v, layout);
   const Reference<Key> ref(ps);
@@ -184,7 +184,7 @@ TEST(Lpm4, RandomPrefixSetsMatchReference) {
   for (int round = 0; round < 150; ++round) {
     const auto ps = random_prefixes<uint32_t>(rng, 1 + round % 60, 1 + round % 5);
     check_all(ps, 8, rng, 300);
-    check_all(ps, 8, rng, 300, Lpm4Layout::kCompact);
+    check_all(ps, 8, rng, 300, LpmLayout::kCompact);
   }
 }
 
@@ -193,6 +193,7 @@ TEST(Lpm6, RandomPrefixSetsMatchReference) {
   for (int round = 0; round < 150; ++round) {
     const auto ps = random_prefixes<u128>(rng, 1 + round % 60, 1 + round % 5);
     check_all(ps, 8, rng, 300);
+    check_all(ps, 8, rng, 300, LpmLayout::kCompact);
   }
 }
 
@@ -209,7 +210,7 @@ TEST(Lpm4, DenseRegions) {
                   static_cast<uint32_t>(1 + rng() % 3)});
   }
   const Reference<uint32_t> ref(ps);
-  for (Lpm4Layout layout : {Lpm4Layout::kDirect, Lpm4Layout::kCompact}) {
+  for (LpmLayout layout : {LpmLayout::kDirect, LpmLayout::kCompact}) {
     ViewFor<uint32_t> v;
     build(ps, 4, &v, layout);
     for (int i = 0; i < 3000; ++i) {
@@ -243,7 +244,7 @@ TEST(Lpm4, DirectLayoutIndexesSixteenThenEightBits) {
       {0xAF10C700, 24, 1}, {0xAF10C800, 23, 2}, {0x51020000, 16, 3}, {0x0A000000, 8, 1}};
   View4 direct, compact;
   build(ps, 4, &direct);
-  build(ps, 4, &compact, Lpm4Layout::kCompact);
+  build(ps, 4, &compact, LpmLayout::kCompact);
   uint32_t root = 0;
   const gtm::geo::LpmObject d = root_object(direct.image, &root);
   EXPECT_EQ(d.kind, gtm::geo::kLpmNode);
@@ -296,14 +297,67 @@ TEST(Lpm6, DenseRegions) {
     const u128 addr = base | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, 24));
     ps.push_back({prefix_mask(addr, len), len, static_cast<uint32_t>(1 + rng() % 3)});
   }
-  ViewFor<u128> v;
-  build(ps, 4, &v);
   const Reference<u128> ref(ps);
-  for (int i = 0; i < 3000; ++i) {
-    const auto& p = ps[rng() % ps.size()];
-    const u128 a = p.addr | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, p.len));
-    check_address(ref, v, a);
+  for (LpmLayout layout : {LpmLayout::kDirect, LpmLayout::kCompact}) {
+    ViewFor<u128> v;
+    build(ps, 4, &v, layout);
+    for (int i = 0; i < 3000; ++i) {
+      const auto& p = ps[rng() % ps.size()];
+      const u128 a = p.addr | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, p.len));
+      check_address(ref, v, a);
+    }
   }
+}
+
+// The direct IPv6 layout: a 16-bit root, then 8-bit nodes at /16 and /24, so that a client in a
+// /32 (an allocation, like 2001:250::/32 in MaxMind's test database) is a leaf three entry reads
+// deep; deeper networks continue in the compact layout below /32.
+TEST(Lpm6, DirectLayoutIndexesSixteenThenEightThenEightBits) {
+  const u128 cn = u128{0x2001'0250'0000'0000ull} << 64;
+  const u128 jp = u128{0x2001'0218'0000'0000ull} << 64;
+  const u128 deep = u128{0x2001'0254'0100'0000ull} << 64;
+  const std::vector<Prefix<u128>> ps = {{cn, 32, 1}, {jp, 32, 2}, {deep, 40, 3}};
+  View6 direct, compact;
+  build(ps, 4, &direct);
+  build(ps, 4, &compact, LpmLayout::kCompact);
+  uint32_t root = 0;
+  const gtm::geo::LpmObject d = root_object(direct.image, &root);
+  EXPECT_EQ(d.kind, gtm::geo::kLpmNode);
+  EXPECT_EQ(d.bits, 16);
+  EXPECT_EQ(d.height, 40);  // 16 + 8 + 8, then the /40 under 2001:254::/32
+  EXPECT_LT(direct.image.size(), size_t{65536 * 4 + 4 * 1032 + 256});
+  EXPECT_LT(compact.image.size(), 512u);
+  for (const View6* v : {&direct, &compact}) {
+    EXPECT_EQ(v->lookup(cn | 0x1234).value, 1u);
+    EXPECT_EQ(v->lookup(cn | 0x1234).prefix_len, 32);
+    EXPECT_EQ(v->lookup(jp).value, 2u);
+    EXPECT_EQ(v->lookup(jp).prefix_len, 32);
+    EXPECT_EQ(v->lookup(deep | 1).value, 3u);
+    EXPECT_EQ(v->lookup(deep | 1).prefix_len, 40);
+    EXPECT_EQ(v->lookup(u128{0x2001'0254'0000'0000ull} << 64).prefix_len, 40);
+    EXPECT_EQ(v->lookup(u128{0x2a02} << 112).value, 0u);
+  }
+}
+
+// Past 4096 split blocks at /16 and /24 the direct IPv6 layout keeps the compact one below its
+// root, and still answers like the reference.
+TEST(Lpm6, DirectLayoutFallsBackForManySplitBlocks) {
+  std::mt19937_64 rng(67);
+  std::vector<Prefix<u128>> ps;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    const u128 a = (u128{0x2400u + i % 256} << 112) | (u128{(i / 256 * 13 + i) % 256} << 104) |
+                   (u128{0x80} << 96);
+    ps.push_back({a, 32, 1 + static_cast<uint32_t>(rng() % 3)});
+  }
+  View6 v;
+  build(ps, 4, &v);
+  EXPECT_LT(v.image.size(), size_t{2} << 20);
+  const Reference<u128> ref(ps);
+  for (const auto& p : ps) {
+    check_address(ref, v, p.addr);
+    check_address(ref, v, p.addr - 1);
+  }
+  for (int i = 0; i < 2000; ++i) check_address(ref, v, random_key<u128>(rng));
 }
 
 // Buckets store values in 2 bytes when they can, in 4 otherwise: both, side by side.
@@ -335,8 +389,8 @@ TEST(Lpm4, EdgeCases) {
   // Equal prefixes: the last one added wins.
   check_all<uint32_t>({{0x0A000000, 8, 1}, {0x0A000000, 8, 2}}, 3, rng, 10);
   // The same in the compact layout.
-  check_all<uint32_t>({{0, 0, 3}, {0x01020304, 32, 1}}, 4, rng, 10, Lpm4Layout::kCompact);
-  check_all<uint32_t>({{0, 32, 1}, {0xFFFFFFFF, 32, 2}}, 4, rng, 10, Lpm4Layout::kCompact);
+  check_all<uint32_t>({{0, 0, 3}, {0x01020304, 32, 1}}, 4, rng, 10, LpmLayout::kCompact);
+  check_all<uint32_t>({{0, 32, 1}, {0xFFFFFFFF, 32, 2}}, 4, rng, 10, LpmLayout::kCompact);
 }
 
 TEST(Lpm4, AdjacentEqualBlocksMergeIntoOneScope) {
@@ -434,7 +488,7 @@ TEST(Lpm, EmptyAndDefaultViewsMapEverythingToNoClass) {
 
 // A small image with nodes and buckets of several widths, for the corruption tests.
 template <class Key>
-std::vector<uint8_t> small_image(Lpm4Layout layout = Lpm4Layout::kCompact) {
+std::vector<uint8_t> small_image(LpmLayout layout = LpmLayout::kCompact) {
   std::mt19937_64 rng(12);
   LpmBuilder<Key> b;
   constexpr int kBits = static_cast<int>(sizeof(Key) * 8);
@@ -463,7 +517,7 @@ void exercise(const View& v, std::mt19937_64& rng, uint32_t limit) {
 }
 
 template <class View, class Key>
-void corruption_is_refused(Lpm4Layout layout = Lpm4Layout::kCompact) {
+void corruption_is_refused(LpmLayout layout = LpmLayout::kCompact) {
   const std::vector<uint8_t> good = small_image<Key>(layout);
   ASSERT_GT(good.size(), 200u);
   std::mt19937_64 rng(3);
@@ -471,10 +525,10 @@ void corruption_is_refused(Lpm4Layout layout = Lpm4Layout::kCompact) {
   View v;
   ASSERT_TRUE(v.validate(good.data(), good.size(), 4, &error)) << error;
   // Every truncation and every byte is tried in a small image; in a direct one (over 256 KB)
-  // its header, its first and last 1.5 KB and a random sample in between, to stay within seconds.
+  // its header, its first and last 1 KB and a random sample in between, to stay within seconds.
   std::vector<size_t> positions;
   for (size_t i = 0; i < good.size(); ++i) {
-    if (good.size() < 8192 || i < 1536 || i + 1536 >= good.size() || rng() % 256 == 0) {
+    if (good.size() < 8192 || i < 1024 || i + 1024 >= good.size() || rng() % 1024 == 0) {
       positions.push_back(i);
     }
   }
@@ -515,10 +569,13 @@ TEST(Lpm4, CorruptImagesAreRefused) {
   corruption_is_refused<gtm::geo::Lpm4View, uint32_t>();
 }
 TEST(Lpm4, CorruptDirectImagesAreRefused) {
-  corruption_is_refused<gtm::geo::Lpm4View, uint32_t>(Lpm4Layout::kDirect);
+  corruption_is_refused<gtm::geo::Lpm4View, uint32_t>(LpmLayout::kDirect);
 }
 TEST(Lpm6, CorruptImagesAreRefused) {
   corruption_is_refused<gtm::geo::Lpm6View, u128>();
+}
+TEST(Lpm6, CorruptDirectImagesAreRefused) {
+  corruption_is_refused<gtm::geo::Lpm6View, u128>(LpmLayout::kDirect);
 }
 
 TEST(Lpm, WrongFamilyIsRefused) {
