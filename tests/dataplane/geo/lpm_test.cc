@@ -235,6 +235,20 @@ gtm::geo::LpmObject root_object(const std::vector<uint8_t>& image, uint32_t* roo
   return o;
 }
 
+// Builds `ps` in both layouts; the direct one must start with a 16-bit node of `height`.
+template <class Key>
+void build_both(const std::vector<Prefix<Key>>& ps, ViewFor<Key>* direct, ViewFor<Key>* compact,
+                int height) {
+  build(ps, 4, direct);
+  build(ps, 4, compact, LpmLayout::kCompact);
+  uint32_t root = 0;
+  const gtm::geo::LpmObject d = root_object(direct->image, &root);
+  EXPECT_EQ(d.kind, gtm::geo::kLpmNode);
+  EXPECT_EQ(d.bits, 16);
+  EXPECT_EQ(d.count, 65536u);
+  EXPECT_EQ(d.height, height);
+}
+
 // The direct layout: a small table (a few /24 and /23 networks, like a CIDR list or MaxMind's
 // test database) gets a 16-bit root and an 8-bit node under each /16 that a network splits, so
 // that the client's /24 is a leaf two entry reads deep with its ECS scope in it. The compact
@@ -243,16 +257,10 @@ TEST(Lpm4, DirectLayoutIndexesSixteenThenEightBits) {
   const std::vector<Prefix<uint32_t>> ps = {
       {0xAF10C700, 24, 1}, {0xAF10C800, 23, 2}, {0x51020000, 16, 3}, {0x0A000000, 8, 1}};
   View4 direct, compact;
-  build(ps, 4, &direct);
-  build(ps, 4, &compact, LpmLayout::kCompact);
-  uint32_t root = 0;
-  const gtm::geo::LpmObject d = root_object(direct.image, &root);
-  EXPECT_EQ(d.kind, gtm::geo::kLpmNode);
-  EXPECT_EQ(d.bits, 16);
-  EXPECT_EQ(d.height, 24);  // the 8-bit nodes under it end in leaves
+  build_both(ps, &direct, &compact, 24);  // the 8-bit nodes under the root end in leaves
   // Root (256 KB) and one 1-KB node for 175.16.0.0/16; 81.2.0.0/16 and 10.0.0.0/8 are leaves.
-  EXPECT_EQ(d.count, 65536u);
   EXPECT_LT(direct.image.size(), size_t{65536 * 4 + 2 * 1032 + 64});
+  uint32_t root = 0;
   EXPECT_EQ(root_object(compact.image, &root).kind, gtm::geo::kLpmBucket);
   EXPECT_LT(compact.image.size(), 256u);
   for (const View4* v : {&direct, &compact}) {
@@ -318,13 +326,7 @@ TEST(Lpm6, DirectLayoutIndexesSixteenThenEightThenEightBits) {
   const u128 deep = u128{0x2001'0254'0100'0000ull} << 64;
   const std::vector<Prefix<u128>> ps = {{cn, 32, 1}, {jp, 32, 2}, {deep, 40, 3}};
   View6 direct, compact;
-  build(ps, 4, &direct);
-  build(ps, 4, &compact, LpmLayout::kCompact);
-  uint32_t root = 0;
-  const gtm::geo::LpmObject d = root_object(direct.image, &root);
-  EXPECT_EQ(d.kind, gtm::geo::kLpmNode);
-  EXPECT_EQ(d.bits, 16);
-  EXPECT_EQ(d.height, 40);  // 16 + 8 + 8, then the /40 under 2001:254::/32
+  build_both(ps, &direct, &compact, 40);  // 16 + 8 + 8, then the /40 under 2001:254::/32
   EXPECT_LT(direct.image.size(), size_t{65536 * 4 + 4 * 1032 + 256});
   EXPECT_LT(compact.image.size(), 512u);
   for (const View6* v : {&direct, &compact}) {
