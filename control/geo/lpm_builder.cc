@@ -32,7 +32,28 @@ class TrieEncoder {
  public:
   static constexpr int kBits = kKeyBits<Key>;
 
-  explicit TrieEncoder(const std::vector<LpmRange<Key>>& ranges) : r_(ranges) {}
+  TrieEncoder(const std::vector<LpmRange<Key>>& ranges, bool direct)
+      : r_(ranges), direct_(direct && ranges.size() > 1) {
+    if (!direct_) return;
+    // The blocks at the 8-bit levels that some boundary splits (each gets a 1 KB node); the
+    // ranges are sorted, so the split blocks of each level come in order.
+    uint64_t blocks = 0;
+    Key last[2] = {0, 0};
+    bool seen[2] = {false, false};
+    for (size_t i = 1; i < r_.size(); ++i) {
+      for (int level = 0; level < kDirectLevels; ++level) {
+        const int depth = 16 + 8 * level;
+        const Key block = r_[i].start >> (kBits - depth);
+        if (prefix_mask(r_[i].start, depth) != r_[i].start &&
+            (!seen[level] || block != last[level])) {
+          ++blocks;
+          last[level] = block;
+          seen[level] = true;
+        }
+      }
+    }
+    direct8_ = blocks <= kDirectMaxBlocks;
+  }
 
   std::vector<uint8_t> encode(uint32_t magic) {
     const uint32_t root = entry(0, 0, 0, 0, r_.size());
@@ -53,6 +74,13 @@ class TrieEncoder {
   }
 
  private:
+  // The direct layout (lpm_builder.h): a 16-bit root, then 8-bit nodes for the split blocks at
+  // depth 16 (IPv4: to /24) or 16 and 24 (IPv6: to /32), while there are at most this many of
+  // them (4 MB; the full-scale country database has more and keeps its compact layout below the
+  // root).
+  static constexpr int kDirectLevels = kBits == 32 ? 1 : 2;
+  static constexpr uint64_t kDirectMaxBlocks = 4096;
+
   // Up to 256 bytes of keys: a binary search touches at most 3-4 lines of them.
   static uint64_t bucket_capacity(int key_bits) { return 256 / (key_bits / 8); }
 
@@ -76,6 +104,13 @@ class TrieEncoder {
       return gtm::geo::lpm_leaf(r_[lo].value, static_cast<uint32_t>(plen - node_depth));
     }
     const uint64_t count = hi - lo + 1;
+    // Direct: the top 16 and the next 8 (IPv4) or 16 (IPv6) bits are array indexes, so that a
+    // client inside a /24-aligned IPv4 or /32-aligned IPv6 range (nearly all of them) costs two or
+    // three entry reads and no search, its ECS scope precomputed in the leaf.
+    if (direct_ && depth == 0) return node(start, depth, lo, hi, 16);
+    if (direct8_ && depth >= 16 && depth < 16 + 8 * kDirectLevels) {
+      return node(start, depth, lo, hi, 8);
+    }
     // The narrowest key that holds every boundary inside the block (only small blocks can be
     // buckets, so only they are scanned).
     int tz = 0;
@@ -176,6 +211,8 @@ class TrieEncoder {
   }
 
   const std::vector<LpmRange<Key>>& r_;
+  const bool direct_;
+  bool direct8_ = false;
   std::vector<uint8_t> pool_;
   uint32_t objects_ = 0;
   std::unordered_map<std::string, uint32_t> seen_;
@@ -196,14 +233,14 @@ void key6_to_bytes(u128 key, uint8_t* network_order) {
   }
 }
 
-std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges) {
+std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges, LpmLayout layout) {
   if (ranges.empty()) return {};
-  return TrieEncoder<uint32_t>(ranges).encode(gtm::geo::kLpm4Magic);
+  return TrieEncoder<uint32_t>(ranges, layout == LpmLayout::kDirect).encode(gtm::geo::kLpm4Magic);
 }
 
-std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges) {
+std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges, LpmLayout layout) {
   if (ranges.empty()) return {};
-  return TrieEncoder<u128>(ranges).encode(gtm::geo::kLpm6Magic);
+  return TrieEncoder<u128>(ranges, layout == LpmLayout::kDirect).encode(gtm::geo::kLpm6Magic);
 }
 
 }  // namespace gtm::control::geo

@@ -108,11 +108,24 @@ std::vector<LpmRange<Key>> flatten(const PrefixItem<Key>* items, size_t n, uint3
   return out;
 }
 
+// How a table is laid out. kDirect (what the geo compiler uses): the root is a 16-bit direct index
+// and, while at most 4096 blocks are split by a range boundary, the next 8 (IPv4) or 16 (IPv6, in
+// two 8-bit levels) bits are direct indexes too, so that a lookup inside /24-aligned IPv4 or
+// /32-aligned IPv6 ranges reads two or three entries, searches nothing and finds its ECS scope
+// precomputed in the leaf (the steered query's LPM cost, bench/RESULTS.md). It costs 256 KB for
+// the root plus 1 KB per split block. kCompact: the smallest trie (buckets wherever few ranges
+// start, a small root for a small table). Both are the same format (lpm_format.h); a table with
+// more split blocks (the full-scale country database) is laid out the same either way below its
+// root.
+enum class LpmLayout { kDirect, kCompact };
+
 // Lays ranges (as flatten() returns them) out as an image. Values must be < 2^23 (class ids).
 // An empty vector yields an empty image; so does a table too large for the format (a pool over
 // 512 MB, some 50 million ranges), which callers must treat as an error.
-std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges);
-std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges);
+std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges,
+                                 LpmLayout layout = LpmLayout::kDirect);
+std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges,
+                                 LpmLayout layout = LpmLayout::kDirect);
 
 // Prefix -> value tables where the longest prefix wins; among equal prefixes the last one added.
 // Addresses not covered by any prefix get `default_value`.
@@ -144,11 +157,13 @@ class LpmBuilder {
 using Lpm4Builder = LpmBuilder<uint32_t>;
 using Lpm6Builder = LpmBuilder<u128>;
 
-inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<uint32_t>>& r) {
-  return encode_lpm4(r);
+inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<uint32_t>>& r,
+                                       LpmLayout layout = LpmLayout::kDirect) {
+  return encode_lpm4(r, layout);
 }
-inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<u128>>& r) {
-  return encode_lpm6(r);
+inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<u128>>& r,
+                                       LpmLayout layout = LpmLayout::kDirect) {
+  return encode_lpm6(r, layout);
 }
 
 }  // namespace gtm::control::geo

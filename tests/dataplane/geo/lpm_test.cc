@@ -18,6 +18,7 @@ namespace {
 
 using gtm::control::geo::key6_to_bytes;
 using gtm::control::geo::LpmBuilder;
+using gtm::control::geo::LpmLayout;
 using gtm::control::geo::prefix_last;
 using gtm::control::geo::prefix_mask;
 using gtm::control::geo::u128;
@@ -100,10 +101,11 @@ template <class Key>
 using ViewFor = std::conditional_t<sizeof(Key) == 4, View4, View6>;
 
 template <class Key>
-void build(const std::vector<Prefix<Key>>& ps, uint32_t limit, ViewFor<Key>* v) {
+void build(const std::vector<Prefix<Key>>& ps, uint32_t limit, ViewFor<Key>* v,
+           LpmLayout layout = LpmLayout::kDirect) {
   LpmBuilder<Key> b;
   for (const auto& p : ps) b.add(p.addr, p.len, p.value);
-  v->image = gtm::control::geo::encode_lpm(b.ranges());
+  v->image = gtm::control::geo::encode_lpm(b.ranges(), layout);
   std::string error;
   ASSERT_TRUE(v->view.validate(v->image.data(), v->image.size(), limit, &error)) << error;
 }
@@ -162,9 +164,9 @@ std::vector<Prefix<Key>> random_prefixes(std::mt19937_64& rng, int n, uint32_t v
 // addresses just outside.
 template <class Key>
 void check_all(const std::vector<Prefix<Key>>& ps, uint32_t limit, std::mt19937_64& rng,
-               int random_count) {
+               int random_count, LpmLayout layout = LpmLayout::kDirect) {
   ViewFor<Key> v;
-  build(ps, limit, &v);
+  build(ps, limit, &v, layout);
   const Reference<Key> ref(ps);
   for (const auto& p : ps) {
     const Key last = prefix_last(p.addr, p.len);
@@ -182,6 +184,7 @@ TEST(Lpm4, RandomPrefixSetsMatchReference) {
   for (int round = 0; round < 150; ++round) {
     const auto ps = random_prefixes<uint32_t>(rng, 1 + round % 60, 1 + round % 5);
     check_all(ps, 8, rng, 300);
+    check_all(ps, 8, rng, 300, LpmLayout::kCompact);
   }
 }
 
@@ -190,6 +193,7 @@ TEST(Lpm6, RandomPrefixSetsMatchReference) {
   for (int round = 0; round < 150; ++round) {
     const auto ps = random_prefixes<u128>(rng, 1 + round % 60, 1 + round % 5);
     check_all(ps, 8, rng, 300);
+    check_all(ps, 8, rng, 300, LpmLayout::kCompact);
   }
 }
 
@@ -205,14 +209,89 @@ TEST(Lpm4, DenseRegions) {
     ps.push_back({prefix_mask(base | (static_cast<uint32_t>(rng()) & span), len), len,
                   static_cast<uint32_t>(1 + rng() % 3)});
   }
-  ViewFor<uint32_t> v;
-  build(ps, 4, &v);
   const Reference<uint32_t> ref(ps);
-  for (int i = 0; i < 3000; ++i) {
-    const auto& p = ps[rng() % ps.size()];
-    const uint32_t a = p.addr | (static_cast<uint32_t>(rng()) & ~prefix_mask(~0u, p.len));
-    check_address(ref, v, a);
+  for (LpmLayout layout : {LpmLayout::kDirect, LpmLayout::kCompact}) {
+    ViewFor<uint32_t> v;
+    build(ps, 4, &v, layout);
+    for (int i = 0; i < 3000; ++i) {
+      const auto& p = ps[rng() % ps.size()];
+      const uint32_t a = p.addr | (static_cast<uint32_t>(rng()) & ~prefix_mask(~0u, p.len));
+      check_address(ref, v, a);
+    }
   }
+}
+
+// The root entry of an image and the object it refers to.
+gtm::geo::LpmObject root_object(const std::vector<uint8_t>& image, uint32_t* root) {
+  gtm::geo::LpmHeader h;
+  std::memcpy(&h, image.data(), sizeof(h));
+  *root = h.root;
+  gtm::geo::LpmObject o{};
+  if (!(h.root & gtm::geo::kLpmLeaf)) {
+    std::memcpy(&o,
+                image.data() + h.pool_offset + uint64_t{h.root & gtm::geo::kLpmRefOffsetMask} * 8,
+                sizeof(o));
+  }
+  return o;
+}
+
+// Builds `ps` in both layouts; the direct one must start with a 16-bit node of `height`.
+template <class Key>
+void build_both(const std::vector<Prefix<Key>>& ps, ViewFor<Key>* direct, ViewFor<Key>* compact,
+                int height) {
+  build(ps, 4, direct);
+  build(ps, 4, compact, LpmLayout::kCompact);
+  uint32_t root = 0;
+  const gtm::geo::LpmObject d = root_object(direct->image, &root);
+  EXPECT_EQ(d.kind, gtm::geo::kLpmNode);
+  EXPECT_EQ(d.bits, 16);
+  EXPECT_EQ(d.count, 65536u);
+  EXPECT_EQ(d.height, height);
+}
+
+// The direct layout: a small table (a few /24 and /23 networks, like a CIDR list or MaxMind's
+// test database) gets a 16-bit root and an 8-bit node under each /16 that a network splits, so
+// that the client's /24 is a leaf two entry reads deep with its ECS scope in it. The compact
+// layout of the same ranges is one bucket.
+TEST(Lpm4, DirectLayoutIndexesSixteenThenEightBits) {
+  const std::vector<Prefix<uint32_t>> ps = {
+      {0xAF10C700, 24, 1}, {0xAF10C800, 23, 2}, {0x51020000, 16, 3}, {0x0A000000, 8, 1}};
+  View4 direct, compact;
+  build_both(ps, &direct, &compact, 24);  // the 8-bit nodes under the root end in leaves
+  // Root (256 KB) and one 1-KB node for 175.16.0.0/16; 81.2.0.0/16 and 10.0.0.0/8 are leaves.
+  EXPECT_LT(direct.image.size(), size_t{65536 * 4 + 2 * 1032 + 64});
+  uint32_t root = 0;
+  EXPECT_EQ(root_object(compact.image, &root).kind, gtm::geo::kLpmBucket);
+  EXPECT_LT(compact.image.size(), 256u);
+  for (const View4* v : {&direct, &compact}) {
+    EXPECT_EQ(v->lookup(0xAF10C701).value, 1u);
+    EXPECT_EQ(v->lookup(0xAF10C701).prefix_len, 24);
+    EXPECT_EQ(v->lookup(0xAF10C9FF).value, 2u);
+    EXPECT_EQ(v->lookup(0xAF10C9FF).prefix_len, 23);
+    EXPECT_EQ(v->lookup(0xAF10C600).value, 0u);
+    EXPECT_EQ(v->lookup(0xAF10C600).prefix_len, 24);
+    EXPECT_EQ(v->lookup(0x51020304).prefix_len, 16);
+    EXPECT_EQ(v->lookup(0x0A010203).prefix_len, 8);
+  }
+}
+
+// Past 4096 split /16 blocks (4 MB of 8-bit nodes) the direct layout keeps buckets below its
+// root, and still answers like the reference.
+TEST(Lpm4, DirectLayoutFallsBackToBucketsForManySplitBlocks) {
+  std::mt19937_64 rng(45);
+  std::vector<Prefix<uint32_t>> ps;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    ps.push_back({(i * 13 % 65536) << 16 | 0x8000u, 24, 1 + static_cast<uint32_t>(rng() % 3)});
+  }
+  View4 v;
+  build(ps, 4, &v);
+  EXPECT_LT(v.image.size(), size_t{4} << 20);
+  const Reference<uint32_t> ref(ps);
+  for (const auto& p : ps) {
+    check_address(ref, v, p.addr);
+    check_address(ref, v, p.addr - 1);
+  }
+  for (int i = 0; i < 3000; ++i) check_address(ref, v, static_cast<uint32_t>(rng()));
 }
 
 TEST(Lpm6, DenseRegions) {
@@ -226,14 +305,61 @@ TEST(Lpm6, DenseRegions) {
     const u128 addr = base | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, 24));
     ps.push_back({prefix_mask(addr, len), len, static_cast<uint32_t>(1 + rng() % 3)});
   }
-  ViewFor<u128> v;
-  build(ps, 4, &v);
   const Reference<u128> ref(ps);
-  for (int i = 0; i < 3000; ++i) {
-    const auto& p = ps[rng() % ps.size()];
-    const u128 a = p.addr | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, p.len));
-    check_address(ref, v, a);
+  for (LpmLayout layout : {LpmLayout::kDirect, LpmLayout::kCompact}) {
+    ViewFor<u128> v;
+    build(ps, 4, &v, layout);
+    for (int i = 0; i < 3000; ++i) {
+      const auto& p = ps[rng() % ps.size()];
+      const u128 a = p.addr | (random_key<u128>(rng) & ~prefix_mask(~u128{0}, p.len));
+      check_address(ref, v, a);
+    }
   }
+}
+
+// The direct IPv6 layout: a 16-bit root, then 8-bit nodes at /16 and /24, so that a client in a
+// /32 (an allocation, like 2001:250::/32 in MaxMind's test database) is a leaf three entry reads
+// deep; deeper networks continue in the compact layout below /32.
+TEST(Lpm6, DirectLayoutIndexesSixteenThenEightThenEightBits) {
+  const u128 cn = u128{0x2001'0250'0000'0000ull} << 64;
+  const u128 jp = u128{0x2001'0218'0000'0000ull} << 64;
+  const u128 deep = u128{0x2001'0254'0100'0000ull} << 64;
+  const std::vector<Prefix<u128>> ps = {{cn, 32, 1}, {jp, 32, 2}, {deep, 40, 3}};
+  View6 direct, compact;
+  build_both(ps, &direct, &compact, 40);  // 16 + 8 + 8, then the /40 under 2001:254::/32
+  EXPECT_LT(direct.image.size(), size_t{65536 * 4 + 4 * 1032 + 256});
+  EXPECT_LT(compact.image.size(), 512u);
+  for (const View6* v : {&direct, &compact}) {
+    EXPECT_EQ(v->lookup(cn | 0x1234).value, 1u);
+    EXPECT_EQ(v->lookup(cn | 0x1234).prefix_len, 32);
+    EXPECT_EQ(v->lookup(jp).value, 2u);
+    EXPECT_EQ(v->lookup(jp).prefix_len, 32);
+    EXPECT_EQ(v->lookup(deep | 1).value, 3u);
+    EXPECT_EQ(v->lookup(deep | 1).prefix_len, 40);
+    EXPECT_EQ(v->lookup(u128{0x2001'0254'0000'0000ull} << 64).prefix_len, 40);
+    EXPECT_EQ(v->lookup(u128{0x2a02} << 112).value, 0u);
+  }
+}
+
+// Past 4096 split blocks at /16 and /24 the direct IPv6 layout keeps the compact one below its
+// root, and still answers like the reference.
+TEST(Lpm6, DirectLayoutFallsBackForManySplitBlocks) {
+  std::mt19937_64 rng(67);
+  std::vector<Prefix<u128>> ps;
+  for (uint32_t i = 0; i < 5000; ++i) {
+    const u128 a = (u128{0x2400u + i % 256} << 112) | (u128{(i / 256 * 13 + i) % 256} << 104) |
+                   (u128{0x80} << 96);
+    ps.push_back({a, 32, 1 + static_cast<uint32_t>(rng() % 3)});
+  }
+  View6 v;
+  build(ps, 4, &v);
+  EXPECT_LT(v.image.size(), size_t{2} << 20);
+  const Reference<u128> ref(ps);
+  for (const auto& p : ps) {
+    check_address(ref, v, p.addr);
+    check_address(ref, v, p.addr - 1);
+  }
+  for (int i = 0; i < 2000; ++i) check_address(ref, v, random_key<u128>(rng));
 }
 
 // Buckets store values in 2 bytes when they can, in 4 otherwise: both, side by side.
@@ -264,6 +390,9 @@ TEST(Lpm4, EdgeCases) {
       100);
   // Equal prefixes: the last one added wins.
   check_all<uint32_t>({{0x0A000000, 8, 1}, {0x0A000000, 8, 2}}, 3, rng, 10);
+  // The same in the compact layout.
+  check_all<uint32_t>({{0, 0, 3}, {0x01020304, 32, 1}}, 4, rng, 10, LpmLayout::kCompact);
+  check_all<uint32_t>({{0, 32, 1}, {0xFFFFFFFF, 32, 2}}, 4, rng, 10, LpmLayout::kCompact);
 }
 
 TEST(Lpm4, AdjacentEqualBlocksMergeIntoOneScope) {
@@ -361,7 +490,7 @@ TEST(Lpm, EmptyAndDefaultViewsMapEverythingToNoClass) {
 
 // A small image with nodes and buckets of several widths, for the corruption tests.
 template <class Key>
-std::vector<uint8_t> small_image() {
+std::vector<uint8_t> small_image(LpmLayout layout = LpmLayout::kCompact) {
   std::mt19937_64 rng(12);
   LpmBuilder<Key> b;
   constexpr int kBits = static_cast<int>(sizeof(Key) * 8);
@@ -370,7 +499,7 @@ std::vector<uint8_t> small_image() {
     b.add(random_key<Key>(rng) >> (i % 3 == 0 ? 4 : 0), len, static_cast<uint32_t>(1 + rng() % 3));
   }
   for (int i = 0; i < 40; ++i) b.add(static_cast<Key>(i) << (kBits - 24), 24, 1 + i % 2);
-  return gtm::control::geo::encode_lpm(b.ranges());
+  return gtm::control::geo::encode_lpm(b.ranges(), layout);
 }
 
 template <class View, class Key>
@@ -390,15 +519,23 @@ void exercise(const View& v, std::mt19937_64& rng, uint32_t limit) {
 }
 
 template <class View, class Key>
-void corruption_is_refused() {
-  const std::vector<uint8_t> good = small_image<Key>();
+void corruption_is_refused(LpmLayout layout = LpmLayout::kCompact) {
+  const std::vector<uint8_t> good = small_image<Key>(layout);
   ASSERT_GT(good.size(), 200u);
   std::mt19937_64 rng(3);
   std::string error;
   View v;
   ASSERT_TRUE(v.validate(good.data(), good.size(), 4, &error)) << error;
-  // Every truncation is refused.
-  for (size_t len = 1; len < good.size(); ++len) {
+  // Every truncation and every byte is tried in a small image; in a direct one (over 256 KB)
+  // its header, its first and last 1 KB and a random sample in between, to stay within seconds.
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < good.size(); ++i) {
+    if (good.size() < 8192 || i < 1024 || i + 1024 >= good.size() || rng() % 1024 == 0) {
+      positions.push_back(i);
+    }
+  }
+  for (size_t len : positions) {
+    if (len == 0) continue;
     std::vector<uint64_t> buf(len / 8 + 1);
     std::memcpy(buf.data(), good.data(), len);
     EXPECT_FALSE(v.validate(reinterpret_cast<const uint8_t*>(buf.data()), len, 4, &error)) << len;
@@ -411,7 +548,7 @@ void corruption_is_refused() {
   size_t refused = 0;
   std::vector<uint64_t> storage(good.size() / 8 + 1);
   uint8_t* image = reinterpret_cast<uint8_t*>(storage.data());
-  for (size_t i = 0; i < good.size(); ++i) {
+  for (size_t i : positions) {
     for (uint8_t flip : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xFF}}) {
       std::memcpy(image, good.data(), good.size());
       image[i] ^= flip;
@@ -424,7 +561,7 @@ void corruption_is_refused() {
       exercise<View, Key>(v, rng, 4);
     }
   }
-  EXPECT_GT(refused, good.size()) << "most corruptions must be caught";
+  EXPECT_GT(refused, positions.size()) << "most corruptions must be caught";
   // Misaligned images are refused rather than read unaligned.
   std::memcpy(image + 1, good.data(), good.size() - 1);
   EXPECT_FALSE(v.validate(image + 1, good.size() - 1, 4, &error));
@@ -433,8 +570,14 @@ void corruption_is_refused() {
 TEST(Lpm4, CorruptImagesAreRefused) {
   corruption_is_refused<gtm::geo::Lpm4View, uint32_t>();
 }
+TEST(Lpm4, CorruptDirectImagesAreRefused) {
+  corruption_is_refused<gtm::geo::Lpm4View, uint32_t>(LpmLayout::kDirect);
+}
 TEST(Lpm6, CorruptImagesAreRefused) {
   corruption_is_refused<gtm::geo::Lpm6View, u128>();
+}
+TEST(Lpm6, CorruptDirectImagesAreRefused) {
+  corruption_is_refused<gtm::geo::Lpm6View, u128>(LpmLayout::kDirect);
 }
 
 TEST(Lpm, WrongFamilyIsRefused) {
