@@ -18,6 +18,7 @@
 #include "control/config/config_loader.h"
 #include "control/geo/geo_job.h"
 #include "dataplane/engine/answer.h"
+#include "dataplane/geo/lpm.h"
 
 namespace {
 
@@ -233,6 +234,8 @@ struct FullDbCase {
   gtm::snap::SnapshotView view;
   std::vector<gtm::bench::EcsSubnet> subnets;
   std::shared_ptr<const gtm::control::geo::CompiledGeo> geo;
+  gtm::geo::Lpm4View lpm4;
+  gtm::geo::Lpm6View lpm6;
   FullDbCase() {
     gtm::control::LoadedConfig cfg;
     gtm::control::ConfigError err;
@@ -249,6 +252,11 @@ struct FullDbCase {
       abort();
     }
     geo = cfg.model.geo;
+    if (!lpm4.validate(geo->lpm4.data(), geo->lpm4.size(), geo->class_count, &error) ||
+        !lpm6.validate(geo->lpm6.data(), geo->lpm6.size(), geo->class_count, &error)) {
+      fprintf(stderr, "full-database LPM tables: %s\n", error.c_str());
+      abort();
+    }
   }
 };
 
@@ -272,6 +280,24 @@ void run_full_db(benchmark::State& state, uint8_t family) {
   state.counters["ranges6"] = static_cast<double>(c.geo->lpm6_entries);
   state.counters["bytes4"] = static_cast<double>(c.geo->lpm4.size());
   state.counters["bytes6"] = static_cast<double>(c.geo->lpm6.size());
+}
+// The LPM lookups alone of those queries' ECS subnets (the IPv4 or IPv6 table by family).
+void BM_lpm_full_ecs_mix(benchmark::State& state) {
+  const FullDbCase& c = full_db_case();
+  size_t i = 0;
+  uint64_t sum = 0;
+  for (auto _ : state) {
+    const gtm::bench::EcsSubnet& s = c.subnets[i];
+    i = i + 1 == c.subnets.size() ? 0 : i + 1;
+    uint32_t a4;
+    std::memcpy(&a4, s.addr, 4);
+    const gtm::geo::LpmMatch m =
+        s.family == 4 ? c.lpm4.lookup(__builtin_bswap32(a4)) : c.lpm6.lookup(s.addr);
+    benchmark::DoNotOptimize(m);
+    sum += m.prefix_len;
+  }
+  if (sum == 0) state.SkipWithError("no lookup found a prefix");
+  state.SetItemsProcessed(state.iterations());
 }
 void BM_topology_ecs_full(benchmark::State& s) {
   run_full_db(s, 0);
@@ -303,6 +329,7 @@ BENCHMARK(BM_topology_ecs_inplace)->Apply(fixed_iterations);
 BENCHMARK(BM_topology_ecs_v6)->Apply(fixed_iterations);
 BENCHMARK(BM_persistence_ecs)->Apply(fixed_iterations);
 BENCHMARK(BM_topology_ecs_full)->Apply(fixed_iterations);
+BENCHMARK(BM_lpm_full_ecs_mix)->Apply(fixed_iterations);
 BENCHMARK(BM_topology_ecs_full_v4)->Apply(fixed_iterations);
 BENCHMARK(BM_topology_ecs_full_v6)->Apply(fixed_iterations);
 
