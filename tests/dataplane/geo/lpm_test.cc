@@ -294,6 +294,17 @@ int entry_kind(uint32_t e) {
   return static_cast<int>((e >> gtm::geo::kLpmRefParamShift) & 15) + 1;
 }
 
+// Every prefix's first address, the one before it and the one after its end.
+template <class Key>
+void check_prefix_edges(const Reference<Key>& ref, const ViewFor<Key>& v,
+                        const std::vector<Prefix<Key>>& ps) {
+  for (const auto& p : ps) {
+    check_address(ref, v, p.addr);
+    check_address(ref, v, static_cast<Key>(p.addr - 1));
+    check_address(ref, v, static_cast<Key>(prefix_last(p.addr, p.len) + 1));
+  }
+}
+
 constexpr uint64_t kNode8Bytes = sizeof(gtm::geo::LpmObject) + 256 * 4;
 
 // The direct budget: 8-bit nodes (1 KB each) go to the split /16 blocks with the most ranges, as
@@ -335,11 +346,7 @@ TEST(Lpm4, DirectBudgetGoesToTheBlocksWithMostRanges) {
       EXPECT_EQ(entry_kind(node_entry(v.image, root, kWide)), 12);
       EXPECT_GE(v.image.size(), previous_size);
       previous_size = v.image.size();
-      for (const auto& p : ps) {
-        check_address(ref, v, p.addr);
-        check_address(ref, v, p.addr - 1);
-        check_address(ref, v, prefix_last(p.addr, p.len) + 1);
-      }
+      check_prefix_edges(ref, v, ps);
       for (int i = 0; i < 2000; ++i) {
         check_address(ref, v,
                       block_of(static_cast<int>(rng() % kBlocks)) << 16 |
@@ -468,11 +475,7 @@ TEST(Lpm6, DirectBudgetCoversSlash24BlocksUnderEightBitNodesOnly) {
     if (c.kind2a00 == 8) {
       EXPECT_EQ(entry_kind(node_entry(v.image, e2a00, 0x40)), c.nodes >= 3 ? 8 : -1);
     }
-    for (const auto& p : ps) {
-      check_address(ref, v, p.addr);
-      check_address(ref, v, p.addr - 1);
-      check_address(ref, v, prefix_last(p.addr, p.len) + 1);
-    }
+    check_prefix_edges(ref, v, ps);
     for (int i = 0; i < 500; ++i) {
       check_address(ref, v,
                     (u128{rng() % 2 ? 0x2400u : 0x2a00u} << 112) | (random_key<u128>(rng) >> 16));
