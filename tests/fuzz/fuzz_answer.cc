@@ -18,6 +18,9 @@ namespace {
 // Exercises every answer path: static types, wildcard, CNAME chain/loop/out of zone, ENT, glue,
 // and every GSLB method including failover, fallback, empty actions and a CNAME service; steering
 // by client class (CIDR regions and ISP lines, IPv4 and IPv6), topology, persistence and drop.
+// topo.example.com is the steered shape the pick table flattens (format.h PickEntry): access
+// policy by region, topology then round-robin or ratio; the fast path answers it from the table,
+// the general path (explain) from the chain, and the two are compared below.
 const char* kYaml = R"(
 regions:
   - {name: r4, cidr: [198.51.100.0/24, 10.0.0.0/8]}
@@ -103,6 +106,27 @@ services:
       - {regions: [r4, r6], primary: t, secondary: s}
       - {regions: [tel], primary: x, secondary: s}
       - {primary: x}
+  - name: topo.example.com.
+    ttl: 30
+    pools:
+      - name: near
+        method: [topology, round-robin]
+        members:
+          - {name: n1, address: 192.0.2.70, datacenter: d1}
+          - {name: n2, address: 192.0.2.71, datacenter: d1}
+          - {name: n3, address: 192.0.2.72, datacenter: d2}
+          - {name: n6, address: "2001:db8::70", datacenter: d2}
+      - name: far
+        method: [topology, ratio]
+        members:
+          - {name: f1, address: 198.51.100.70, datacenter: d2, weight: 3}
+          - {name: f2, address: 198.51.100.71, datacenter: d1}
+          - {name: f6, address: "2001:db8::71", datacenter: d1, weight: 2}
+      - {name: ga, method: [global-availability], members: [{address: 192.0.2.73, mode: always-down}, {address: 192.0.2.74}]}
+    access_policy:
+      - {regions: [r4, tel], primary: near, secondary: far}
+      - {regions: [r6], primary: [ga, far]}
+      - {primary: far, secondary: near}
   - name: cname.gslb.example.com.
     type: CNAME
     ttl: 60

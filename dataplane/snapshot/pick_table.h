@@ -1,0 +1,40 @@
+// The pick table (format.h PickEntry): what a service's chain decides for one client class, as
+// one entry. Derived here, once, for both sides of the contract: control's builder writes the
+// entries with it, and the validator derives each entry again from the sections it is computed
+// from and refuses an image whose entry differs. The engine's general chain
+// (dataplane/engine/answer.cc pick_active) is the independent definition the entries must agree
+// with: tests/fuzz/fuzz_answer.cc and tests/dataplane/engine/pick_table_test.cc compare the two.
+#pragma once
+
+#include <cstdint>
+
+#include "dataplane/snapshot/format.h"
+
+namespace gtm::snap {
+
+// The sections an entry is derived from, with every index in them already proved in bounds (the
+// validator's earlier checks; the builder's construction).
+struct PickSources {
+  const Rule* rules = nullptr;
+  const PoolSet* pool_sets = nullptr;
+  const uint32_t* set_pools = nullptr;
+  const Pool* pools = nullptr;
+  const uint16_t* class_rules = nullptr;
+  const uint16_t* topo_maps = nullptr;
+  const TopoPick* topo_picks = nullptr;
+};
+
+// How many entries `svc` has in the table when it has one: one per client class when the pick
+// depends on the class, else one. 0: the service never has a table (the fast path answers only
+// A and AAAA services; CNAME services go on with the chain).
+inline uint32_t pick_entries_wanted(const Service& svc, uint32_t class_count) {
+  if (svc.rtype != dns::kTypeA && svc.rtype != dns::kTypeAAAA) return 0;
+  return (svc.flags & kSvcNeedsClass) != 0 ? class_count : 1;
+}
+
+// The entry of `svc` for client class `cls` (0 when the service does not need the class): the
+// first pool of the rule's active set with a usable member whose method chain picks without the
+// random generator or the client address; an all-zero entry (not flat) otherwise.
+PickEntry derive_pick(const PickSources& src, const Service& svc, uint32_t cls);
+
+}  // namespace gtm::snap
