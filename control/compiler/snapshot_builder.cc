@@ -365,11 +365,12 @@ snap::PickSources pick_sources(std::span<const snap::Rule> rules,
   return src;
 }
 
-void place_pick_tables(std::vector<snap::Service>* services, uint32_t class_count) {
+void place_pick_tables(std::vector<snap::Service>* services, const std::vector<snap::Pool>& pools,
+                       uint32_t class_count) {
   uint64_t next = 0;
   for (snap::Service& svc : *services) {
     svc.pick_table = kNone;
-    const uint32_t wanted = snap::pick_entries_wanted(svc, class_count);
+    const uint32_t wanted = snap::pick_entries_wanted(svc, pools.data(), class_count);
     if (wanted == 0 || next + wanted > kMaxPickEntries) continue;
     svc.pick_table = static_cast<uint32_t>(next);
     next += wanted;
@@ -381,7 +382,7 @@ void fill_pick_table(const snap::PickSources& src, const std::vector<snap::Servi
   out->clear();
   for (const snap::Service& svc : services) {
     if (svc.pick_table == kNone) continue;
-    const uint32_t wanted = snap::pick_entries_wanted(svc, class_count);
+    const uint32_t wanted = snap::pick_entries_wanted(svc, src.pools, class_count);
     for (uint32_t c = 0; c < wanted; ++c) out->push_back(snap::derive_pick(src, svc, c));
   }
 }
@@ -778,7 +779,7 @@ class Builder {
     for (uint32_t s = 0; s < model_.services.size(); ++s) {
       emit_service(model_.services[s], node_index.at(model_.services[s].name));
     }
-    place_pick_tables(&services_, class_count());
+    place_pick_tables(&services_, pools_, class_count());
     for (const auto& [name, info] : nodes_) emit_node(name, info);
   }
 

@@ -1155,8 +1155,7 @@ size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint
     const uint32_t turn = static_cast<uint32_t>(ws.rr_counter);
     // The client first (the table is per class), then the table, else the chain.
     if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(e, svc, &st);
-    if ((!pick_from_table(e, svc, turn, &st, &p) &&
-         !pick_by_rules(e, svc, turn, &st, &rule, &p)) ||
+    if ((!pick_from_table(e, svc, turn, &st, &p) && !pick_by_rules(e, svc, turn, &st, &rule, &p)) ||
         qend + p.count * rr_len + opt_len > limit) {
       ws.rng = rng;  // as if never drawn: the general path draws the same number again
       return 0;

@@ -24,11 +24,25 @@ struct PickSources {
   const TopoPick* topo_picks = nullptr;
 };
 
+// Whether a pool can ever give a flat entry, whatever health says: not when its preferred method
+// is random or persistence, which decide whenever the pool has a usable member (only topology
+// can fail and pass the decision on).
+inline bool pool_may_be_flat(const Pool& pool) {
+  return pool.method != static_cast<uint8_t>(PoolMethod::kRandom) &&
+         pool.method != static_cast<uint8_t>(PoolMethod::kPersistence);
+}
+
 // How many entries `svc` has in the table when it has one: one per client class when the pick
-// depends on the class, else one. 0: the service never has a table (the fast path answers only
-// A and AAAA services; CNAME services go on with the chain).
-inline uint32_t pick_entries_wanted(const Service& svc, uint32_t class_count) {
+// depends on the class, else one. 0: the service never has a table: the fast path answers only
+// A and AAAA services (CNAME services go on with the chain), and a service whose pools all
+// decide by random or persistence would only pay for an entry that always says "the chain".
+// Configuration only (the same for every health build); `pools` is the image's Pool[].
+inline uint32_t pick_entries_wanted(const Service& svc, const Pool* pools, uint32_t class_count) {
   if (svc.rtype != dns::kTypeA && svc.rtype != dns::kTypeAAAA) return 0;
+  bool may_be_flat = false;
+  for (uint32_t k = 0; k < svc.pool_count; ++k)
+    may_be_flat |= pool_may_be_flat(pools[svc.pool_first + k]);
+  if (!may_be_flat) return 0;
   return (svc.flags & kSvcNeedsClass) != 0 ? class_count : 1;
 }
 

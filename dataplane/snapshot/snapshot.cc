@@ -845,7 +845,7 @@ bool check_pick_table(const Tables& t, std::string* error) {
   for (uint32_t s = 0; s < t.service_count; ++s) {
     const Service& svc = t.services[s];
     if (svc.pick_table == kNone) continue;
-    const uint32_t wanted = pick_entries_wanted(svc, t.class_count);
+    const uint32_t wanted = pick_entries_wanted(svc, t.pools, t.class_count);
     if (wanted == 0) return fail(error, "service %u: a pick table for a service without one", s);
     if (svc.pick_table != next || !range_ok(svc.pick_table, wanted, t.pick_entry_count)) {
       return fail(error, "service %u: pick table out of place or out of bounds", s);
@@ -855,8 +855,8 @@ bool check_pick_table(const Tables& t, std::string* error) {
       const PickEntry want = derive_pick(src, svc, c);
       if (std::memcmp(&want, &t.pick_table[svc.pick_table + c], sizeof(want)) != 0) {
         return fail(error,
-                    "service %u: pick table entry for class %u differs from its rules and pools",
-                    s, c);
+                    "service %u: pick table entry for class %u differs from its rules and pools", s,
+                    c);
       }
     }
   }

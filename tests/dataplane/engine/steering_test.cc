@@ -741,9 +741,9 @@ services:
 // Clients of every class above (regions, the ISP line inside cn and outside it, the /24 topology
 // record, nothing), by ECS of several lengths, SOURCE PREFIX-LENGTH 0, and by source address.
 const Ecs kPickClients[] = {
-    {"10.1.1.0", 24},  {"10.1.200.0", 24}, {"10.2.1.0", 24}, {"10.2.7.0", 24},
-    {"10.2.7.0", 20},  {"10.3.9.0", 24},   {"10.4.1.0", 24}, {"10.9.9.0", 24},
-    {"10.1.0.0", 12},  {"10.2.0.0", 0},    {"2001:db8:1:5::", 56}, {"2001:db8:2::", 48},
+    {"10.1.1.0", 24},     {"10.1.200.0", 24}, {"10.2.1.0", 24},       {"10.2.7.0", 24},
+    {"10.2.7.0", 20},     {"10.3.9.0", 24},   {"10.4.1.0", 24},       {"10.9.9.0", 24},
+    {"10.1.0.0", 12},     {"10.2.0.0", 0},    {"2001:db8:1:5::", 56}, {"2001:db8:2::", 48},
     {"2001:db8:9::", 48}, {"2001:db8::", 16},
 };
 
@@ -819,8 +819,14 @@ TEST_F(Steering, FastPathReadsThePickTable) {
   const Reply before = same_on_both_paths(view_, q, source("127.0.0.1"), &ws, "before");
   ASSERT_EQ(before.answers.size(), 1u);
   EXPECT_EQ(before.answers[0].rfind("198.51.100.", 0), 0u) << "eu: the world pool, fra";
-  const snap::Service& svc = view_.services()[view_.rrsets()[view_.nodes()[view_.find_node(
-      reinterpret_cast<const uint8_t*>("\3geo\3gtm\7example"), 17)].rrset_first].rdata_first];
+  const snap::Service& svc =
+      view_.services()
+          [view_
+               .rrsets()[view_
+                             .nodes()[view_.find_node(
+                                 reinterpret_cast<const uint8_t*>("\3geo\3gtm\7example"), 17)]
+                             .rrset_first]
+               .rdata_first];
   const uint32_t cls = view_.lpm4().lookup(0x0A020100u).value;
   snap::PickEntry& e = const_cast<snap::PickEntry&>(view_.pick_table()[svc.pick_table + cls]);
   ASSERT_NE(e.slot_count, 0u);
@@ -850,9 +856,8 @@ TEST_F(Steering, PickTableFollowsHealth) {
     set_mode(m, "fra2", snap::MemberMode::kAlwaysDown);
   });
   const Ecs eu{"10.2.1.0", 24};
-  const Reply r =
-      same_on_both_paths(view_, make_query("geo.gtm.example", 1, &eu), source("127.0.0.1"), &ws_,
-                         "fra down");
+  const Reply r = same_on_both_paths(view_, make_query("geo.gtm.example", 1, &eu),
+                                     source("127.0.0.1"), &ws_, "fra down");
   EXPECT_EQ(r.answers, (std::vector<std::string>{"198.51.100.3"})) << "eu's second choice: lon";
   // eu is 10.2.0.0/16 less the /24 topology record: 10.2.0.0/22 is the client's class block.
   EXPECT_EQ(r.ecs_scope, 22);

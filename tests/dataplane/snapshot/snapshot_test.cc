@@ -1021,24 +1021,31 @@ TEST(SnapshotCorruption, PickTable) {
   EXPECT_EQ(e.modulus, p.wheel_count);
   EXPECT_EQ(e.answer_count, 1);
   EXPECT_EQ(e.flags, 0);
-  const std::string differ = "service 0: pick table entry for class 0 differs from its rules and pools";
-  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].slot_first += 1; }),
-            differ);
-  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].slot_count = 1; }),
-            differ);
+  const std::string differ =
+      "service 0: pick table entry for class 0 differs from its rules and pools";
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].slot_first += 1; }),
+      differ);
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].slot_count = 1; }),
+      differ);
   EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].modulus = 0; }),
             differ);
-  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].answer_count = 9; }),
-            differ);
-  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].flags = kPickScopeClass; }),
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].answer_count = 9; }),
+      differ);
+  EXPECT_EQ(corrupted_error(
+                [](Image& im) { table<PickEntry>(im, kSecPickTable)[0].flags = kPickScopeClass; }),
             differ);
   // An entry saying "use the chain" where the chain is flat is refused too: the table is exact.
-  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0] = PickEntry{}; }),
-            differ);
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0] = PickEntry{}; }),
+      differ);
   EXPECT_EQ(corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].pick_table = 1; }),
             "service 0: pick table out of place or out of bounds");
-  EXPECT_EQ(corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].pick_table = kNone; }),
-            "pick table: 1 entries, the services own 0");
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].pick_table = kNone; }),
+      "pick table: 1 entries, the services own 0");
   EXPECT_EQ(corrupted_error([](Image& im) { section(im, kSecPickTable)->size = 0; }),
             "service 0: pick table out of place or out of bounds");
   // A health section changed without the table: a shorter wheel is still a valid wheel, but the
