@@ -20,6 +20,7 @@
 
 #include "control/compiler/snapshot_builder.h"
 #include "dataplane/dns/wire.h"
+#include "tests/support/wire_name.h"
 
 namespace gtm::snap {
 namespace {
@@ -36,20 +37,7 @@ using control::ZoneModel;
 // ---------------------------------------------------------------------------------------------
 // Model helpers.
 
-// "www.example." -> {3,'w','w','w',7,'e','x','a','m','p','l','e',0}; "." -> {0}.
-WireName wn(std::string_view text) {
-  WireName out;
-  size_t start = 0;
-  while (start < text.size() && text != ".") {
-    size_t dot = text.find('.', start);
-    if (dot == std::string_view::npos) dot = text.size();
-    out.push_back(static_cast<uint8_t>(dot - start));
-    for (size_t i = start; i < dot; ++i) out.push_back(static_cast<uint8_t>(text[i]));
-    start = dot + 1;
-  }
-  out.push_back(0);
-  return out;
-}
+using test::wn;
 
 WireRdata v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
   return {a, b, c, d};
