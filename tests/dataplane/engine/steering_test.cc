@@ -863,5 +863,42 @@ TEST_F(Steering, PickTableFollowsHealth) {
   EXPECT_EQ(r.ecs_scope, 22);
 }
 
+// The table is bounded (kMaxPickEntries, 2^18 entries, in the builder): services past it keep no
+// table and are answered by the chain, as alike on both paths. 100 disjoint regions make 101
+// classes, so 2600 steered services need 262,600 entries: the last ones do not fit.
+TEST_F(Steering, ServicesPastThePickTableCapAreAnsweredByTheChain) {
+  std::string yaml = "regions:\n";
+  for (int r = 0; r < 100; ++r) {
+    yaml += "  - {name: r" + std::to_string(r) + ", cidr: [10." + std::to_string(r) + ".0.0/16]}\n";
+  }
+  yaml += "services:\n";
+  constexpr int kServices = 2600;
+  for (int s = 0; s < kServices; ++s) {
+    yaml += "  - {name: s" + std::to_string(s) +
+            ".gtm.example., type: A, ttl: 30, pools: [{name: a, members: [{address: 192.0.2.1}]}, "
+            "{name: b, members: [{address: 192.0.2.2}]}], access_policy: [{regions: [r" +
+            std::to_string(s % 100) + "], primary: a}, {primary: b}]}\n";
+  }
+  load(yaml);
+  ASSERT_EQ(view_.class_count(), 101u);
+  uint32_t with_table = 0;
+  for (uint32_t s = 0; s < view_.service_count(); ++s) {
+    with_table += view_.services()[s].pick_table != snap::kNone;
+  }
+  EXPECT_EQ(with_table, (1u << 18) / 101) << "as many services as fit, the others none";
+  EXPECT_LT(with_table, static_cast<uint32_t>(kServices));
+  for (const int s : {0, kServices - 1}) {
+    const std::string name = "s" + std::to_string(s) + ".gtm.example";
+    const Ecs in{"10." + std::to_string(s % 100) + ".1.0", 24};
+    const Ecs out{"10.200.1.0", 24};
+    EXPECT_EQ(same_on_both_paths(view_, make_query(name, 1, &in), source("127.0.0.1"), &ws_, name)
+                  .answers,
+              (std::vector<std::string>{"192.0.2.1"}));
+    EXPECT_EQ(same_on_both_paths(view_, make_query(name, 1, &out), source("127.0.0.1"), &ws_, name)
+                  .answers,
+              (std::vector<std::string>{"192.0.2.2"}));
+  }
+}
+
 }  // namespace
 }  // namespace gtm::engine
