@@ -809,9 +809,10 @@ GTM_ALWAYS_INLINE bool pick_from_table(const Env& c, const snap::Service& svc, u
   if (GTM_UNLIKELY(e.slot_count == 0)) return false;
   p->slots = c.s.pool_slots() + e.slot_first;
   p->n = e.slot_count;
-  p->start = turn % e.modulus;
-  p->count = e.answer_count;
-  if (e.flags & snap::kPickScopeClass) depends_on(st, st->class_prefix);
+  const uint32_t modulus = (e.meta & snap::kPickRotates) ? e.slot_count : 1;
+  p->start = turn % modulus;
+  p->count = e.meta & snap::kPickCountMask;
+  if (e.meta & snap::kPickScopeClass) depends_on(st, st->class_prefix);
   return true;
 }
 

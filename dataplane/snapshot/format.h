@@ -381,21 +381,20 @@ struct TopoPick {
 // and is recomputed with them (control/compiler/snapshot_builder.cc). The validator derives
 // every entry again from those sections (pick_table.h) and refuses an image whose entries differ.
 //
-// A flat entry answers `answer_count` members of PoolSlots[slot_first, slot_first + slot_count),
-// starting at turn % modulus and wrapping at slot_count: modulus is slot_count for the rotating
-// methods and 1 (start 0) for global-availability and return-all. slot_count 0: the entry is not
+// A flat entry answers `meta & kPickCountMask` members of PoolSlots[slot_first, slot_first +
+// slot_count), starting at turn % slot_count for the rotating methods (kPickRotates) and at 0
+// for global-availability and return-all, wrapping at slot_count. slot_count 0: the entry is not
 // flat (the chain reaches random or persistence, or the active set picks nothing) and the
-// general chain answers.
-enum PickFlags : uint8_t {
-  kPickScopeClass = 1u << 0,  // the outcome depends on the class: ECS scope = the class prefix
+// general chain answers. 8 octets: the table is carried by every health publish that changes it.
+enum PickMeta : uint16_t {
+  kPickCountMask = 0x3FFF,     // members answered (1..16383)
+  kPickRotates = 1u << 14,     // the start rotates with the worker's turn
+  kPickScopeClass = 1u << 15,  // the outcome depends on the class: ECS scope = the class prefix
 };
 struct PickEntry {
   uint32_t slot_first;
-  uint32_t slot_count;
-  uint32_t modulus;
-  uint16_t answer_count;
-  uint8_t flags;  // PickFlags
-  uint8_t reserved0;
+  uint16_t slot_count;
+  uint16_t meta;  // PickMeta
 };
 
 // Answer records rendered at publish time, byte for byte as the response writer would write them

@@ -4,12 +4,13 @@ namespace gtm::snap {
 
 namespace {
 
+// An all-zero entry (the chain) when the pick does not fit the entry's fields.
 PickEntry flat(uint32_t slot_first, uint32_t slot_count, bool rotating, uint32_t answer_count) {
   PickEntry e{};
+  if (slot_count > 0xFFFF || answer_count > kPickCountMask) return e;
   e.slot_first = slot_first;
-  e.slot_count = slot_count;
-  e.modulus = rotating ? slot_count : 1;
-  e.answer_count = static_cast<uint16_t>(answer_count);
+  e.slot_count = static_cast<uint16_t>(slot_count);
+  e.meta = static_cast<uint16_t>(answer_count | (rotating ? kPickRotates : 0));
   return e;
 }
 
@@ -31,7 +32,7 @@ bool method_entry(const PickSources& src, const Pool& pool, uint8_t method, uint
       *out = flat(pool.usable_first, n, false, 1);
       return true;
     case PoolMethod::kReturnAll:
-      *out = n <= 0xFFFF ? flat(pool.usable_first, n, false, n) : PickEntry{};
+      *out = flat(pool.usable_first, n, false, n);
       return true;
     case PoolMethod::kReturnN:
       *out = flat(pool.usable_first, n, true, pool.return_n < n ? pool.return_n : n);
@@ -71,7 +72,7 @@ PickEntry derive_pick(const PickSources& src, const Service& svc, uint32_t cls) 
     for (int k = 0; k < 3 && chain[k] != kNoMethod; ++k) {
       PickEntry e;
       if (!method_entry(src, pool, chain[k], cls, &scope_class, &e)) continue;
-      if (e.slot_count != 0 && scope_class) e.flags = kPickScopeClass;
+      if (e.slot_count != 0 && scope_class) e.meta |= kPickScopeClass;
       return e;
     }
   }

@@ -1006,9 +1006,7 @@ TEST(SnapshotCorruption, PickTable) {
   const Pool& p = table<Pool>(base, kSecPools)[0];
   EXPECT_EQ(e.slot_first, p.wheel_first);
   EXPECT_EQ(e.slot_count, p.wheel_count);
-  EXPECT_EQ(e.modulus, p.wheel_count);
-  EXPECT_EQ(e.answer_count, 1);
-  EXPECT_EQ(e.flags, 0);
+  EXPECT_EQ(e.meta, 1 | kPickRotates) << "one member, rotating, scope 0";
   const std::string differ =
       "service 0: pick table entry for class 0 differs from its rules and pools";
   EXPECT_EQ(
@@ -1017,13 +1015,13 @@ TEST(SnapshotCorruption, PickTable) {
   EXPECT_EQ(
       corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].slot_count = 1; }),
       differ);
-  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].modulus = 0; }),
-            differ);
-  EXPECT_EQ(
-      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].answer_count = 9; }),
-      differ);
   EXPECT_EQ(corrupted_error(
-                [](Image& im) { table<PickEntry>(im, kSecPickTable)[0].flags = kPickScopeClass; }),
+                [](Image& im) { table<PickEntry>(im, kSecPickTable)[0].meta &= ~kPickRotates; }),
+            differ);
+  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].meta += 8; }),
+            differ);
+  EXPECT_EQ(corrupted_error(
+                [](Image& im) { table<PickEntry>(im, kSecPickTable)[0].meta |= kPickScopeClass; }),
             differ);
   // An entry saying "use the chain" where the chain is flat is refused too: the table is exact.
   EXPECT_EQ(
