@@ -147,6 +147,21 @@ struct Fixture {
         !view.validate(image.data(), image.size(), &error)) {
       abort();  // the fixed configuration must always build
     }
+    // The comparison below covers the pick table only if the fast path has entries to read:
+    // class-dependent ones (topo.example.com) and ones left to the chain (geo.example.com).
+    uint32_t scoped = 0, chain = 0;
+    for (uint32_t s = 0; s < view.service_count(); ++s) {
+      const gtm::snap::Service& svc = view.services()[s];
+      if (svc.pick_table == gtm::snap::kNone || (svc.flags & gtm::snap::kSvcNeedsClass) == 0) {
+        continue;
+      }
+      for (uint32_t c = 0; c < view.class_count(); ++c) {
+        const gtm::snap::PickEntry& e = view.pick_table()[svc.pick_table + c];
+        scoped += (e.meta & gtm::snap::kPickScopeClass) != 0;
+        chain += e.slot_count == 0;
+      }
+    }
+    if (scoped == 0 || chain == 0) abort();
   }
 };
 
