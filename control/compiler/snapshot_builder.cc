@@ -16,6 +16,7 @@
 #include "dataplane/dns/wire.h"
 #include "dataplane/engine/rendezvous.h"
 #include "dataplane/snapshot/format.h"
+#include "dataplane/snapshot/pick_table.h"
 
 namespace gtm::control {
 
@@ -35,6 +36,11 @@ constexpr uint32_t kMaxPersistenceWeight = 1u << 20;
 constexpr size_t kMaxRules = 0xFFFE;
 // Bounds the per-class tables a service or a topology pool adds to the image.
 constexpr uint32_t kMaxClasses = 1u << 20;
+// Bounds the pick table (format.h PickEntry, 8 octets): 512 KiB, carried by every health publish
+// that changes an entry (an overlay section) and derived again by the dataplane's validator, ~10 ns
+// an entry on each side (bench/RESULTS.md, publish at scale). Services past it are answered by
+// the chain, as before the table existed.
+constexpr uint64_t kMaxPickEntries = 1u << 16;
 
 // Internal error path; build_snapshot turns it into a return value.
 struct BuildError : std::runtime_error {
@@ -339,6 +345,49 @@ struct HealthTables {
     pool->topo_map = intern16(&topo_maps, &topo_maps_index, h.topo_map);
   }
 };
+
+// The pick table (format.h PickEntry). Where each service's entries are is configuration: A and
+// AAAA services in order get one while the table stays within kMaxPickEntries. What the entries
+// say is health (usable lists, wheels, topology picks, active sets): filled on every build.
+snap::PickSources pick_sources(std::span<const snap::Rule> rules,
+                               std::span<const snap::PoolSet> pool_sets,
+                               std::span<const uint32_t> set_pools,
+                               std::span<const snap::Pool> pools,
+                               std::span<const uint16_t> class_rules,
+                               std::span<const uint16_t> topo_maps,
+                               std::span<const snap::TopoPick> topo_picks) {
+  snap::PickSources src;
+  src.rules = rules.data();
+  src.pool_sets = pool_sets.data();
+  src.set_pools = set_pools.data();
+  src.pools = pools.data();
+  src.class_rules = class_rules.data();
+  src.topo_maps = topo_maps.data();
+  src.topo_picks = topo_picks.data();
+  return src;
+}
+
+void place_pick_tables(std::vector<snap::Service>* services, const std::vector<snap::Pool>& pools,
+                       uint32_t class_count) {
+  uint64_t next = 0;
+  for (snap::Service& svc : *services) {
+    svc.pick_table = kNone;
+    const uint32_t wanted = snap::pick_entries_wanted(svc, pools.data(), class_count);
+    if (wanted == 0 || next + wanted > kMaxPickEntries) continue;
+    svc.pick_table = static_cast<uint32_t>(next);
+    next += wanted;
+  }
+}
+
+void fill_pick_table(const snap::PickSources& src, const std::vector<snap::Service>& services,
+                     uint32_t class_count, std::vector<snap::PickEntry>* out) {
+  out->clear();
+  for (const snap::Service& svc : services) {
+    if (svc.pick_table == kNone) continue;
+    const uint32_t wanted = snap::pick_entries_wanted(svc, src.pools, class_count);
+    for (uint32_t c = 0; c < wanted; ++c) out->push_back(snap::derive_pick(src, svc, c));
+  }
+}
 
 // A service's pool sets and rules as the image has them: a service with only pools has one
 // default rule over all of them, in order.
@@ -732,6 +781,7 @@ class Builder {
     for (uint32_t s = 0; s < model_.services.size(); ++s) {
       emit_service(model_.services[s], node_index.at(model_.services[s].name));
     }
+    place_pick_tables(&services_, pools_, class_count());
     for (const auto& [name, info] : nodes_) emit_node(name, info);
   }
 
@@ -981,6 +1031,11 @@ class Builder {
     add_section(image, h, snap::kSecAnswerRecords, answers.bytes);
     add_section(image, h, snap::kSecRRsetAnswers, answers.rrsets);
     add_section(image, h, snap::kSecMemberAnswers, answers.members);
+    std::vector<snap::PickEntry> picks;
+    fill_pick_table(pick_sources(rules_, pool_sets_, set_pools_, pools_, class_rules_,
+                                 health_.topo_maps, health_.topo_picks),
+                    services_, class_count(), &picks);
+    add_section(image, h, snap::kSecPickTable, picks);
     while (image.size() % 8 != 0) image.push_back(0);
     h.total_size = image.size();
     h.checksum = snap::image_checksum(image.data() + sizeof(h), image.size() - sizeof(h));
@@ -1196,6 +1251,11 @@ struct SnapshotCompiler::Kept {
   // carries it.
   std::span<const uint8_t> blob;
   std::span<const snap::Rdata> rdatas;
+  // What the pick table is derived from besides the health sections (configuration, in `base`).
+  std::span<const snap::PoolSet> pool_sets;
+  std::span<const uint32_t> set_pools;
+  std::span<const uint16_t> class_rules;
+  uint32_t class_count = 1;
   std::vector<uint32_t> base_ttls;                // per service
   std::vector<std::vector<uint16_t>> used_rules;  // per service: distinct class -> rule values
   // Per pool: the usable members its cached slots were computed for, and those slots.
@@ -1205,6 +1265,7 @@ struct SnapshotCompiler::Kept {
   // Output of the latest build.
   HealthTables tables;
   AnswerRecords answers;
+  std::vector<snap::PickEntry> picks;
   snap::Header header{};
   std::vector<uint8_t> flat;  // with_checksum: the image in one piece
   snap::OverlayHeader overlay_header{};
@@ -1247,6 +1308,10 @@ bool SnapshotCompiler::build(const SnapshotModel& model, ImageParts* out, std::s
     kept->rrsets = section_copy<snap::RRset>(image, snap::kSecRRsets);
     kept->blob = section_span<uint8_t>(image, snap::kSecBlob);
     kept->rdatas = section_span<snap::Rdata>(image, snap::kSecRdatas);
+    kept->pool_sets = section_span<snap::PoolSet>(image, snap::kSecPoolSets);
+    kept->set_pools = section_span<uint32_t>(image, snap::kSecSetPools);
+    kept->class_rules = section_span<uint16_t>(image, snap::kSecClassRules);
+    kept->class_count = ClassTables(model).count();
     for (const snap::Service& svc : kept->services) kept->base_ttls.push_back(svc.ttl);
     const std::span<const uint16_t> class_rules =
         section_span<uint16_t>(image, snap::kSecClassRules);
@@ -1348,6 +1413,9 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
     if (tables.slots.size() >= UINT32_MAX || tables.topo_picks.size() >= UINT32_MAX) {
       fail("snapshot has too many entries");
     }
+    fill_pick_table(pick_sources(k.rules, k.pool_sets, k.set_pools, k.pools, k.class_rules,
+                                 tables.topo_maps, tables.topo_picks),
+                    k.services, k.class_count, &k.picks);
     ttl_changed = false;
     for (size_t s = 0; s < services.size(); ++s) ttl_changed |= services[s].ttl != k.base_ttls[s];
     if (ttl_changed) {
@@ -1384,6 +1452,7 @@ bool SnapshotCompiler::build_health(const SnapshotModel& model, ImageParts* out,
       bytes_of(snap::kSecPoolSlots, k.tables.slots),
       bytes_of(snap::kSecTopoPicks, k.tables.topo_picks),
       bytes_of(snap::kSecTopoMaps, k.tables.topo_maps),
+      bytes_of(snap::kSecPickTable, k.picks),
   };
   const snap::Header& base = *reinterpret_cast<const snap::Header*>(k.base.data());
   snap::SectionBytes flat_sections[snap::kMaxSections];

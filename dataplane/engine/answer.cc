@@ -768,9 +768,11 @@ GTM_ALWAYS_INLINE void steer_client(const Env& c, const snap::Service& svc, Stee
 // rotation `turn`. Returns false when that set has nothing to pick (*rule is set either way).
 // Changes no state but the random method's generator, so that the fast path can still leave the
 // query to the general path after calling it (restoring the generator).
-GTM_ALWAYS_INLINE bool pick_active(const Env& c, const snap::Service& svc, uint32_t turn, Steer* st,
-                                   const snap::Rule** rule_out, GslbPick* p) {
-  if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(c, svc, st);
+//
+// pick_by_rules is that with the client already identified (*st), for the fast path, which
+// identifies it first to read the pick table.
+GTM_ALWAYS_INLINE bool pick_by_rules(const Env& c, const snap::Service& svc, uint32_t turn,
+                                     Steer* st, const snap::Rule** rule_out, GslbPick* p) {
   uint32_t r = svc.fixed_rule;
   if (svc.class_rules != kNone) {
     r = c.s.class_rules()[svc.class_rules + st->cls];
@@ -789,6 +791,29 @@ GTM_ALWAYS_INLINE bool pick_active(const Env& c, const snap::Service& svc, uint3
     if (svc.rule_count > 1 || rule.secondary != kNone) explain_rule(c, svc, r);
   }
   return pick_in_set(c, c.s.pool_sets()[rule.active ? rule.secondary : rule.primary], turn, st, p);
+}
+
+GTM_ALWAYS_INLINE bool pick_active(const Env& c, const snap::Service& svc, uint32_t turn, Steer* st,
+                                   const snap::Rule** rule_out, GslbPick* p) {
+  if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(c, svc, st);
+  return pick_by_rules(c, svc, turn, st, rule_out, p);
+}
+
+// What the chain would pick, read from the pick table (format.h PickEntry) for the client's
+// class: one array index instead of rule, active set, pools, method chain and topology map.
+// False when the service has no table or its entry is not flat; the chain decides then.
+GTM_ALWAYS_INLINE bool pick_from_table(const Env& c, const snap::Service& svc, uint32_t turn,
+                                       Steer* st, GslbPick* p) {
+  if (GTM_UNLIKELY(svc.pick_table == kNone)) return false;
+  const snap::PickEntry& e = c.s.pick_table()[svc.pick_table + st->cls];
+  if (GTM_UNLIKELY(e.slot_count == 0)) return false;
+  p->slots = c.s.pool_slots() + e.slot_first;
+  p->n = e.slot_count;
+  const uint32_t modulus = (e.meta & snap::kPickRotates) ? e.slot_count : 1;
+  p->start = turn % modulus;
+  p->count = e.meta & snap::kPickCountMask;
+  if (e.meta & snap::kPickScopeClass) depends_on(st, st->class_prefix);
+  return true;
 }
 
 // Answers one GSLB service at `o`: the heart of the traffic manager. Returns the Rdata index of the
@@ -1087,8 +1112,9 @@ void copy_question(uint8_t* out, const uint8_t* query, size_t question_end) {
 }
 
 // Per query, static A (callgrind): ~25 instructions to find the node and its RRset, ~30 to copy
-// and frame the answer; GSLB adds pick_active (~40 for a ratio pool, ~150 with an LPM lookup and
-// topology) and ~10 per member.
+// and frame the answer; GSLB adds the client (ECS, ~25, and for a steered service the LPM
+// lookup, ~60 for IPv4), the pick table entry (~25: index, rotation, scope) and ~10 per member.
+// A service or class the table leaves to the chain pays the chain as before (pick_by_rules).
 size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint8_t* query,
                    uint8_t* out, size_t limit, const ClientAddr& client, WorkerState& ws) {
   // What the general path treats specially: other classes, meta types and ANY (RFC 8482), EDNS
@@ -1128,7 +1154,10 @@ size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint
     const snap::Rule* rule;
     GslbPick p;
     const size_t rr_len = snap::kAnswerRecordFixed + (svc.rtype == dns::kTypeA ? 4 : 16);
-    if (!pick_active(e, svc, static_cast<uint32_t>(ws.rr_counter), &st, &rule, &p) ||
+    const uint32_t turn = static_cast<uint32_t>(ws.rr_counter);
+    // The client first (the table is per class), then the table, else the chain.
+    if (svc.flags & (snap::kSvcNeedsClass | snap::kSvcNeedsAddress)) steer_client(e, svc, &st);
+    if ((!pick_from_table(e, svc, turn, &st, &p) && !pick_by_rules(e, svc, turn, &st, &rule, &p)) ||
         qend + p.count * rr_len + opt_len > limit) {
       ws.rng = rng;  // as if never drawn: the general path draws the same number again
       return 0;

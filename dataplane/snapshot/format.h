@@ -27,9 +27,10 @@ namespace gtm::snap {
 inline constexpr char kMagic[8] = {'G', 'T', 'M', 'S', 'N', 'A', 'P', '1'};
 // Version 2: traffic steering (client classes, access-policy rules, pool sets, method chains,
 // topology and persistence data). Version 3: answer records rendered at publish time
-// (kSecAnswerRecords, kSecRRsetAnswers, kSecMemberAnswers). Older images are refused with
-// "unsupported format version".
-inline constexpr uint32_t kFormatVersion = 3;
+// (kSecAnswerRecords, kSecRRsetAnswers, kSecMemberAnswers). Version 4: the per-(service, class)
+// pick table (kSecPickTable, Service::pick_table). Older images are refused with "unsupported
+// format version".
+inline constexpr uint32_t kFormatVersion = 4;
 inline constexpr uint32_t kNone = 0xFFFFFFFFu;  // "no index" for any uint32_t index field
 
 // Section identifiers. A section appears at most once. Every section is required (possibly with
@@ -62,6 +63,7 @@ enum SectionId : uint32_t {
   kSecAnswerRecords = 25,  // bytes: answer records ready to copy (AnswerRef)
   kSecRRsetAnswers = 26,   // AnswerRef[rrset_count]: a static RRset's records, or none
   kSecMemberAnswers = 27,  // AnswerRef[member_count]: a member's record (A, AAAA), or none
+  kSecPickTable = 28,      // PickEntry[]: per A/AAAA service, its pick for each client class
 };
 inline constexpr uint32_t kMaxSections = 32;
 struct SectionEntry {
@@ -267,6 +269,9 @@ struct Service {
   uint8_t ecs_max_v4;    // longest ECS source prefix used to identify a client (1..32)
   uint8_t ecs_max_v6;    // (1..128)
   uint16_t fixed_rule;   // rule offset used when class_rules is kNone
+  // PickTable index of the service's entries (class_count of them when it needs the class, else
+  // one), or kNone: the service is answered by the chain (not A/AAAA, or beyond the table's cap).
+  uint32_t pick_table;
 };
 
 struct Pool {
@@ -367,6 +372,29 @@ struct TopoPick {
       datacenter;  // one datacenter of the pick (explain); several tie when slot members differ
   uint16_t score;  // >= 1
   uint16_t reserved0;
+};
+
+// The pick table: what the chain (class -> rule -> active set -> pools -> method chain ->
+// topology pick) decides for one service and one client class, flattened at publish time so
+// that the engine's fast path does one array index instead (dataplane/engine/answer.cc). It is
+// a health section: it follows usable lists, wheels, topology picks and each rule's active set,
+// and is recomputed with them (control/compiler/snapshot_builder.cc). The validator derives
+// every entry again from those sections (pick_table.h) and refuses an image whose entries differ.
+//
+// A flat entry answers `meta & kPickCountMask` members of PoolSlots[slot_first, slot_first +
+// slot_count), starting at turn % slot_count for the rotating methods (kPickRotates) and at 0
+// for global-availability and return-all, wrapping at slot_count. slot_count 0: the entry is not
+// flat (the chain reaches random or persistence, or the active set picks nothing) and the
+// general chain answers. 8 octets: the table is carried by every health publish that changes it.
+enum PickMeta : uint16_t {
+  kPickCountMask = 0x3FFF,     // members answered (1..16383)
+  kPickRotates = 1u << 14,     // the start rotates with the worker's turn
+  kPickScopeClass = 1u << 15,  // the outcome depends on the class: ECS scope = the class prefix
+};
+struct PickEntry {
+  uint32_t slot_first;
+  uint16_t slot_count;
+  uint16_t meta;  // PickMeta
 };
 
 // Answer records rendered at publish time, byte for byte as the response writer would write them

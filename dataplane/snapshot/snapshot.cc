@@ -16,6 +16,7 @@
 
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
+#include "dataplane/snapshot/pick_table.h"
 
 namespace gtm::snap {
 
@@ -98,6 +99,7 @@ constexpr SectionSpec kSectionSpecs[] = {
     {kSecAnswerRecords, "answer_records", 1, true},
     {kSecRRsetAnswers, "rrset_answers", sizeof(AnswerRef), true},
     {kSecMemberAnswers, "member_answers", sizeof(AnswerRef), true},
+    {kSecPickTable, "pick_table", sizeof(PickEntry), true},
 };
 
 const SectionSpec* find_spec(uint32_t id) {
@@ -271,6 +273,8 @@ struct Tables {
   uint32_t rrset_answer_count = 0;
   const AnswerRef* member_answers = nullptr;
   uint32_t member_answer_count = 0;
+  const PickEntry* pick_table = nullptr;
+  uint32_t pick_entry_count = 0;
 
   bool blob_ok(BlobRef r) const { return range_ok(r.off, r.len, blob_size); }
   const uint8_t* at(BlobRef r) const { return blob + r.off; }
@@ -824,6 +828,45 @@ bool check_answer_records(const Tables& t, std::string* error) {
   return true;
 }
 
+// The pick table (format.h PickEntry): the services that have one own consecutive runs of it in
+// service order, and every entry is what the chain decides from the rules, pool sets, pools and
+// topology tables (pick_table.h): an entry the engine would copy unchecked is derived again here,
+// so a table that disagrees with the sections it stands for is refused.
+bool check_pick_table(const Tables& t, std::string* error) {
+  PickSources src;
+  src.rules = t.rules;
+  src.pool_sets = t.pool_sets;
+  src.set_pools = t.set_pools;
+  src.pools = t.pools;
+  src.class_rules = t.class_rules;
+  src.topo_maps = t.topo_maps;
+  src.topo_picks = t.topo_picks;
+  uint64_t next = 0;
+  for (uint32_t s = 0; s < t.service_count; ++s) {
+    const Service& svc = t.services[s];
+    if (svc.pick_table == kNone) continue;
+    const uint32_t wanted = pick_entries_wanted(svc, t.pools, t.class_count);
+    if (wanted == 0) return fail(error, "service %u: a pick table for a service without one", s);
+    if (svc.pick_table != next || !range_ok(svc.pick_table, wanted, t.pick_entry_count)) {
+      return fail(error, "service %u: pick table out of place or out of bounds", s);
+    }
+    next += wanted;
+    for (uint32_t c = 0; c < wanted; ++c) {
+      const PickEntry want = derive_pick(src, svc, c);
+      if (std::memcmp(&want, &t.pick_table[svc.pick_table + c], sizeof(want)) != 0) {
+        return fail(error,
+                    "service %u: pick table entry for class %u differs from its rules and pools", s,
+                    c);
+      }
+    }
+  }
+  if (next != t.pick_entry_count) {
+    return fail(error, "pick table: %u entries, the services own %llu", t.pick_entry_count,
+                static_cast<unsigned long long>(next));
+  }
+  return true;
+}
+
 bool check_name_index(const Tables& t, std::string* error) {
   uint32_t empty = 0;
   for (uint32_t b = 0; b < t.bucket_count; ++b) {
@@ -906,6 +949,11 @@ constexpr Step kSteps[] = {
          bit(kSecMembers) | bit(kSecRules) | bit(kSecPoolSets) | bit(kSecSetPools) |
          bit(kSecClassRules) | bit(kSecClasses),
      pure<check_services>},
+    {"pick_table",
+     bit(kSecPickTable) | bit(kSecServices) | bit(kSecRules) | bit(kSecPoolSets) |
+         bit(kSecSetPools) | bit(kSecPools) | bit(kSecClassRules) | bit(kSecTopoMaps) |
+         bit(kSecTopoPicks) | bit(kSecClasses),
+     pure<check_pick_table>},
     {"rrsets", bit(kSecRRsets) | bit(kSecRdatas) | bit(kSecServices), pure<check_rrsets>},
     {"nodes", bit(kSecNodes) | bit(kSecBlob) | bit(kSecZones) | bit(kSecRRsets) | bit(kSecServices),
      pure<check_nodes>},
@@ -952,6 +1000,7 @@ Tables tables_of(const SectionBytes bytes[kMaxSections], uint32_t visible) {
   t.answer_records = section_array<uint8_t>(e(kSecAnswerRecords), &t.answer_record_size);
   t.rrset_answers = section_array<AnswerRef>(e(kSecRRsetAnswers), &t.rrset_answer_count);
   t.member_answers = section_array<AnswerRef>(e(kSecMemberAnswers), &t.member_answer_count);
+  t.pick_table = section_array<PickEntry>(e(kSecPickTable), &t.pick_entry_count);
   return t;
 }
 
@@ -1153,6 +1202,7 @@ bool SnapshotView::validate_sections(const Header& h, const SectionBytes bytes[k
   answer_records_ = t.answer_records;
   rrset_answers_ = t.rrset_answers;
   member_answers_ = t.member_answers;
+  pick_table_ = t.pick_table;
   return true;
 }
 

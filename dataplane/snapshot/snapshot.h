@@ -148,6 +148,8 @@ class SnapshotView {
   const uint8_t* answer_records() const { return answer_records_; }
   const AnswerRef* rrset_answers() const { return rrset_answers_; }
   const AnswerRef* member_answers() const { return member_answers_; }
+  // Per (service, class) picks (format.h PickEntry): pick_table()[service.pick_table + class].
+  const PickEntry* pick_table() const { return pick_table_; }
 
   // Exact lookup of a canonical (lowercase, uncompressed) wire name. Returns the node index or
   // kNone. `hash` must be name_hash(name, len).
@@ -206,6 +208,7 @@ class SnapshotView {
   const uint8_t* answer_records_ = nullptr;
   const AnswerRef* rrset_answers_ = nullptr;
   const AnswerRef* member_answers_ = nullptr;
+  const PickEntry* pick_table_ = nullptr;
   // Last: the fields above are the ones every query reads, kept together at the start.
   Header header_{};
   SectionBytes sections_[kMaxSections];

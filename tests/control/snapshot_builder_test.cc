@@ -12,26 +12,14 @@
 
 #include "dataplane/dns/wire.h"
 #include "dataplane/snapshot/snapshot.h"
+#include "tests/support/wire_name.h"
 
 namespace gtm::control {
 namespace {
 
 using snap::kNone;
 
-// "www.example." -> canonical wire name; "." -> root.
-WireName wn(std::string_view text) {
-  WireName out;
-  size_t start = 0;
-  while (start < text.size() && text != ".") {
-    size_t dot = text.find('.', start);
-    if (dot == std::string_view::npos) dot = text.size();
-    out.push_back(static_cast<uint8_t>(dot - start));
-    for (size_t i = start; i < dot; ++i) out.push_back(static_cast<uint8_t>(text[i]));
-    start = dot + 1;
-  }
-  out.push_back(0);
-  return out;
-}
+using test::wn;
 
 std::string text_of(const uint8_t* p, size_t len) {
   std::string out;

@@ -18,6 +18,9 @@ namespace {
 // Exercises every answer path: static types, wildcard, CNAME chain/loop/out of zone, ENT, glue,
 // and every GSLB method including failover, fallback, empty actions and a CNAME service; steering
 // by client class (CIDR regions and ISP lines, IPv4 and IPv6), topology, persistence and drop.
+// topo.example.com is the steered shape the pick table flattens (format.h PickEntry): access
+// policy by region, topology then round-robin or ratio; the fast path answers it from the table,
+// the general path (explain) from the chain, and the two are compared below.
 const char* kYaml = R"(
 regions:
   - {name: r4, cidr: [198.51.100.0/24, 10.0.0.0/8]}
@@ -103,6 +106,27 @@ services:
       - {regions: [r4, r6], primary: t, secondary: s}
       - {regions: [tel], primary: x, secondary: s}
       - {primary: x}
+  - name: topo.example.com.
+    ttl: 30
+    pools:
+      - name: near
+        method: [topology, round-robin]
+        members:
+          - {name: n1, address: 192.0.2.70, datacenter: d1}
+          - {name: n2, address: 192.0.2.71, datacenter: d1}
+          - {name: n3, address: 192.0.2.72, datacenter: d2}
+          - {name: n6, address: "2001:db8::70", datacenter: d2}
+      - name: far
+        method: [topology, ratio]
+        members:
+          - {name: f1, address: 198.51.100.70, datacenter: d2, weight: 3}
+          - {name: f2, address: 198.51.100.71, datacenter: d1}
+          - {name: f6, address: "2001:db8::71", datacenter: d1, weight: 2}
+      - {name: ga, method: [global-availability], members: [{address: 192.0.2.73, mode: always-down}, {address: 192.0.2.74}]}
+    access_policy:
+      - {regions: [r4, tel], primary: near, secondary: far}
+      - {regions: [r6], primary: [ga, far]}
+      - {primary: far, secondary: near}
   - name: cname.gslb.example.com.
     type: CNAME
     ttl: 60
@@ -123,6 +147,21 @@ struct Fixture {
         !view.validate(image.data(), image.size(), &error)) {
       abort();  // the fixed configuration must always build
     }
+    // The comparison below covers the pick table only if the fast path has entries to read:
+    // class-dependent ones (topo.example.com) and ones left to the chain (geo.example.com).
+    uint32_t scoped = 0, chain = 0;
+    for (uint32_t s = 0; s < view.service_count(); ++s) {
+      const gtm::snap::Service& svc = view.services()[s];
+      if (svc.pick_table == gtm::snap::kNone || (svc.flags & gtm::snap::kSvcNeedsClass) == 0) {
+        continue;
+      }
+      for (uint32_t c = 0; c < view.class_count(); ++c) {
+        const gtm::snap::PickEntry& e = view.pick_table()[svc.pick_table + c];
+        scoped += (e.meta & gtm::snap::kPickScopeClass) != 0;
+        chain += e.slot_count == 0;
+      }
+    }
+    if (scoped == 0 || chain == 0) abort();
   }
 };
 

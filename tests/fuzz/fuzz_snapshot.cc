@@ -142,9 +142,9 @@ void check_derived_overlay(const uint8_t* data, size_t size) {
   Previous& prev = previous();
   if (!prev.set || size == 0) return;
   using namespace gtm::snap;
-  static constexpr uint32_t kHealth[] = {kSecServices, kSecPools,     kSecMembers,
-                                         kSecRules,    kSecPoolSlots, kSecTopoPicks,
-                                         kSecTopoMaps, kSecRRsets,    kSecMemberAnswers};
+  static constexpr uint32_t kHealth[] = {kSecServices,      kSecPools,     kSecMembers,  kSecRules,
+                                         kSecPoolSlots,     kSecTopoPicks, kSecTopoMaps, kSecRRsets,
+                                         kSecMemberAnswers, kSecPickTable};
   SectionBytes carried[kMaxSections];
   uint32_t count = 0;
   for (uint32_t i = 0; i < sizeof(kHealth) / sizeof(kHealth[0]); ++i) {

@@ -53,6 +53,15 @@ def seeds():
     yield "geo_ecs_zero.bin", query("geo.example.com", "A", 0x0010, use_edns=0,
                                     options=[dns.edns.ECSOption("0.0.0.0", 0)])
     yield "geo_no_ecs.bin", query("geo.example.com", "A", 0x0011, use_edns=False)
+    # The pick table (fuzz_answer's topo.example.com): region r4, ISP line tel, r6, no class.
+    yield "topo_ecs_r4.bin", query("topo.example.com", "A", 0x0012, use_edns=0,
+                                   options=[dns.edns.ECSOption("10.1.2.0", 24)])
+    yield "topo_ecs_tel.bin", query("topo.example.com", "A", 0x0013, use_edns=0,
+                                    options=[dns.edns.ECSOption("203.0.113.0", 24)])
+    yield "topo_ecs_r6.bin", query("topo.example.com", "AAAA", 0x0014, use_edns=0,
+                                   options=[dns.edns.ECSOption("2001:db8:1234::", 48)])
+    yield "topo_ecs_other.bin", query("topo.example.com", "A", 0x0015, use_edns=0,
+                                      options=[dns.edns.ECSOption("192.0.2.0", 24)])
 
 
 def main():

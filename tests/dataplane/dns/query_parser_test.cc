@@ -12,6 +12,11 @@
 
 #include "dataplane/dns/name.h"
 
+// The portable build (tests/CMakeLists.txt) exists to run the parser's non-SSSE3 name pass.
+#if defined(GTM_EXPECT_NO_SSSE3) && defined(__SSSE3__)
+#error "query_parser_portable_test must be compiled without SSSE3"
+#endif
+
 namespace gtm::dns {
 namespace {
 

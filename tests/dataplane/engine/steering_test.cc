@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -676,6 +677,227 @@ TEST_F(Steering, TopologySkipsADatacenterWithNothingUsable) {
   EXPECT_EQ(ask_ecs("t.gtm.example", "180.96.1.0", 24).answers,
             (std::vector<std::string>{"192.0.2.4"}))
       << "TEL's own datacenter is down: its second choice, bgp";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pick table (format.h PickEntry): the fast path reads the chain's decision for the client's
+// class from one entry. The general path (an explain record) still walks the chain: the two must
+// agree byte for byte, in counters and in rotation, for every class and turn.
+
+const char* kPicks = R"(
+regions:
+  - {name: cn, cidr: [10.1.0.0/16, "2001:db8:1::/48"]}
+  - {name: eu, cidr: [10.2.0.0/16, "2001:db8:2::/48"]}
+  - {name: lab, cidr: [10.3.0.0/16]}
+isp_lines:
+  - {name: tel, cidr: [10.1.128.0/17, 10.4.0.0/16]}
+datacenters: [bj, sh, fra, lon]
+topology:
+  - {client: tel, datacenter: bj, score: 200}
+  - {client: cn, datacenter: sh, score: 100}
+  - {client: eu, datacenter: fra, score: 100}
+  - {client: eu, datacenter: lon, score: 50}
+  - {client: 10.2.7.0/24, datacenter: lon, score: 300}
+services:
+  - name: geo.gtm.example.
+    ttl: 30
+    pools:
+      - name: china
+        method: [topology, round-robin]
+        members:
+          - {name: bj1, address: 192.0.2.1, datacenter: bj}
+          - {name: bj2, address: 192.0.2.2, datacenter: bj}
+          - {name: sh1, address: 192.0.2.3, datacenter: sh}
+          - {name: bj6, address: "2001:db8::1", datacenter: bj}
+          - {name: sh6, address: "2001:db8::3", datacenter: sh}
+      - name: world
+        method: [topology, ratio]
+        members:
+          - {name: fra1, address: 198.51.100.1, datacenter: fra, weight: 2}
+          - {name: fra2, address: 198.51.100.2, datacenter: fra}
+          - {name: lon1, address: 198.51.100.3, datacenter: lon}
+          - {name: fra6, address: "2001:db8::11", datacenter: fra}
+    access_policy:
+      - {regions: [cn, tel], primary: china, secondary: world}
+      - {primary: world, secondary: china}
+  - name: mix.gtm.example.
+    type: A
+    ttl: 30
+    pools:
+      - {name: n, method: return-n, count: 2, members: [{address: 192.0.2.40}, {address: 192.0.2.41}, {address: 192.0.2.42}]}
+      - {name: all, method: return-all, members: [{address: 192.0.2.50}, {address: 192.0.2.51}]}
+      - {name: ga, method: global-availability, members: [{address: 192.0.2.60, mode: always-down}, {address: 192.0.2.61}]}
+      - {name: rnd, method: random, members: [{address: 192.0.2.70}, {address: 192.0.2.71}]}
+      - {name: sticky, method: persistence, members: [{address: 192.0.2.80}, {address: 192.0.2.81}]}
+      - {name: down, members: [{address: 192.0.2.90, mode: always-down}]}
+    access_policy:
+      - {regions: [cn], primary: n}
+      - {regions: [eu], primary: all}
+      - {regions: [lab], primary: [down, ga]}
+      - {regions: [tel], primary: rnd}
+      - {primary: sticky}
+)";
+
+// Clients of every class above (regions, the ISP line inside cn and outside it, the /24 topology
+// record, nothing), by ECS of several lengths, SOURCE PREFIX-LENGTH 0, and by source address.
+const Ecs kPickClients[] = {
+    {"10.1.1.0", 24},     {"10.1.200.0", 24}, {"10.2.1.0", 24},       {"10.2.7.0", 24},
+    {"10.2.7.0", 20},     {"10.3.9.0", 24},   {"10.4.1.0", 24},       {"10.9.9.0", 24},
+    {"10.1.0.0", 12},     {"10.2.0.0", 0},    {"2001:db8:1:5::", 56}, {"2001:db8:2::", 48},
+    {"2001:db8:9::", 48}, {"2001:db8::", 16},
+};
+
+// Asks `q` through the general path (explain) and the fast path from the same worker state:
+// the same bytes, counters and rotation. Returns the fast path's reply and leaves ws_ advanced.
+Reply same_on_both_paths(const snap::SnapshotView& view, const std::vector<uint8_t>& q,
+                         const ClientAddr& from, WorkerState* ws, const std::string& what) {
+  std::vector<uint8_t> general(1232), fast(1232);
+  WorkerState gws = *ws;
+  Explain ex;
+  const size_t n = answer_query(&view, q.data(), q.size(), general.data(), general.size(), from,
+                                Transport::kUdp, gws, &ex);
+  const size_t m =
+      answer_query(&view, q.data(), q.size(), fast.data(), fast.size(), from, Transport::kUdp, *ws);
+  general.resize(n);
+  fast.resize(m);
+  EXPECT_EQ(fast, general) << what << "\n" << dump(ex);
+  EXPECT_EQ(ws->rr_counter, gws.rr_counter) << what;
+  EXPECT_EQ(ws->rng, gws.rng) << what;
+  EXPECT_EQ(std::memcmp(&ws->counters, &gws.counters, sizeof(gws.counters)), 0) << what;
+  return decode(fast);
+}
+
+TEST_F(Steering, PickTableAnswersAsTheChainForEveryClassAndTurn) {
+  load(kPicks);
+  // The table holds flat entries, both class-dependent and not, and entries left to the chain
+  // (random, persistence).
+  uint32_t flat = 0, scoped = 0, chain = 0;
+  for (uint32_t s = 0; s < view_.service_count(); ++s) {
+    const snap::Service& svc = view_.services()[s];
+    ASSERT_NE(svc.pick_table, snap::kNone) << "every A/AAAA service here has a table";
+    for (uint32_t c = 0; c < view_.class_count(); ++c) {
+      const snap::PickEntry& e = view_.pick_table()[svc.pick_table + c];
+      flat += e.slot_count != 0;
+      scoped += (e.meta & snap::kPickScopeClass) != 0;
+      chain += e.slot_count == 0;
+    }
+  }
+  EXPECT_GT(flat, 0u);
+  EXPECT_GT(scoped, 0u);
+  EXPECT_GT(chain, 0u);
+  std::set<uint8_t> scopes;
+  for (const char* name : {"geo.gtm.example", "mix.gtm.example"}) {
+    for (uint16_t qtype : {1, 28}) {
+      for (const Ecs& e : kPickClients) {
+        const std::vector<uint8_t> q = make_query(name, qtype, &e);
+        for (int turn = 0; turn < 7; ++turn) {
+          const Reply r =
+              same_on_both_paths(view_, q, source("127.0.0.1"), &ws_,
+                                 std::string(name) + " " + e.address + "/" +
+                                     std::to_string(e.source) + " turn " + std::to_string(turn));
+          scopes.insert(r.ecs_scope);
+        }
+      }
+      for (const char* from : {"10.1.1.1", "10.2.7.9", "10.4.0.1", "2001:db8:1::1", "192.0.2.1"}) {
+        const std::vector<uint8_t> q = make_query(name, qtype);
+        for (int turn = 0; turn < 3; ++turn) {
+          same_on_both_paths(view_, q, source(from), &ws_, std::string(name) + " from " + from);
+        }
+      }
+    }
+  }
+  EXPECT_GT(scopes.size(), 2u) << "scopes 0, the class blocks and the /24 record's";
+}
+
+// The fast path answers from the table, not from the chain: an entry patched after validation
+// (the view reads the image in place) changes the fast answer and not the general one.
+TEST_F(Steering, FastPathReadsThePickTable) {
+  load(kPicks);
+  const Ecs eu{"10.2.1.0", 24};
+  const std::vector<uint8_t> q = make_query("geo.gtm.example", 1, &eu);
+  WorkerState ws;
+  const Reply before = same_on_both_paths(view_, q, source("127.0.0.1"), &ws, "before");
+  ASSERT_EQ(before.answers.size(), 1u);
+  EXPECT_EQ(before.answers[0].rfind("198.51.100.", 0), 0u) << "eu: the world pool, fra";
+  const snap::Service& svc =
+      view_.services()
+          [view_
+               .rrsets()[view_
+                             .nodes()[view_.find_node(
+                                 reinterpret_cast<const uint8_t*>("\3geo\3gtm\7example"), 17)]
+                             .rrset_first]
+               .rdata_first];
+  const uint32_t cls = view_.lpm4().lookup(0x0A020100u).value;
+  snap::PickEntry& e = const_cast<snap::PickEntry&>(view_.pick_table()[svc.pick_table + cls]);
+  ASSERT_NE(e.slot_count, 0u);
+  // Point it at the china pool's usable list, first member only.
+  e.slot_first = view_.pools()[svc.pool_first].usable_first;
+  e.slot_count = 1;
+  e.meta = 1;
+  std::vector<uint8_t> out(512);
+  WorkerState fast;
+  const size_t n = answer_query(&view_, q.data(), q.size(), out.data(), out.size(),
+                                source("127.0.0.1"), Transport::kUdp, fast);
+  out.resize(n);
+  EXPECT_EQ(decode(out).answers, (std::vector<std::string>{"192.0.2.1"}));
+  Explain ex;
+  WorkerState general;
+  std::vector<uint8_t> out2(512);
+  out2.resize(answer_query(&view_, q.data(), q.size(), out2.data(), out2.size(),
+                           source("127.0.0.1"), Transport::kUdp, general, &ex));
+  EXPECT_EQ(decode(out2).answers.at(0).rfind("198.51.100.", 0), 0u);
+}
+
+// Health decides the entries: a datacenter going down moves its classes to the next best one in
+// the table, as in the chain.
+TEST_F(Steering, PickTableFollowsHealth) {
+  load(kPicks, [](control::SnapshotModel& m) {
+    set_mode(m, "fra1", snap::MemberMode::kAlwaysDown);
+    set_mode(m, "fra2", snap::MemberMode::kAlwaysDown);
+  });
+  const Ecs eu{"10.2.1.0", 24};
+  const Reply r = same_on_both_paths(view_, make_query("geo.gtm.example", 1, &eu),
+                                     source("127.0.0.1"), &ws_, "fra down");
+  EXPECT_EQ(r.answers, (std::vector<std::string>{"198.51.100.3"})) << "eu's second choice: lon";
+  // eu is 10.2.0.0/16 less the /24 topology record: 10.2.0.0/22 is the client's class block.
+  EXPECT_EQ(r.ecs_scope, 22);
+}
+
+// The table is bounded (kMaxPickEntries, 2^16 entries, in the builder): services past it keep no
+// table and are answered by the chain, as alike on both paths. 100 disjoint regions make 101
+// classes, so 700 steered services need 70,700 entries: the last ones do not fit.
+TEST_F(Steering, ServicesPastThePickTableCapAreAnsweredByTheChain) {
+  std::string yaml = "regions:\n";
+  for (int r = 0; r < 100; ++r) {
+    yaml += "  - {name: r" + std::to_string(r) + ", cidr: [10." + std::to_string(r) + ".0.0/16]}\n";
+  }
+  yaml += "services:\n";
+  constexpr int kServices = 700;
+  for (int s = 0; s < kServices; ++s) {
+    yaml += "  - {name: s" + std::to_string(s) +
+            ".gtm.example., type: A, ttl: 30, pools: [{name: a, members: [{address: 192.0.2.1}]}, "
+            "{name: b, members: [{address: 192.0.2.2}]}], access_policy: [{regions: [r" +
+            std::to_string(s % 100) + "], primary: a}, {primary: b}]}\n";
+  }
+  load(yaml);
+  ASSERT_EQ(view_.class_count(), 101u);
+  uint32_t with_table = 0;
+  for (uint32_t s = 0; s < view_.service_count(); ++s) {
+    with_table += view_.services()[s].pick_table != snap::kNone;
+  }
+  EXPECT_EQ(with_table, (1u << 16) / 101) << "as many services as fit, the others none";
+  EXPECT_LT(with_table, static_cast<uint32_t>(kServices));
+  for (const int s : {0, kServices - 1}) {
+    const std::string name = "s" + std::to_string(s) + ".gtm.example";
+    const Ecs in{"10." + std::to_string(s % 100) + ".1.0", 24};
+    const Ecs out{"10.200.1.0", 24};
+    EXPECT_EQ(same_on_both_paths(view_, make_query(name, 1, &in), source("127.0.0.1"), &ws_, name)
+                  .answers,
+              (std::vector<std::string>{"192.0.2.1"}));
+    EXPECT_EQ(same_on_both_paths(view_, make_query(name, 1, &out), source("127.0.0.1"), &ws_, name)
+                  .answers,
+              (std::vector<std::string>{"192.0.2.2"}));
+  }
 }
 
 }  // namespace

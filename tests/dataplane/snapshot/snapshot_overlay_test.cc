@@ -221,6 +221,42 @@ TEST_F(SnapshotOverlay, CorruptHealthSectionIsRefusedAgainstTheBase) {
   EXPECT_EQ(error, "member 0: rdata out of bounds");
 }
 
+// The pick table is a health section: a member going down changes the entries of the classes
+// its pool answers, the overlay carries the new table, and a table that does not say what the
+// chain picks is refused against the base.
+TEST_F(SnapshotOverlay, HealthChangeCarriesThePickTable) {
+  std::vector<uint8_t> overlay = overlay_of(with_member_down(0, 2, 0, 2));
+  SectionEntry* picks = overlay_section(&overlay, kSecPickTable);
+  ASSERT_NE(picks, nullptr) << "frankfurt's wheel changed: so did the entries answered from it";
+  std::string error;
+  auto loaded = load_overlay(overlay, &error, in_service_.get());
+  ASSERT_NE(loaded, nullptr) << error;
+  const SnapshotView& before = in_service_->view();
+  const SnapshotView& after = loaded->view();
+  const Service& svc = after.services()[0];
+  ASSERT_NE(svc.pick_table, kNone);
+  ASSERT_EQ(svc.pick_table, before.services()[0].pick_table) << "where entries are is config";
+  uint32_t changed = 0;
+  uint32_t changed_class = 0;
+  for (uint32_t c = 0; c < after.class_count(); ++c) {
+    const PickEntry& a = before.pick_table()[svc.pick_table + c];
+    const PickEntry& b = after.pick_table()[svc.pick_table + c];
+    if (std::memcmp(&a, &b, sizeof(a)) != 0) {
+      if (changed++ == 0) changed_class = c;
+      EXPECT_NE(b.slot_count, 0u);
+      EXPECT_NE(a.slot_count, b.slot_count) << "class " << c << ": a shorter wheel";
+    }
+  }
+  EXPECT_GT(changed, 0u);
+  EXPECT_LT(changed, after.class_count()) << "classes answered by other pools keep their entries";
+
+  PickEntry* table = reinterpret_cast<PickEntry*>(overlay.data() + picks->offset);
+  table[svc.pick_table + changed_class].slot_count += 1;
+  EXPECT_EQ(load_overlay(overlay, &error, in_service_.get()), nullptr);
+  EXPECT_EQ(error, "service 0: pick table entry for class " + std::to_string(changed_class) +
+                       " differs from its rules and pools");
+}
+
 TEST_F(SnapshotOverlay, MalformedOverlaysAreRefusedWithTheirReason) {
   const std::vector<uint8_t> good = overlay_of(with_member_down(0, 2, 0, 2));
   auto refused = [&](std::vector<uint8_t> overlay) {

@@ -20,6 +20,7 @@
 
 #include "control/compiler/snapshot_builder.h"
 #include "dataplane/dns/wire.h"
+#include "tests/support/wire_name.h"
 
 namespace gtm::snap {
 namespace {
@@ -36,20 +37,7 @@ using control::ZoneModel;
 // ---------------------------------------------------------------------------------------------
 // Model helpers.
 
-// "www.example." -> {3,'w','w','w',7,'e','x','a','m','p','l','e',0}; "." -> {0}.
-WireName wn(std::string_view text) {
-  WireName out;
-  size_t start = 0;
-  while (start < text.size() && text != ".") {
-    size_t dot = text.find('.', start);
-    if (dot == std::string_view::npos) dot = text.size();
-    out.push_back(static_cast<uint8_t>(dot - start));
-    for (size_t i = start; i < dot; ++i) out.push_back(static_cast<uint8_t>(text[i]));
-    start = dot + 1;
-  }
-  out.push_back(0);
-  return out;
-}
+using test::wn;
 
 WireRdata v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
   return {a, b, c, d};
@@ -635,8 +623,12 @@ using Image = std::vector<uint8_t>;
 TEST(SnapshotCorruption, HeaderFields) {
   EXPECT_EQ(corrupted_error([](Image& im) { im[0] = 'X'; }), "bad magic");
   EXPECT_EQ(
-      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 4; }),
-      "unsupported format version 4");
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 5; }),
+      "unsupported format version 5");
+  // Version 3 (before the pick table) lacks its section and Service::pick_table: refused.
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 3; }),
+      "unsupported format version 3");
   // Version 2 (before rendered answer records) lacks their sections: refused, never misread.
   EXPECT_EQ(
       corrupted_error([](Image& im) { reinterpret_cast<Header*>(im.data())->format_version = 2; }),
@@ -674,7 +666,7 @@ TEST(SnapshotCorruption, LengthMismatch) {
   EXPECT_NE(error.find("image too short"), std::string::npos) << error;
   // Truncated and the header re-sealed: now a section runs off the end.
   EXPECT_EQ(corrupted_error([](Image& im) { im.resize(im.size() - 8); }),
-            "section member_answers: out of bounds");
+            "section pick_table: out of bounds");
 }
 
 TEST(SnapshotCorruption, MisalignedBufferRejected) {
@@ -1001,6 +993,51 @@ TEST(SnapshotCorruption, AnswerRecords) {
               table<uint8_t>(im, kSecAnswerRecords)[r.off + r.len - 1] ^= 1;
             }),
             "member 0: answer record differs from its rdata");
+}
+
+// The engine's fast path copies what the pick table says unchecked: each entry is derived again
+// from the rules, pools and slots it stands for, and each service's run of entries is where it
+// must be.
+TEST(SnapshotCorruption, PickTable) {
+  Image base = small_image();
+  // w.ex. A: no class dependence, one entry, the ratio pool's wheel.
+  ASSERT_EQ(section(base, kSecPickTable)->size, sizeof(PickEntry));
+  const PickEntry e = table<PickEntry>(base, kSecPickTable)[0];
+  const Pool& p = table<Pool>(base, kSecPools)[0];
+  EXPECT_EQ(e.slot_first, p.wheel_first);
+  EXPECT_EQ(e.slot_count, p.wheel_count);
+  EXPECT_EQ(e.meta, 1 | kPickRotates) << "one member, rotating, scope 0";
+  const std::string differ =
+      "service 0: pick table entry for class 0 differs from its rules and pools";
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].slot_first += 1; }),
+      differ);
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].slot_count = 1; }),
+      differ);
+  EXPECT_EQ(corrupted_error(
+                [](Image& im) { table<PickEntry>(im, kSecPickTable)[0].meta &= ~kPickRotates; }),
+            differ);
+  EXPECT_EQ(corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0].meta += 8; }),
+            differ);
+  EXPECT_EQ(corrupted_error(
+                [](Image& im) { table<PickEntry>(im, kSecPickTable)[0].meta |= kPickScopeClass; }),
+            differ);
+  // An entry saying "use the chain" where the chain is flat is refused too: the table is exact.
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<PickEntry>(im, kSecPickTable)[0] = PickEntry{}; }),
+      differ);
+  EXPECT_EQ(corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].pick_table = 1; }),
+            "service 0: pick table out of place or out of bounds");
+  EXPECT_EQ(
+      corrupted_error([](Image& im) { table<Service>(im, kSecServices)[0].pick_table = kNone; }),
+      "pick table: 1 entries, the services own 0");
+  EXPECT_EQ(corrupted_error([](Image& im) { section(im, kSecPickTable)->size = 0; }),
+            "service 0: pick table out of place or out of bounds");
+  // A health section changed without the table: a shorter wheel is still a valid wheel, but the
+  // entry no longer says what the chain would pick.
+  EXPECT_EQ(corrupted_error([](Image& im) { table<Pool>(im, kSecPools)[0].wheel_count -= 1; }),
+            differ);
 }
 
 TEST(SnapshotCorruption, NameIndex) {
