@@ -1,16 +1,19 @@
 // Fuzz target: SnapshotView::validate on arbitrary bytes must never crash or read out of bounds;
 // an image it accepts must answer lookups safely. Validation against a previous image (the
 // dataplane's publish path, which skips the checks of sections identical to the image in service)
-// must accept exactly what a full validation accepts: the first valid input (a corpus image) is
-// kept as that previous image, and every input, plus a patch of that image made from the input
-// (most sections then stay identical), is validated both ways; so is every input taken as an
-// overlay on that image (LoadedSnapshot::from_overlay's parser).
+// must accept exactly what a full validation accepts: an image compiled at start-up from a fixed
+// configuration (below) is that previous image, and every input, plus a patch of that image made
+// from the input (most sections then stay identical), is validated both ways; so is every input
+// taken as an overlay on that image (LoadedSnapshot::from_overlay's parser).
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "control/compiler/snapshot_builder.h"
+#include "control/config/config_loader.h"
 #include "dataplane/snapshot/snapshot.h"
 
 namespace {
@@ -71,20 +74,67 @@ void check_against_previous(const uint8_t* image, size_t size) {
   if (reused_ok) exercise(reused);
 }
 
-// Validates one image and, if accepted, exercises lookups on it; the first accepted one becomes
-// the previous image.
+// Validates one image and, if accepted, exercises lookups on it.
 void check_image(const uint8_t* image, size_t size) {
   gtm::snap::SnapshotView view;
   std::string error;
   if (!view.validate(image, size, &error)) return;
   exercise(view);
+}
+
+// The image in service, compiled from this configuration by the real compiler rather than taken
+// from the corpus: seeds of an older format version fail validation, and with no valid previous
+// image every check against it would silently do nothing. A small image (no geo tables) keeps
+// the per-input patch and overlay checks cheap; it has rules with a secondary set, a ratio
+// wheel, return-all and round-robin pools and pick table entries.
+constexpr char kPreviousYaml[] = R"(
+zones:
+  - name: example.
+    soa: {mname: ns1.example., rname: hostmaster.example., serial: 1, minimum: 60}
+    ns: [ns1.example.]
+    records:
+      - {name: ns1, type: A, data: 192.0.2.53}
+      - {name: static, type: A, data: 192.0.2.1}
+      - {name: alias, type: CNAME, data: www.example.}
+services:
+  - name: www.example.
+    ttl: 30
+    pools:
+      - name: a
+        method: [ratio, round-robin]
+        members:
+          - {name: a1, address: 192.0.2.10, weight: 3}
+          - {name: a2, address: 192.0.2.11}
+          - {name: a3, address: "2001:db8::11", mode: always-down}
+      - name: b
+        method: return-all
+        members:
+          - {name: b1, address: 198.51.100.10}
+          - {name: b2, address: "2001:db8:b::10"}
+    access_policy:
+      - {primary: a, secondary: b}
+)";
+
+void set_previous() {
+  gtm::control::LoadedConfig cfg;
+  gtm::control::ConfigError config_error;
+  std::vector<uint8_t> image;
+  std::string error;
   Previous& prev = previous();
-  if (prev.set) return;
-  prev.storage.assign(size / 8 + 1, 0);
-  std::memcpy(prev.storage.data(), image, size);
-  prev.size = size;
+  if (!gtm::control::load_config_string(kPreviousYaml, "fuzz_snapshot.yaml", &cfg, &config_error) ||
+      !gtm::control::build_snapshot(cfg.model, &image, &error)) {
+    abort();  // the fixed configuration must always build
+  }
+  prev.storage.assign(image.size() / 8 + 1, 0);
+  std::memcpy(prev.storage.data(), image.data(), image.size());
+  prev.size = image.size();
   prev.set =
-      prev.view.validate(reinterpret_cast<const uint8_t*>(prev.storage.data()), size, &error);
+      prev.view.validate(reinterpret_cast<const uint8_t*>(prev.storage.data()), prev.size, &error);
+  bool has_pick_table = false;
+  for (uint32_t i = 0; i < prev.view.service_count(); ++i) {
+    has_pick_table |= prev.view.services()[i].pick_table != gtm::snap::kNone;
+  }
+  if (!prev.set || !has_pick_table) abort();
 }
 
 // The previous image with a few bytes changed as `data` says (offset, xor value pairs).
@@ -187,6 +237,11 @@ void check_derived_overlay(const uint8_t* data, size_t size) {
 }
 
 }  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  set_previous();
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Images live in page-aligned mappings; give the validator the same 8-byte alignment.

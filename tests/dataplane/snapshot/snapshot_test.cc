@@ -1208,5 +1208,28 @@ TEST(LoadedSnapshot, WriteIntoMissingDirectoryFails) {
   EXPECT_NE(error.find("/nonexistent-gtm-dir/x.snap"), std::string::npos) << error;
 }
 
+// fuzz_snapshot mutates these seeds: a seed the validator refuses at its first check (an older
+// format version) only ever reaches that check.
+TEST(FuzzSeeds, SnapshotCorpusIsTheCurrentFormat) {
+  const std::filesystem::path dir =
+      std::filesystem::path(GTM_SOURCE_DIR) / "tests/fuzz/corpus_snapshot";
+  size_t seeds = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream file(entry.path(), std::ios::binary);
+    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)),
+                                     std::istreambuf_iterator<char>());
+    std::vector<uint64_t> storage(bytes.size() / 8 + 1);
+    std::memcpy(storage.data(), bytes.data(), bytes.size());
+    SnapshotView view;
+    std::string error;
+    EXPECT_TRUE(
+        view.validate(reinterpret_cast<const uint8_t*>(storage.data()), bytes.size(), &error))
+        << entry.path() << ": " << error << " (regenerate: build/gtmctl compile examples/NAME.yaml "
+        << entry.path() << ")";
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 2u);
+}
+
 }  // namespace
 }  // namespace gtm::snap
