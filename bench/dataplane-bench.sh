@@ -4,6 +4,9 @@
 # several countries, geo LPM tables compiled as gtm-control does). Each case with software
 # checksums, then as for a NIC that offloads them. Then the stage breakdown of each case, and a
 # snapshot-swap-under-load run (open loop at RATE qps, 200 publishes, against the same run without).
+# Then topology+ECS with the geo tables of the full-scale country database (FULL_DB, default
+# ../shared/geo/full/geo-whois-asn-country.mmdb; skipped when absent): 1024 ECS subnets drawn from
+# its networks (bench/db_networks.h), bench/configs/topology_ecs_full.yaml.
 # Ends with one line (software checksums, the default configuration of the virtual ports):
 #   dataplane: static_a_mqps=X gslb_weighted_mqps=X topology_ecs_mqps=X
 #   bench/dataplane-bench.sh [BUILD_DIR]
@@ -23,6 +26,9 @@ static_a=(--config bench/configs/dataplane.yaml --qname static.gtm.example)
 gslb=(--config bench/configs/dataplane.yaml --qname www.gtm.example)
 topo=(--config bench/configs/topology_ecs.yaml --qname geo.gtm.example
   --ecs-file bench/configs/topology_ecs_clients.txt --clients 256)
+full_db=${FULL_DB:-../shared/geo/full/geo-whois-asn-country.mmdb}
+topo_full=(--config bench/configs/topology_ecs_full.yaml --qname geo.gtm.example
+  --ecs-db "$full_db" --ecs-count 1024 --clients 1024)
 
 run() {  # LABEL ARGS... -> prints the run's lines on stderr, its mqps on stdout
   local label=$1
@@ -67,9 +73,19 @@ echo "== stage breakdown (instrumented loop; medians over bursts)" >&2
 run static_a --harness "$harness" --stages "${static_a[@]}" >/dev/null
 run gslb_weighted --harness "$harness" --stages "${gslb[@]}" >/dev/null
 run topology_ecs --harness "$harness" --stages "${topo[@]}" >/dev/null
+full_line=""
+if [ -f "$full_db" ]; then
+  echo "== topology+ECS on the full-scale database $full_db" >&2
+  m_full=$(median_of topology_ecs_full topology_ecs_full --harness "$harness" "${topo_full[@]}")
+  run topology_ecs_full --harness "$harness" --stages "${topo_full[@]}" >/dev/null
+  full_line="dataplane, full-scale database: topology_ecs_full_mqps=$m_full"
+else
+  echo "== $full_db not found: no full-database case" >&2
+fi
 echo "== snapshot swaps under a steady load of $rate qps (ring harness: generator on the main lcore)" >&2
 run no_swaps --harness ring "${gslb[@]}" --rate "$rate" --swaps 0 >/dev/null
 run swaps --harness ring "${gslb[@]}" --rate "$rate" --swaps 200 >/dev/null
 echo "dataplane, checksums offloaded: static_a_mqps=$o_static gslb_weighted_mqps=$o_gslb" \
   "topology_ecs_mqps=$o_topo" >&2
+[ -z "$full_line" ] || echo "$full_line"
 echo "dataplane: static_a_mqps=$m_static gslb_weighted_mqps=$m_gslb topology_ecs_mqps=$m_topo"

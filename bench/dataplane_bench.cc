@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "bench/bench_queries.h"
+#include "bench/db_networks.h"
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
 #include "control/geo/geo_job.h"
@@ -88,7 +89,9 @@ struct Options {
   std::string qname = "static.gtm.example";
   uint16_t qtype = 1;
   std::string ecs_file;
-  unsigned clients = 64;  // distinct source addresses and ports
+  std::string ecs_db;       // draw the ECS subnets from this MaxMind database's networks instead
+  size_t ecs_count = 1024;  // how many (bench/db_networks.h)
+  unsigned clients = 64;    // distinct source addresses and ports
   double seconds = 3;
   bool stages = false;
   bool offload = false;
@@ -444,6 +447,8 @@ Options parse(int argc, char** argv) {
                                     {"qname", required_argument, nullptr, 'q'},
                                     {"qtype", required_argument, nullptr, 't'},
                                     {"ecs-file", required_argument, nullptr, 'e'},
+                                    {"ecs-db", required_argument, nullptr, 'd'},
+                                    {"ecs-count", required_argument, nullptr, 'N'},
                                     {"clients", required_argument, nullptr, 'n'},
                                     {"seconds", required_argument, nullptr, 's'},
                                     {"stages", no_argument, nullptr, 'S'},
@@ -455,7 +460,8 @@ Options parse(int argc, char** argv) {
                                     {nullptr, 0, nullptr, 0}};
   const char* usage =
       "usage: gtm-bench-dataplane --config YAML [--qname N] [--qtype A|AAAA] [--ecs-file F] "
-      "[--clients N] [--seconds S] [--stages] [--checksums software|offload] "
+      "[--ecs-db MMDB [--ecs-count N]] [--clients N] [--seconds S] [--stages] [--checksums "
+      "software|offload] "
       "[--harness loopback|pcap|ring] [--rate PPS --swaps N] [--label L] [-- EAL]";
   int ch;
   while ((ch = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -473,6 +479,12 @@ Options parse(int argc, char** argv) {
         break;
       case 'e':
         o.ecs_file = arg;
+        break;
+      case 'd':
+        o.ecs_db = arg;
+        break;
+      case 'N':
+        o.ecs_count = std::strtoul(arg.c_str(), nullptr, 10);
         break;
       case 'n':
         o.clients = static_cast<unsigned>(std::strtoul(arg.c_str(), nullptr, 10));
@@ -514,6 +526,8 @@ Options parse(int argc, char** argv) {
   for (int i = optind; i < argc; ++i) o.eal.push_back(argv[i]);
   if (o.config.empty()) die("--config is required");
   if (o.clients == 0 || o.clients > 60000) die("--clients must be 1..60000");
+  if (!o.ecs_file.empty() && !o.ecs_db.empty()) die("--ecs-file or --ecs-db, not both");
+  if (o.ecs_count == 0 || o.ecs_count > 60000) die("--ecs-count must be 1..60000");
   if (!(o.seconds > 0)) die("--seconds must be positive");
   if ((o.rate != 0 || o.swaps != 0) && o.harness != Harness::kRing) {
     die("--rate and --swaps need --harness ring (an open loop needs the generator)");
@@ -542,8 +556,12 @@ static int run(const Options& o, const std::string& default_prefix) {
     die(o.config + ": geo: " + error);
   }
   if (!control::build_snapshot(loaded.model, &image, &error)) die(error);
-  const std::vector<bench::EcsSubnet> subnets =
-      o.ecs_file.empty() ? std::vector<bench::EcsSubnet>{} : read_subnets(o.ecs_file);
+  std::vector<bench::EcsSubnet> subnets;
+  if (!o.ecs_file.empty()) subnets = read_subnets(o.ecs_file);
+  if (!o.ecs_db.empty()) {
+    subnets = bench::db_ecs_subnets(o.ecs_db, o.ecs_count);
+    if (subnets.empty()) die(o.ecs_db + ": cannot draw ECS subnets from it");
+  }
   const std::vector<std::vector<uint8_t>> frames = build_frames(o, subnets);
   {
     snap::SnapshotView view;

@@ -8,14 +8,17 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "bench/bench_queries.h"
+#include "bench/db_networks.h"
 #include "control/compiler/snapshot_builder.h"
 #include "control/config/config_loader.h"
 #include "control/geo/geo_job.h"
 #include "dataplane/engine/answer.h"
+#include "dataplane/geo/lpm.h"
 
 namespace {
 
@@ -136,18 +139,21 @@ const Snapshot& snapshot() {
 std::vector<uint8_t> make_query(const char* dotted, uint16_t qtype, bool edns, bool ecs,
                                 const uint8_t* subnet = nullptr) {
   static const uint8_t kEcsNet[3] = {198, 51, 100};
-  return gtm::bench::make_query(dotted, qtype, edns, ecs ? (subnet != nullptr ? subnet : kEcsNet)
-                                                         : nullptr);
+  return gtm::bench::make_query(dotted, qtype, edns,
+                                ecs ? (subnet != nullptr ? subnet : kEcsNet) : nullptr);
 }
 
-void run(benchmark::State& state, const std::vector<uint8_t>& query, bool in_place) {
-  const gtm::snap::SnapshotView& view = snapshot().view;
+// Answers `queries` in turn against `view`.
+void run_queries(benchmark::State& state, const gtm::snap::SnapshotView& view,
+                 const std::vector<std::vector<uint8_t>>& queries, bool in_place) {
   gtm::engine::WorkerState ws;
   const gtm::engine::ClientAddr client{};
   alignas(64) uint8_t out[2048];
   alignas(64) uint8_t buf[2048];
-  size_t total = 0;
+  size_t total = 0, i = 0;
   for (auto _ : state) {
+    const std::vector<uint8_t>& query = queries[i];
+    i = i + 1 == queries.size() ? 0 : i + 1;
     size_t n;
     if (in_place) {
       memcpy(buf, query.data(), query.size());
@@ -165,6 +171,10 @@ void run(benchmark::State& state, const std::vector<uint8_t>& query, bool in_pla
     state.SkipWithError("engine did not answer");
   }
   state.SetItemsProcessed(state.iterations());
+}
+
+void run(benchmark::State& state, const std::vector<uint8_t>& query, bool in_place) {
+  run_queries(state, snapshot().view, {query}, in_place);
 }
 
 void BM_static_a(benchmark::State& s) {
@@ -216,6 +226,89 @@ void BM_persistence_ecs(benchmark::State& s) {
   run(s, make_query("sticky.gtm.example", 1, true, true), false);
 }
 
+// Topology+ECS with the geo tables of the full-scale country database
+// (bench/configs/topology_ecs_full.yaml) and ECS subnets drawn from its networks
+// (bench/db_networks.h), one query per subnet, answered in turn: the LPM lookup of real tables.
+struct FullDbCase {
+  std::vector<uint8_t> image;
+  gtm::snap::SnapshotView view;
+  std::vector<gtm::bench::EcsSubnet> subnets;
+  std::shared_ptr<const gtm::control::geo::CompiledGeo> geo;
+  gtm::geo::Lpm4View lpm4;
+  gtm::geo::Lpm6View lpm6;
+  FullDbCase() {
+    gtm::control::LoadedConfig cfg;
+    gtm::control::ConfigError err;
+    std::string error;
+    subnets = gtm::bench::db_ecs_subnets(gtm::bench::full_db_path(GTM_SOURCE_DIR), 1024);
+    if (subnets.empty() ||
+        !gtm::control::load_config_file(GTM_SOURCE_DIR "/bench/configs/topology_ecs_full.yaml",
+                                        &cfg, &err) ||
+        !gtm::control::geo::compile_shared(cfg.geo, &cfg.model.geo, &error) ||
+        !gtm::control::build_snapshot(cfg.model, &image, &error) ||
+        !view.validate(image.data(), image.size(), &error)) {
+      fprintf(stderr, "full-database bench snapshot: %s %s\n", err.to_string().c_str(),
+              error.c_str());
+      abort();
+    }
+    geo = cfg.model.geo;
+    if (!lpm4.validate(geo->lpm4.data(), geo->lpm4.size(), geo->class_count, &error) ||
+        !lpm6.validate(geo->lpm6.data(), geo->lpm6.size(), geo->class_count, &error)) {
+      fprintf(stderr, "full-database LPM tables: %s\n", error.c_str());
+      abort();
+    }
+  }
+};
+
+const FullDbCase& full_db_case() {
+  static const FullDbCase c;
+  return c;
+}
+
+// `family` 0: every subnet; 4 or 6: that family's only.
+void run_full_db(benchmark::State& state, uint8_t family) {
+  const FullDbCase& c = full_db_case();
+  std::vector<std::vector<uint8_t>> queries;
+  for (const gtm::bench::EcsSubnet& s : c.subnets) {
+    if (family == 0 || s.family == family) {
+      queries.push_back(gtm::bench::make_query_subnet("geo.gtm.example", 1, true, &s, 0x1234));
+    }
+  }
+  run_queries(state, c.view, queries, false);
+  state.counters["classes"] = c.geo->class_count;
+  state.counters["ranges4"] = static_cast<double>(c.geo->lpm4_entries);
+  state.counters["ranges6"] = static_cast<double>(c.geo->lpm6_entries);
+  state.counters["bytes4"] = static_cast<double>(c.geo->lpm4.size());
+  state.counters["bytes6"] = static_cast<double>(c.geo->lpm6.size());
+}
+// The LPM lookups alone of those queries' ECS subnets (the IPv4 or IPv6 table by family).
+void BM_lpm_full_ecs_mix(benchmark::State& state) {
+  const FullDbCase& c = full_db_case();
+  size_t i = 0;
+  uint64_t sum = 0;
+  for (auto _ : state) {
+    const gtm::bench::EcsSubnet& s = c.subnets[i];
+    i = i + 1 == c.subnets.size() ? 0 : i + 1;
+    uint32_t a4;
+    std::memcpy(&a4, s.addr, 4);
+    const gtm::geo::LpmMatch m =
+        s.family == 4 ? c.lpm4.lookup(__builtin_bswap32(a4)) : c.lpm6.lookup(s.addr);
+    benchmark::DoNotOptimize(m);
+    sum += m.prefix_len;
+  }
+  if (sum == 0) state.SkipWithError("no lookup found a prefix");
+  state.SetItemsProcessed(state.iterations());
+}
+void BM_topology_ecs_full(benchmark::State& s) {
+  run_full_db(s, 0);
+}
+void BM_topology_ecs_full_v4(benchmark::State& s) {
+  run_full_db(s, 4);
+}
+void BM_topology_ecs_full_v6(benchmark::State& s) {
+  run_full_db(s, 6);
+}
+
 // GTM_BENCH_ITERATIONS=N runs each benchmark exactly N times: bench/instructions.sh counts
 // instructions per query as the difference between two such runs of the whole program.
 void fixed_iterations(benchmark::internal::Benchmark* b) {
@@ -235,6 +328,10 @@ BENCHMARK(BM_topology_ecs)->Apply(fixed_iterations);
 BENCHMARK(BM_topology_ecs_inplace)->Apply(fixed_iterations);
 BENCHMARK(BM_topology_ecs_v6)->Apply(fixed_iterations);
 BENCHMARK(BM_persistence_ecs)->Apply(fixed_iterations);
+BENCHMARK(BM_topology_ecs_full)->Apply(fixed_iterations);
+BENCHMARK(BM_lpm_full_ecs_mix)->Apply(fixed_iterations);
+BENCHMARK(BM_topology_ecs_full_v4)->Apply(fixed_iterations);
+BENCHMARK(BM_topology_ecs_full_v6)->Apply(fixed_iterations);
 
 }  // namespace
 

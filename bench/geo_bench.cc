@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/db_networks.h"
 #include "control/geo/geo_compiler.h"
 #include "control/geo/lpm_builder.h"
 #include "dataplane/geo/lpm.h"
@@ -35,30 +36,10 @@ namespace geo = gtm::control::geo;
 using geo::u128;
 
 std::string db_path() {
-  const char* env = std::getenv("GTM_GEO_FULL_DB");
-  return env != nullptr ? env : GTM_SOURCE_DIR "/../shared/geo/full/geo-whois-asn-country.mmdb";
+  return gtm::bench::full_db_path(GTM_SOURCE_DIR);
 }
 
-struct Network {
-  u128 prefix;  // address bits at the top of the word
-  int len;
-  uint32_t offset;
-};
-
-// Every data network of the database, by a walk of its search tree.
-void walk(const MMDB_s& db, uint32_t node, u128 prefix, int depth, std::vector<Network>* out) {
-  MMDB_search_node_s n;
-  if (depth >= 128 || MMDB_read_node(&db, node, &n) != MMDB_SUCCESS) return;
-  for (int side = 0; side < 2; ++side) {
-    const u128 p = side ? prefix | (u128{1} << (127 - depth)) : prefix;
-    const uint8_t type = side ? n.right_record_type : n.left_record_type;
-    if (type == MMDB_RECORD_TYPE_SEARCH_NODE) {
-      walk(db, static_cast<uint32_t>(side ? n.right_record : n.left_record), p, depth + 1, out);
-    } else if (type == MMDB_RECORD_TYPE_DATA) {
-      out->push_back({p, depth + 1, (side ? n.right_record_entry : n.left_record_entry).offset});
-    }
-  }
-}
+using Network = gtm::bench::DbNetwork;
 
 struct Fixture {
   bool ok = false;
@@ -77,7 +58,7 @@ struct Fixture {
       return;
     }
     std::vector<Network> nets;
-    walk(db, 0, 0, 0, &nets);
+    gtm::bench::walk_db(db, 0, 0, 0, &nets);
     std::set<std::string> countries;
     std::set<uint32_t> seen;
     for (const Network& n : nets) {

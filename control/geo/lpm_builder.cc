@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "dataplane/geo/lpm_format.h"
 
@@ -32,27 +33,9 @@ class TrieEncoder {
  public:
   static constexpr int kBits = kKeyBits<Key>;
 
-  TrieEncoder(const std::vector<LpmRange<Key>>& ranges, bool direct)
+  TrieEncoder(const std::vector<LpmRange<Key>>& ranges, bool direct, uint64_t direct_budget)
       : r_(ranges), direct_(direct && ranges.size() > 1) {
-    if (!direct_) return;
-    // The blocks at the 8-bit levels that some boundary splits (each gets a 1 KB node); the
-    // ranges are sorted, so the split blocks of each level come in order.
-    uint64_t blocks = 0;
-    Key last[2] = {0, 0};
-    bool seen[2] = {false, false};
-    for (size_t i = 1; i < r_.size(); ++i) {
-      for (int level = 0; level < kDirectLevels; ++level) {
-        const int depth = 16 + 8 * level;
-        const Key block = r_[i].start >> (kBits - depth);
-        if (prefix_mask(r_[i].start, depth) != r_[i].start &&
-            (!seen[level] || block != last[level])) {
-          ++blocks;
-          last[level] = block;
-          seen[level] = true;
-        }
-      }
-    }
-    direct8_ = blocks <= kDirectMaxBlocks;
+    if (direct_) choose_direct_blocks(direct_budget);
   }
 
   std::vector<uint8_t> encode(uint32_t magic) {
@@ -74,12 +57,18 @@ class TrieEncoder {
   }
 
  private:
-  // The direct layout (lpm_builder.h): a 16-bit root, then 8-bit nodes for the split blocks at
-  // depth 16 (IPv4: to /24) or 16 and 24 (IPv6: to /32), while there are at most this many of
-  // them (4 MB; the full-scale country database has more and keeps its compact layout below the
-  // root).
+  // The direct layout (lpm_builder.h): a 16-bit root, then 8-bit nodes for split blocks at depth
+  // 16 (IPv4: to /24) or 16 and 24 (IPv6: to /32), as many as the budget holds.
   static constexpr int kDirectLevels = kBits == 32 ? 1 : 2;
-  static constexpr uint64_t kDirectMaxBlocks = 4096;
+  static constexpr uint64_t kDirectNodeBytes = sizeof(LpmObject) + (uint64_t{4} << 8);
+
+  // What the compact layout makes of a block that is not one range: a bucket of `bits`-bit keys
+  // (`used` of them significant) or a node of stride `bits`.
+  struct Plan {
+    bool bucket;
+    int bits;
+    int used;
+  };
 
   // Up to 256 bytes of keys: a binary search touches at most 3-4 lines of them.
   static uint64_t bucket_capacity(int key_bits) { return 256 / (key_bits / 8); }
@@ -103,14 +92,42 @@ class TrieEncoder {
       const int plen = kBits - gtm::geo::lpm_block_bits<Key>(start, r_[lo].start, range_last(lo));
       return gtm::geo::lpm_leaf(r_[lo].value, static_cast<uint32_t>(plen - node_depth));
     }
-    const uint64_t count = hi - lo + 1;
-    // Direct: the top 16 and the next 8 (IPv4) or 16 (IPv6) bits are array indexes, so that a
-    // client inside a /24-aligned IPv4 or /32-aligned IPv6 range (nearly all of them) costs two or
-    // three entry reads and no search, its ECS scope precomputed in the leaf.
+    // Direct: the top 16 bits are an array index, and so are the next 8 (IPv4) or 16 (IPv6) in
+    // the blocks chosen for it, so that a client inside a /24-aligned IPv4 or /32-aligned IPv6
+    // range costs two or three entry reads and no search, its ECS scope precomputed in the leaf.
     if (direct_ && depth == 0) return node(start, depth, lo, hi, 16);
-    if (direct8_ && depth >= 16 && depth < 16 + 8 * kDirectLevels) {
+    // (A /24 block is direct only under an 8-bit node at /16: not inside a trial of its parent.)
+    if ((depth == 16 || node_depth == depth - 8) && is_direct_block(start, depth)) {
+      // A subtree stored already (the IPv4 data of ::/96 again under 2002::/16 when that block is
+      // an 8-bit node) is worth more than a direct node here: share it. Else build the direct
+      // node, undoing the trial.
+      const size_t pool_mark = pool_.size(), log_mark = inserted_.size();
+      const uint32_t objects_mark = objects_;
+      ++trials_;
+      const uint32_t compact = compact_entry(start, depth, lo, hi);
+      --trials_;
+      if (pool_.size() == pool_mark) return compact;
+      pool_.resize(pool_mark);
+      objects_ = objects_mark;
+      while (inserted_.size() > log_mark) {
+        const std::string key = *inserted_.back();  // a copy: erasing frees the stored key
+        seen_.erase(key);
+        inserted_.pop_back();
+      }
       return node(start, depth, lo, hi, 8);
     }
+    return compact_entry(start, depth, lo, hi);
+  }
+
+  uint32_t compact_entry(Key start, int depth, size_t lo, size_t hi) {
+    const Plan p = plan(depth, lo, hi);
+    return p.bucket ? bucket(start, depth, lo, hi, p.bits, p.used)
+                    : node(start, depth, lo, hi, p.bits);
+  }
+
+  // The compact layout's choice for the block of `depth` bits holding ranges lo..hi (hi > lo).
+  Plan plan(int depth, size_t lo, size_t hi) const {
+    const uint64_t count = hi - lo + 1;
     // The narrowest key that holds every boundary inside the block (only small blocks can be
     // buckets, so only they are scanned).
     int tz = 0;
@@ -127,7 +144,7 @@ class TrieEncoder {
     int key_bits = 8;
     while (key_bits < needed) key_bits *= 2;
     if (key_bits <= std::min(64, kBits) && count <= bucket_capacity(key_bits)) {
-      return bucket(start, depth, lo, hi, key_bits, needed);
+      return {true, key_bits, needed};
     }
     // Where all boundaries share a longer prefix (the path from ::/16 down to the IPv4 data at
     // ::/96), wide nodes would be almost all leaves: walk there with 1 KB nodes.
@@ -135,7 +152,62 @@ class TrieEncoder {
     const int shared = kBits - common - depth;  // bits below `depth` that every boundary shares
     int stride = choose_stride(depth, count);
     if (depth > 0 && shared >= 4) stride = std::min(stride, std::min(8, shared / 4 * 4));
-    return node(start, depth, lo, hi, stride);
+    return {false, stride, 0};
+  }
+
+  // Which split blocks at the direct levels get an 8-bit node (in place of what plan() would
+  // make), within `budget` bytes of such nodes. Where plan() makes an 8-bit node anyway there is
+  // nothing to decide; where it makes a wider one (a block with thousands of ranges: it resolves
+  // more bits per read, and at 2002::/16 it is the IPv4 data shared with ::/96) it stays. The rest
+  // (buckets and 4-bit nodes) are candidates, the blocks with the most ranges first: a bucket
+  // search costs a step per doubling of its ranges, and with networks equally likely those blocks
+  // also see the most clients. Ties go to the shallower, then the lower block, so a /24 block
+  // comes after its /16 parent, whose node it needs.
+  void choose_direct_blocks(uint64_t budget) {
+    struct Candidate {
+      uint64_t ranges;
+      int level;
+      uint32_t block;
+    };
+    std::vector<Candidate> candidates;
+    std::vector<uint8_t> eight16(size_t{1} << 16, 0);  // the /16 blocks that are 8-bit nodes
+    for (int level = 0; level < kDirectLevels; ++level) {
+      const int depth = 16 + 8 * level;
+      for (size_t i = 1; i < r_.size();) {
+        if (prefix_mask(r_[i].start, depth) == r_[i].start) {
+          ++i;
+          continue;
+        }
+        // Boundaries i..j-1 split this block; range i - 1 holds its start.
+        const uint32_t block = static_cast<uint32_t>(r_[i].start >> (kBits - depth));
+        size_t j = i + 1;
+        while (j < r_.size() && static_cast<uint32_t>(r_[j].start >> (kBits - depth)) == block) ++j;
+        const Plan p = plan(depth, i - 1, j - 1);
+        if (!p.bucket && p.bits == 8) {
+          if (level == 0) eight16[block] = 1;
+        } else if (p.bucket || p.bits < 8) {
+          candidates.push_back({j - i + 1, level, block});
+        }
+        i = j;
+      }
+    }
+    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+      if (a.ranges != b.ranges) return a.ranges > b.ranges;
+      return a.level != b.level ? a.level < b.level : a.block < b.block;
+    });
+    for (const Candidate& c : candidates) {
+      if (budget < kDirectNodeBytes) break;
+      if (c.level == 1 && !eight16[c.block >> 8]) continue;  // its /16 is a bucket or a 4-bit node
+      if (c.level == 0) eight16[c.block] = 1;
+      direct_blocks_[c.level].insert(c.block);
+      budget -= kDirectNodeBytes;
+    }
+  }
+
+  bool is_direct_block(Key start, int depth) const {
+    if (depth < 16 || depth >= 16 + 8 * kDirectLevels || depth % 8 != 0) return false;
+    const std::unordered_set<uint32_t>& set = direct_blocks_[(depth - 16) / 8];
+    return !set.empty() && set.count(static_cast<uint32_t>(start >> (kBits - depth))) != 0;
   }
 
   // About 16 ranges per child, in multiples of 4 bits that never cross a depth that is a multiple
@@ -206,16 +278,21 @@ class TrieEncoder {
     const uint32_t ref = static_cast<uint32_t>(pool_.size() / 8);
     pool_.insert(pool_.end(), obj.begin(), obj.end());
     ++objects_;
-    seen_.emplace(std::move(bytes), ref);
+    const auto added = seen_.emplace(std::move(bytes), ref).first;
+    if (trials_ > 0) inserted_.push_back(&added->first);
     return ref;
   }
 
   const std::vector<LpmRange<Key>>& r_;
   const bool direct_;
-  bool direct8_ = false;
+  std::unordered_set<uint32_t> direct_blocks_[kDirectLevels];  // by level: block >> (bits - depth)
   std::vector<uint8_t> pool_;
   uint32_t objects_ = 0;
   std::unordered_map<std::string, uint32_t> seen_;
+  // While a direct block's compact trial runs (entry()): what it added to seen_, to undo.
+  int trials_ = 0;
+  // (Keys by address: unlike iterators, they stay valid when the map rehashes.)
+  std::vector<const std::string*> inserted_;
 };
 
 }  // namespace
@@ -233,14 +310,18 @@ void key6_to_bytes(u128 key, uint8_t* network_order) {
   }
 }
 
-std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges, LpmLayout layout) {
+std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges, LpmLayout layout,
+                                 uint64_t direct_budget) {
   if (ranges.empty()) return {};
-  return TrieEncoder<uint32_t>(ranges, layout == LpmLayout::kDirect).encode(gtm::geo::kLpm4Magic);
+  return TrieEncoder<uint32_t>(ranges, layout == LpmLayout::kDirect, direct_budget)
+      .encode(gtm::geo::kLpm4Magic);
 }
 
-std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges, LpmLayout layout) {
+std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges, LpmLayout layout,
+                                 uint64_t direct_budget) {
   if (ranges.empty()) return {};
-  return TrieEncoder<u128>(ranges, layout == LpmLayout::kDirect).encode(gtm::geo::kLpm6Magic);
+  return TrieEncoder<u128>(ranges, layout == LpmLayout::kDirect, direct_budget)
+      .encode(gtm::geo::kLpm6Magic);
 }
 
 }  // namespace gtm::control::geo

@@ -109,23 +109,30 @@ std::vector<LpmRange<Key>> flatten(const PrefixItem<Key>* items, size_t n, uint3
 }
 
 // How a table is laid out. kDirect (what the geo compiler uses): the root is a 16-bit direct index
-// and, while at most 4096 blocks are split by a range boundary, the next 8 (IPv4) or 16 (IPv6, in
-// two 8-bit levels) bits are direct indexes too, so that a lookup inside /24-aligned IPv4 or
-// /32-aligned IPv6 ranges reads two or three entries, searches nothing and finds its ECS scope
-// precomputed in the leaf (the steered query's LPM cost, bench/RESULTS.md). It costs 256 KB for
-// the root plus 1 KB per split block. kCompact: the smallest trie (buckets wherever few ranges
-// start, a small root for a small table). Both are the same format (lpm_format.h); a table with
-// more split blocks (the full-scale country database) is laid out the same either way below its
-// root.
+// and the split blocks below it (those a range boundary cuts) get 8-bit direct nodes too, down to
+// /24 (IPv4) or /32 (IPv6, in two 8-bit levels), as many as `direct_budget` bytes of them hold
+// (1 KB each), the blocks with the most ranges first; the others keep the compact layout (below).
+// A lookup inside a /24-aligned IPv4 or /32-aligned IPv6 range of such a block reads two or three
+// entries, searches nothing and finds its ECS scope precomputed in the leaf (the steered query's
+// LPM cost, bench/RESULTS.md). A small table (a CIDR list, MaxMind's test database) gets all its
+// split blocks direct; the full-scale country database fills the budget with its densest blocks.
+// kCompact: the smallest trie (buckets wherever few ranges start, a small root for a small
+// table). Both are the same format (lpm_format.h).
 enum class LpmLayout { kDirect, kCompact };
+
+// The default budget of direct 8-bit nodes per table (bench/RESULTS.md, "LPM with the full-scale
+// database"): 4 MB, what the direct layout already allowed a small table (4096 split blocks).
+inline constexpr uint64_t kLpmDirectBudget = uint64_t{4} << 20;
 
 // Lays ranges (as flatten() returns them) out as an image. Values must be < 2^23 (class ids).
 // An empty vector yields an empty image; so does a table too large for the format (a pool over
 // 512 MB, some 50 million ranges), which callers must treat as an error.
 std::vector<uint8_t> encode_lpm4(const std::vector<LpmRange<uint32_t>>& ranges,
-                                 LpmLayout layout = LpmLayout::kDirect);
+                                 LpmLayout layout = LpmLayout::kDirect,
+                                 uint64_t direct_budget = kLpmDirectBudget);
 std::vector<uint8_t> encode_lpm6(const std::vector<LpmRange<u128>>& ranges,
-                                 LpmLayout layout = LpmLayout::kDirect);
+                                 LpmLayout layout = LpmLayout::kDirect,
+                                 uint64_t direct_budget = kLpmDirectBudget);
 
 // Prefix -> value tables where the longest prefix wins; among equal prefixes the last one added.
 // Addresses not covered by any prefix get `default_value`.
@@ -158,12 +165,14 @@ using Lpm4Builder = LpmBuilder<uint32_t>;
 using Lpm6Builder = LpmBuilder<u128>;
 
 inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<uint32_t>>& r,
-                                       LpmLayout layout = LpmLayout::kDirect) {
-  return encode_lpm4(r, layout);
+                                       LpmLayout layout = LpmLayout::kDirect,
+                                       uint64_t direct_budget = kLpmDirectBudget) {
+  return encode_lpm4(r, layout, direct_budget);
 }
 inline std::vector<uint8_t> encode_lpm(const std::vector<LpmRange<u128>>& r,
-                                       LpmLayout layout = LpmLayout::kDirect) {
-  return encode_lpm6(r, layout);
+                                       LpmLayout layout = LpmLayout::kDirect,
+                                       uint64_t direct_budget = kLpmDirectBudget) {
+  return encode_lpm6(r, layout, direct_budget);
 }
 
 }  // namespace gtm::control::geo

@@ -23,7 +23,9 @@
 // of the IPv4 subtree (::ffff:0:0/96, 2001::/32, 2002::/16) and ::/96 itself share one copy,
 // because nothing in a subtree depends on its absolute position (leaf prefix lengths are
 // relative to the enclosing node, bucket keys to the bucket's block). DIR-24-8 would cost 64 MB
-// per family, copied into every snapshot.
+// per family, copied into every snapshot. What the geo compiler builds adds direct 8-bit nodes
+// below a 16-bit root where they pay, within a size budget (control/geo/lpm_builder.h: the split
+// /16 blocks with the most ranges, and IPv6 /24 blocks below them): the format is the same.
 //
 // The ECS scope: a block that is not uniform (a node or a bucket) contains the largest uniform
 // block around any of its addresses, so that block is computed inside the bucket from the two

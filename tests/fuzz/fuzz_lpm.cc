@@ -2,7 +2,9 @@
 //   0, 1: the rest is an IPv4 / IPv6 image. validate() must never crash or read out of bounds,
 //         and an image it accepts must answer lookups in bounds (value < limit, prefix_len <= W).
 //   2, 3: the rest is a list of IPv4 / IPv6 prefixes with values. The builder's image must
-//         validate, and lookups must agree with a naive longest-prefix match.
+//         validate, and lookups must agree with a naive longest-prefix match. Bits 2-3 of the
+//         first byte pick the direct layout's budget (none, one or three 8-bit nodes, or the
+//         default), so that the blocks it covers and those past it both occur.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -66,7 +68,7 @@ void image_mode(const uint8_t* data, size_t size) {
 // `direct`: the layout the geo compiler uses (lpm_builder.h); its 256 KB root makes an input ~50x
 // dearer than the compact layout, so it gets one input in 32 (by size: the seeds all start 0-3).
 template <class Key, class View>
-void build_mode(const uint8_t* data, size_t size, bool direct) {
+void build_mode(const uint8_t* data, size_t size, bool direct, uint64_t direct_budget) {
   constexpr int kBits = static_cast<int>(sizeof(Key) * 8);
   constexpr size_t kRecord = sizeof(Key) + 2;
   gtm::control::geo::LpmBuilder<Key> b;
@@ -83,9 +85,10 @@ void build_mode(const uint8_t* data, size_t size, bool direct) {
     b.add(addr, len, value);
     ps.push_back({addr, len, value});
   }
-  const std::vector<uint8_t> image =
-      gtm::control::geo::encode_lpm(b.ranges(), direct ? gtm::control::geo::LpmLayout::kDirect
-                                                       : gtm::control::geo::LpmLayout::kCompact);
+  const std::vector<uint8_t> image = gtm::control::geo::encode_lpm(
+      b.ranges(),
+      direct ? gtm::control::geo::LpmLayout::kDirect : gtm::control::geo::LpmLayout::kCompact,
+      direct_budget);
   View v;
   std::string error;
   if (!v.validate(image.data(), image.size(), kLimit, &error)) __builtin_trap();  // disagree
@@ -119,6 +122,9 @@ void build_mode(const uint8_t* data, size_t size, bool direct) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0 || size > 1 << 16) return 0;
+  constexpr uint64_t kNode8 = sizeof(gtm::geo::LpmObject) + 256 * 4;
+  const uint64_t budgets[4] = {0, kNode8, 3 * kNode8, gtm::control::geo::kLpmDirectBudget};
+  const uint64_t budget = budgets[(data[0] >> 2) & 3];
   switch (data[0] % 4) {
     case 0:
       image_mode<uint32_t, gtm::geo::Lpm4View>(data + 1, size - 1);
@@ -127,10 +133,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       image_mode<u128, gtm::geo::Lpm6View>(data + 1, size - 1);
       break;
     case 2:
-      build_mode<uint32_t, gtm::geo::Lpm4View>(data + 1, size - 1, size % 32 == 0);
+      build_mode<uint32_t, gtm::geo::Lpm4View>(data + 1, size - 1, size % 32 == 0, budget);
       break;
     default:
-      build_mode<u128, gtm::geo::Lpm6View>(data + 1, size - 1, size % 32 == 0);
+      build_mode<u128, gtm::geo::Lpm6View>(data + 1, size - 1, size % 32 == 0, budget);
       break;
   }
   return 0;

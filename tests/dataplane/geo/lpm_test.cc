@@ -102,10 +102,11 @@ using ViewFor = std::conditional_t<sizeof(Key) == 4, View4, View6>;
 
 template <class Key>
 void build(const std::vector<Prefix<Key>>& ps, uint32_t limit, ViewFor<Key>* v,
-           LpmLayout layout = LpmLayout::kDirect) {
+           LpmLayout layout = LpmLayout::kDirect,
+           uint64_t direct_budget = gtm::control::geo::kLpmDirectBudget) {
   LpmBuilder<Key> b;
   for (const auto& p : ps) b.add(p.addr, p.len, p.value);
-  v->image = gtm::control::geo::encode_lpm(b.ranges(), layout);
+  v->image = gtm::control::geo::encode_lpm(b.ranges(), layout, direct_budget);
   std::string error;
   ASSERT_TRUE(v->view.validate(v->image.data(), v->image.size(), limit, &error)) << error;
 }
@@ -275,23 +276,115 @@ TEST(Lpm4, DirectLayoutIndexesSixteenThenEightBits) {
   }
 }
 
-// Past 4096 split /16 blocks (4 MB of 8-bit nodes) the direct layout keeps buckets below its
-// root, and still answers like the reference.
-TEST(Lpm4, DirectLayoutFallsBackToBucketsForManySplitBlocks) {
-  std::mt19937_64 rng(45);
-  std::vector<Prefix<uint32_t>> ps;
-  for (uint32_t i = 0; i < 5000; ++i) {
-    ps.push_back({(i * 13 % 65536) << 16 | 0x8000u, 24, 1 + static_cast<uint32_t>(rng() % 3)});
-  }
-  View4 v;
-  build(ps, 4, &v);
-  EXPECT_LT(v.image.size(), size_t{4} << 20);
-  const Reference<uint32_t> ref(ps);
+// Entry `index` of the node that reference `ref` points at.
+uint32_t node_entry(const std::vector<uint8_t>& image, uint32_t ref, uint32_t index) {
+  uint32_t e;
+  std::memcpy(&e,
+              image.data() + sizeof(gtm::geo::LpmHeader) +
+                  uint64_t{ref & gtm::geo::kLpmRefOffsetMask} * 8 + sizeof(gtm::geo::LpmObject) +
+                  uint64_t{index} * 4,
+              4);
+  return e;
+}
+
+// What an entry is: 0 a leaf, -1 a bucket, else a node of that stride.
+int entry_kind(uint32_t e) {
+  if (e & gtm::geo::kLpmLeaf) return 0;
+  if (e & gtm::geo::kLpmRefBucket) return -1;
+  return static_cast<int>((e >> gtm::geo::kLpmRefParamShift) & 15) + 1;
+}
+
+// Every prefix's first address, the one before it and the one after its end.
+template <class Key>
+void check_prefix_edges(const Reference<Key>& ref, const ViewFor<Key>& v,
+                        const std::vector<Prefix<Key>>& ps) {
   for (const auto& p : ps) {
     check_address(ref, v, p.addr);
-    check_address(ref, v, p.addr - 1);
+    check_address(ref, v, static_cast<Key>(p.addr - 1));
+    check_address(ref, v, static_cast<Key>(prefix_last(p.addr, p.len) + 1));
   }
-  for (int i = 0; i < 3000; ++i) check_address(ref, v, static_cast<uint32_t>(rng()));
+}
+
+constexpr uint64_t kNode8Bytes = sizeof(gtm::geo::LpmObject) + 256 * 4;
+
+// The direct budget: 8-bit nodes (1 KB each) go to the split /16 blocks with the most ranges, as
+// many as the budget holds, to the byte; the others keep their bucket. A block the compact layout
+// makes an 8-bit node anyway costs nothing, one it makes a wider node keeps it.
+TEST(Lpm4, DirectBudgetGoesToTheBlocksWithMostRanges) {
+  std::vector<Prefix<uint32_t>> ps;
+  constexpr int kBlocks = 12;
+  auto block_of = [](int k) { return 0x0A00u + static_cast<uint32_t>(k) * 7; };
+  for (int k = 0; k < kBlocks; ++k) {
+    // k + 2 separate /24s: 2k + 5 ranges, a bucket of 8-bit keys in the compact layout.
+    for (int j = 0; j < k + 2; ++j) {
+      ps.push_back({block_of(k) << 16 | static_cast<uint32_t>(j * 3 + 1) << 8, 24,
+                    1 + static_cast<uint32_t>((j + k) % 3)});
+    }
+  }
+  constexpr uint32_t kFree = 0x2000, kWide = 0x3000;
+  for (uint32_t j = 0; j < 300; ++j) {  // 301 ranges: an 8-bit node in any layout
+    ps.push_back({kFree << 16 | j << 7, 25, 1 + j % 2});
+  }
+  for (uint32_t j = 0; j < 5000; ++j) {  // 5001 ranges: a 12-bit node
+    ps.push_back({kWide << 16 | j << 2, 30, 1 + j % 2});
+  }
+  const Reference<uint32_t> ref(ps);
+  std::mt19937_64 rng(46);
+  size_t previous_size = 0;
+  for (int m : {0, 1, 5, kBlocks}) {
+    for (uint64_t budget : {m * kNode8Bytes, m * kNode8Bytes + kNode8Bytes - 1}) {
+      SCOPED_TRACE("budget " + std::to_string(budget));
+      View4 v;
+      build(ps, 4, &v, LpmLayout::kDirect, budget);
+      uint32_t root = 0;
+      EXPECT_EQ(root_object(v.image, &root).bits, 16);
+      for (int k = 0; k < kBlocks; ++k) {
+        EXPECT_EQ(entry_kind(node_entry(v.image, root, block_of(k))), k >= kBlocks - m ? 8 : -1)
+            << "block " << k;
+      }
+      EXPECT_EQ(entry_kind(node_entry(v.image, root, kFree)), 8);
+      EXPECT_EQ(entry_kind(node_entry(v.image, root, kWide)), 12);
+      EXPECT_GE(v.image.size(), previous_size);
+      previous_size = v.image.size();
+      check_prefix_edges(ref, v, ps);
+      for (int i = 0; i < 2000; ++i) {
+        check_address(ref, v,
+                      block_of(static_cast<int>(rng() % kBlocks)) << 16 |
+                          static_cast<uint32_t>(rng() & 0xFFFF));
+      }
+    }
+  }
+  // The compact layout has no direct nodes below a smaller root.
+  View4 compact;
+  build(ps, 4, &compact, LpmLayout::kCompact);
+  EXPECT_LT(compact.image.size(), previous_size);
+}
+
+// More split /16 blocks than the default budget (4 MB) holds, their buckets all different (two
+// /24s each): some 4000 of them get 8-bit nodes, the rest keep buckets, the image grows by about
+// the budget, and every lookup answers as in the compact layout.
+TEST(Lpm4, DirectLayoutKeepsBucketsPastTheBudget) {
+  std::vector<Prefix<uint32_t>> ps;
+  for (uint32_t i = 0; i < 4500; ++i) {
+    const uint32_t block = (i * 7 % 65536) << 16;
+    ps.push_back({block | (i % 64) << 8, 24, 1 + i % 3});
+    ps.push_back({block | (64 + i / 64) << 8, 24, 1 + (i + 1) % 3});
+  }
+  View4 v, compact;
+  build(ps, 4, &v);
+  build(ps, 4, &compact, LpmLayout::kCompact);
+  const uint64_t budget = gtm::control::geo::kLpmDirectBudget;
+  EXPECT_GT(v.image.size(), compact.image.size() + budget * 3 / 4);
+  EXPECT_LE(v.image.size(), compact.image.size() + budget);
+  std::mt19937_64 rng(45);
+  for (const auto& p : ps) {
+    for (uint32_t a :
+         {p.addr, p.addr - 1, p.addr + 256, p.addr | (static_cast<uint32_t>(rng()) & 255)}) {
+      const LpmMatch d = v.lookup(a), c = compact.lookup(a);
+      ASSERT_EQ(d.value, c.value) << a;
+      ASSERT_EQ(d.prefix_len, c.prefix_len) << a;
+    }
+  }
 }
 
 TEST(Lpm6, DenseRegions) {
@@ -341,25 +434,53 @@ TEST(Lpm6, DirectLayoutIndexesSixteenThenEightThenEightBits) {
   }
 }
 
-// Past 4096 split blocks at /16 and /24 the direct IPv6 layout keeps the compact one below its
-// root, and still answers like the reference.
-TEST(Lpm6, DirectLayoutFallsBackForManySplitBlocks) {
-  std::mt19937_64 rng(67);
+// The IPv6 budget covers /16 blocks first, then /24 blocks, and a /24 block only where its /16 is
+// an 8-bit node (else a lookup never reaches depth 24 in one entry).
+TEST(Lpm6, DirectBudgetCoversSlash24BlocksUnderEightBitNodesOnly) {
   std::vector<Prefix<u128>> ps;
-  for (uint32_t i = 0; i < 5000; ++i) {
-    const u128 a = (u128{0x2400u + i % 256} << 112) | (u128{(i / 256 * 13 + i) % 256} << 104) |
-                   (u128{0x80} << 96);
-    ps.push_back({a, 32, 1 + static_cast<uint32_t>(rng() % 3)});
+  // 2400::/16: three /24 blocks with 2, 3 and 4 /32s; 2a00::/16: one /24 block with 6 /32s.
+  for (uint32_t sub = 0; sub < 3; ++sub) {
+    for (uint32_t j = 0; j < sub + 2; ++j) {
+      ps.push_back({(u128{0x2400u} << 112) | (u128{sub * 16 + 1} << 104) | (u128{j * 2 + 1} << 96),
+                    32, 1 + (j + sub) % 3});
+    }
   }
-  View6 v;
-  build(ps, 4, &v);
-  EXPECT_LT(v.image.size(), size_t{2} << 20);
+  for (uint32_t j = 0; j < 6; ++j) {
+    ps.push_back(
+        {(u128{0x2a00u} << 112) | (u128{0x40} << 104) | (u128{j * 2 + 1} << 96), 32, 1 + j % 3});
+  }
   const Reference<u128> ref(ps);
-  for (const auto& p : ps) {
-    check_address(ref, v, p.addr);
-    check_address(ref, v, p.addr - 1);
+  std::mt19937_64 rng(68);
+  struct Case {
+    uint64_t nodes;
+    int kind2400, kind2a00;  // the root entries
+    int kind2400_sub;        // the 2400:1000::/24 entry when 2400::/16 is an 8-bit node
+  };
+  // 2400::/16 holds 19 ranges, 2a00::/16 13, its 2a00:4000::/24 13 too (after the parent), then
+  // the 2400 /24s: 9, 7 (2400:1100::/24), 5.
+  for (const Case c : {Case{0, -1, -1, 0}, Case{1, 8, -1, -1}, Case{2, 8, 8, -1}, Case{3, 8, 8, -1},
+                       Case{4, 8, 8, -1}, Case{5, 8, 8, 8}, Case{6, 8, 8, 8}}) {
+    SCOPED_TRACE("nodes " + std::to_string(c.nodes));
+    View6 v;
+    build(ps, 4, &v, LpmLayout::kDirect, c.nodes * kNode8Bytes);
+    uint32_t root = 0;
+    root_object(v.image, &root);
+    const uint32_t e2400 = node_entry(v.image, root, 0x2400);
+    const uint32_t e2a00 = node_entry(v.image, root, 0x2a00);
+    EXPECT_EQ(entry_kind(e2400), c.kind2400);
+    EXPECT_EQ(entry_kind(e2a00), c.kind2a00);
+    if (c.kind2400 == 8) {
+      EXPECT_EQ(entry_kind(node_entry(v.image, e2400, 0x11)), c.kind2400_sub);
+    }
+    if (c.kind2a00 == 8) {
+      EXPECT_EQ(entry_kind(node_entry(v.image, e2a00, 0x40)), c.nodes >= 3 ? 8 : -1);
+    }
+    check_prefix_edges(ref, v, ps);
+    for (int i = 0; i < 500; ++i) {
+      check_address(ref, v,
+                    (u128{rng() % 2 ? 0x2400u : 0x2a00u} << 112) | (random_key<u128>(rng) >> 16));
+    }
   }
-  for (int i = 0; i < 2000; ++i) check_address(ref, v, random_key<u128>(rng));
 }
 
 // Buckets store values in 2 bytes when they can, in 4 otherwise: both, side by side.
