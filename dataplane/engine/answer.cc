@@ -980,8 +980,8 @@ size_t response_limit(const ParsedQuery& q, Transport transport, size_t out_cap)
   if (transport == Transport::kTcp) {
     limit = kTcpLimit;
   } else if (q.has_edns) {
-    limit = q.udp_payload < dns::kMinUdpPayload ? dns::kMinUdpPayload : q.udp_payload;
-    if (limit > dns::kOurUdpPayload) limit = dns::kOurUdpPayload;
+    // The parser reads an advertised payload < 512 as 512 (ParsedQuery::udp_payload).
+    limit = q.udp_payload < dns::kOurUdpPayload ? q.udp_payload : dns::kOurUdpPayload;
   }
   return limit < out_cap ? limit : out_cap;
 }
