@@ -152,6 +152,26 @@ inline void parse_opt_header(const uint8_t* fixed, ParsedQuery* out) {
 // fuzzer checks (tests/fuzz/fuzz_query_parser.cc); `ecs` is still clear.
 inline bool parse_trailing_ecs(const uint8_t* opt, size_t opt_len, const uint8_t* end,
                                EcsOption* ecs) {
+  // FAMILY (network order) and SOURCE PREFIX-LENGTH as one little-endian load: octets 00 01 18 is
+  // family 1 /24, 00 02 30 and 00 02 38 family 2 /48 and /56, the prefixes resolvers send. They
+  // are whole octets within their family's bound, so of the rules below only the length is left,
+  // and the address (at most 7 octets) is one 8-octet load shifted: ~15 instructions fewer.
+  uint32_t head;
+  std::memcpy(&head, opt, 4);
+  const uint32_t family_source = head & 0xFFFFFF;
+  if (GTM_LIKELY(family_source == 0x180100 || (family_source & ~0x080000u) == 0x300200)) {
+    const size_t octets = family_source >> 19;  // SOURCE / 8: 3, 6 or 7
+    if (opt_len - 4 != octets) return false;
+    uint64_t w;
+    std::memcpy(&w, end - 8, 8);
+    const uint64_t a = w >> (64 - 8 * octets);  // the top `octets` of the 8, moved to the bottom
+    std::memcpy(ecs->address, &a, 8);           // the other 8 octets are still clear
+    ecs->present = true;
+    ecs->family = static_cast<uint16_t>((family_source >> 8) & 0xFF);
+    ecs->source_prefix = static_cast<uint8_t>(family_source >> 16);
+    ecs->scope_prefix = static_cast<uint8_t>(head >> 24);
+    return true;
+  }
   const uint32_t family = load16(opt);
   const uint32_t source = opt[2];
   // Family 1 (IPv4) allows 32 prefix bits, 2 (IPv6) 128: 32 << (family & 2).

@@ -980,8 +980,8 @@ size_t response_limit(const ParsedQuery& q, Transport transport, size_t out_cap)
   if (transport == Transport::kTcp) {
     limit = kTcpLimit;
   } else if (q.has_edns) {
-    limit = q.udp_payload < dns::kMinUdpPayload ? dns::kMinUdpPayload : q.udp_payload;
-    if (limit > dns::kOurUdpPayload) limit = dns::kOurUdpPayload;
+    // The parser reads an advertised payload < 512 as 512 (ParsedQuery::udp_payload).
+    limit = q.udp_payload < dns::kOurUdpPayload ? q.udp_payload : dns::kOurUdpPayload;
   }
   return limit < out_cap ? limit : out_cap;
 }
@@ -1133,7 +1133,9 @@ size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint
 
   const size_t qend = q.question_end;
   const dns::EcsOption* ecs = q.ecs.present ? &q.ecs : nullptr;
-  const size_t opt_len = q.has_edns ? dns::opt_rr_size(ecs) : 0;
+  // Once here for the size check and the write (recomputed there, it is read again after stores).
+  const size_t ecs_len = ecs != nullptr ? dns::ecs_address_length(*ecs) : 0;
+  const size_t opt_len = q.has_edns ? dns::opt_rr_size(ecs, ecs_len) : 0;
   size_t pos = qend;
   uint32_t count;
   uint8_t scope = 0;
@@ -1178,9 +1180,9 @@ size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint
   dns::store16(out + 8, 0);
   dns::store16(out + 10, q.has_edns ? 1 : 0);
   if (q.has_edns) {
-    dns::write_opt_rr(out + pos, dns::kOurUdpPayload, dns::kRcodeNoError,
-                      (q.edns_flags & dns::kEdnsFlagDO) != 0, ecs, scope,
-                      pos + dns::kOptRrMaxSize <= limit);
+    dns::write_opt_rr_sized(out + pos, dns::kOurUdpPayload, dns::kRcodeNoError,
+                            (q.edns_flags & dns::kEdnsFlagDO) != 0, ecs, ecs_len, scope,
+                            pos + dns::kOptRrMaxSize <= limit);
     pos += opt_len;
   }
   ++ws.counters.responses;

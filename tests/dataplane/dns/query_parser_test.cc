@@ -901,6 +901,14 @@ TEST(QueryParserFastPath, LoneEcsOptionOfEveryPrefixAgrees) {
   for (uint16_t family : {0, 3, 0x101}) {
     expect_same_as_strict(edns_query(ecs(family, 24, 0, {10, 0, 0})).bytes());
   }
+  // The prefixes the fast parse recognises from FAMILY and SOURCE alone (/24, /48, /56) under a
+  // family that only differs from 1 or 2 in its upper octet, or is the other one.
+  for (uint16_t family : {1, 2, 0x102, 0x201, 0x202}) {
+    for (uint8_t source : {24, 48, 56}) {
+      SCOPED_TRACE(family * 1000 + source);
+      expect_same_as_strict(edns_query(ecs(family, source, 0, Bytes(source / 8, 0x21))).bytes());
+    }
+  }
   // ECS with a cookie after or before it leaves the one-option route.
   const Bytes cookie = option(kOptCookie, Bytes(8, 0x5A));
   expect_same_as_strict(edns_query(concat({ecs(1, 24, 0, {10, 1, 2}), cookie})).bytes());
