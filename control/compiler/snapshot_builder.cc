@@ -357,15 +357,13 @@ snap::PickSources pick_sources(std::span<const snap::Rule> rules,
                                std::span<const uint16_t> class_rules,
                                std::span<const uint16_t> topo_maps,
                                std::span<const snap::TopoPick> topo_picks) {
-  snap::PickSources src;
-  src.rules = rules.data();
-  src.pool_sets = pool_sets.data();
-  src.set_pools = set_pools.data();
-  src.pools = pools.data();
-  src.class_rules = class_rules.data();
-  src.topo_maps = topo_maps.data();
-  src.topo_picks = topo_picks.data();
-  return src;
+  return {.rules = rules.data(),
+          .pool_sets = pool_sets.data(),
+          .set_pools = set_pools.data(),
+          .pools = pools.data(),
+          .class_rules = class_rules.data(),
+          .topo_maps = topo_maps.data(),
+          .topo_picks = topo_picks.data()};
 }
 
 void place_pick_tables(std::vector<snap::Service>* services, const std::vector<snap::Pool>& pools,

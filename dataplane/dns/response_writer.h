@@ -42,12 +42,9 @@ inline size_t opt_rr_size(const EcsOption* ecs) {
   return opt_rr_size(ecs, ecs != nullptr ? ecs_address_length(*ecs) : 0);
 }
 
-// Writes our OPT RR at p[0, opt_rr_size(ecs)): root owner, our payload size, the upper 8 bits of
-// the 12-bit `ext_rcode`, version 0, DO when `do_bit`, and the ECS option with the query's family,
-// source prefix and address and the given scope prefix. With `room_past_end` the caller owns the
-// octets up to p + kOptRrMaxSize: the address is then copied as its whole 16-octet field (zero
-// past the prefix, see EcsOption) instead of by length.
+// The largest OPT RR we write: with an ECS option of a 16-octet address.
 inline constexpr size_t kOptRrMaxSize = 11 + 8 + 16;
+
 // write_opt_rr() with the ECS address length already known (ecs_address_length(*ecs), or 0 without
 // ECS), for a caller that has sized the RR with it. The fields are composed into two words: a
 // byte at a time the stores and the reloads between them (each store may alias `ecs`) cost ~10

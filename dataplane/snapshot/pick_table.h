@@ -3,7 +3,7 @@
 // entries with it, and the validator derives each entry again from the sections it is computed
 // from and refuses an image whose entry differs. The engine's general chain
 // (dataplane/engine/answer.cc pick_active) is the independent definition the entries must agree
-// with: tests/fuzz/fuzz_answer.cc and tests/dataplane/engine/pick_table_test.cc compare the two.
+// with: tests/fuzz/fuzz_answer.cc and tests/dataplane/engine/steering_test.cc compare the two.
 #pragma once
 
 #include <cstdint>

@@ -833,14 +833,13 @@ bool check_answer_records(const Tables& t, std::string* error) {
 // topology tables (pick_table.h): an entry the engine would copy unchecked is derived again here,
 // so a table that disagrees with the sections it stands for is refused.
 bool check_pick_table(const Tables& t, std::string* error) {
-  PickSources src;
-  src.rules = t.rules;
-  src.pool_sets = t.pool_sets;
-  src.set_pools = t.set_pools;
-  src.pools = t.pools;
-  src.class_rules = t.class_rules;
-  src.topo_maps = t.topo_maps;
-  src.topo_picks = t.topo_picks;
+  const PickSources src{.rules = t.rules,
+                        .pool_sets = t.pool_sets,
+                        .set_pools = t.set_pools,
+                        .pools = t.pools,
+                        .class_rules = t.class_rules,
+                        .topo_maps = t.topo_maps,
+                        .topo_picks = t.topo_picks};
   uint64_t next = 0;
   for (uint32_t s = 0; s < t.service_count; ++s) {
     const Service& svc = t.services[s];
