@@ -63,12 +63,15 @@ class Lpm6View {
 };
 
 // The lookups, inline: they run once per steered query, where a call frame was ~10 of ~130
-// instructions (callgrind, bench/RESULTS.md).
+// instructions (callgrind, bench/RESULTS.md). lookup_in is forced inline: GCC 12 kept it out of
+// line (a call per steered query); inlined, the lcore's engine stage for topology+ECS is 2-5
+// cycles cheaper per packet (bench/RESULTS.md, 2026-12-02 evening).
 namespace lpm_detail {
 
 template <class T>
-inline __attribute__((always_inline)) LpmMatch bucket_lookup(const uint8_t* obj, uint32_t count, uint32_t value_bytes, T key,
-                              uint32_t depth) {
+inline __attribute__((always_inline)) LpmMatch bucket_lookup(const uint8_t* obj, uint32_t count,
+                                                             uint32_t value_bytes, T key,
+                                                             uint32_t depth) {
   const T* keys = reinterpret_cast<const T*>(obj + sizeof(LpmObject));
   uint32_t base = 0, n = count;
   // Branchless: log2(count) steps, each a conditional move; the keys span one or two lines.
@@ -115,7 +118,7 @@ struct Addr128 {
 };
 
 template <class A>
-inline LpmMatch lookup_in(const uint8_t* pool, uint32_t e, A addr) {
+inline __attribute__((always_inline)) LpmMatch lookup_in(const uint8_t* pool, uint32_t e, A addr) {
   uint32_t depth = 0;       // first address bit the current entry's object splits on
   uint32_t node_depth = 0;  // depth of the node that holds the current entry
   while (!(e & kLpmLeaf)) {
