@@ -21,48 +21,17 @@ inline uint64_t csum_add64(uint64_t a, uint64_t b) {
   return s + carry;  // cannot carry again: s <= 2^64 - 2 when carry is set
 }
 
-// A 16-bit byte swap of a value in a register. GCC 12 compiles __builtin_bswap16 of a register,
-// with -march=native on CPUs that have MOVBE (EPYC here), to a store and a MOVBE load: a
-// store-forwarding round trip (~5 cycles) on the critical path. BSWAP and a shift stay in
-// registers.
-inline uint16_t swap16(uint16_t v) {
-  return static_cast<uint16_t>(__builtin_bswap32(v) >> 16);
-}
-
 // Adds `len` bytes at `p` to a running sum. `p` may be unaligned; an odd last byte is padded with
 // zero as the RFC says. Callers summing several pieces must give every piece but the last an even
 // length (the pieces here are headers of even size, then the payload).
 //
-// On x86-64, 32 octets per step in one chain of four ADCs with memory operands (the carry stays
-// in the flags across steps: LEA and DEC leave CF alone), one instruction per 8 octets where the
-// compiler's 128-bit accumulation takes four; GCC does not keep a carry chain in the flags from
-// _addcarry_u64. Then up to three 8-octet words, and for a message of 8 octets or more the last
-// 1..7 octets from one load of the last 8, shifted: no byte loop, and nothing read outside
-// [p, p + len).
+// Eight octets per step, two instructions each (the carries collect in the high half of a 128-bit
+// accumulator), and for a message of 8 octets or more the last 1..7 octets come from one load of
+// the last 8, shifted: no byte loop, and nothing read outside [p, p + len).
 inline uint64_t csum_add(uint64_t sum, const uint8_t* p, size_t len) {
+  unsigned __int128 acc = sum;
   if (len >= 8) {
     const uint8_t* end = p + len;
-#if defined(__x86_64__)
-    if (size_t blocks = len / 32; blocks != 0) {
-      // The "m" operand tells the compiler the asm reads the octets at p (GCC manual, Extended
-      // Asm, Clobbers: an array of unknown size).
-      asm("clc\n\t"
-          "1:\n\t"
-          "adcq (%[p]), %[s]\n\t"
-          "adcq 8(%[p]), %[s]\n\t"
-          "adcq 16(%[p]), %[s]\n\t"
-          "adcq 24(%[p]), %[s]\n\t"
-          "leaq 32(%[p]), %[p]\n\t"
-          "decq %[n]\n\t"
-          "jnz 1b\n\t"
-          "adcq $0, %[s]"
-          : [s] "+r"(sum), [p] "+r"(p), [n] "+r"(blocks)
-          : "m"(*reinterpret_cast<const uint8_t(*)[]>(p))
-          : "cc");
-      len &= 31;
-    }
-#endif
-    unsigned __int128 acc = sum;
     for (; len >= 8; len -= 8, p += 8) {
       uint64_t v;
       std::memcpy(&v, p, 8);
@@ -75,19 +44,20 @@ inline uint64_t csum_add(uint64_t sum, const uint8_t* p, size_t len) {
       std::memcpy(&v, end - 8, 8);
       acc += v >> (64 - 8 * len);
     }
-    return csum_add64(static_cast<uint64_t>(acc), static_cast<uint64_t>(acc >> 64));
+  } else {
+    uint8_t tail[8] = {};
+    std::memcpy(tail, p, len);
+    uint64_t v;
+    std::memcpy(&v, tail, 8);
+    acc += v;
   }
-  uint8_t tail[8] = {};
-  std::memcpy(tail, p, len);
-  uint64_t v;
-  std::memcpy(&v, tail, 8);
-  return csum_add64(sum, v);
+  return csum_add64(static_cast<uint64_t>(acc), static_cast<uint64_t>(acc >> 64));
 }
 
 // Adds a 16-bit value given in host order (a length, a protocol number) as the network-order word
 // it stands for.
 inline uint64_t csum_add_u16(uint64_t sum, uint16_t host_value) {
-  return csum_add64(sum, swap16(host_value));
+  return csum_add64(sum, __builtin_bswap16(host_value));
 }
 
 // Folds to 16 bits (not complemented). Adding a word to itself rotated by half its width leaves

@@ -1,5 +1,8 @@
 #include "dataplane/packet/classify.h"
 
+#include "dataplane/dns/wire.h"
+#include "dataplane/packet/checksum.h"
+
 namespace gtm::packet {
 
 namespace {
@@ -111,6 +114,78 @@ bool ServiceAddrs::add_v6(const uint8_t addr[16]) {
   std::memcpy(&v6_[n6_][1], addr + 8, 8);
   ++n6_;
   return true;
+}
+
+// The fast path: an IPv4 DNS query, no options, not fragmented, with the port's VLAN tags, to
+// the port's MAC (or a group address), a service address and the DNS port, from a source an
+// answer can go to, lengths consistent, header checksum right when asked. Every such frame is
+// kDns for classify_general() too, with the same FrameInfo; false sends the frame there.
+//
+// The loads are little-endian words of the wire bytes, compared with constants in the same byte
+// order, so no byte is swapped except the two lengths. Each test is an early return: a compare
+// and a predictable branch, fewer instructions than folding the tests into one flag.
+bool classify_fast_ipv4(const uint8_t* frame, uint32_t len, const PortFilter& port, bool verify,
+                        FrameInfo* info) {
+  const uint32_t tags = port.vlan_count;
+  const uint32_t l3 = kEthHeaderLen + tags * kVlanTagLen;
+  if (GTM_UNLIKELY(len < l3 + kIpv4HeaderLen + kUdpHeaderLen)) return false;
+  const uint8_t* ip = frame + l3;
+  const uint8_t* udp = ip + kIpv4HeaderLen;
+  uint64_t mac;
+  std::memcpy(&mac, frame, 8);
+  uint32_t port_mac_lo;
+  uint16_t port_mac_hi;
+  std::memcpy(&port_mac_lo, port.mac, 4);
+  std::memcpy(&port_mac_hi, port.mac + 4, 2);
+  const uint64_t port_mac = port_mac_lo | uint64_t{port_mac_hi} << 32;
+  if (((mac ^ port_mac) & 0xFFFFFFFFFFFFull) != 0 && (mac & 1) == 0) return false;
+  uint16_t type;
+  std::memcpy(&type, ip - 2, 2);
+  if (type != 0x0008) return false;  // 0x0800
+  uint64_t w0, w1;
+  std::memcpy(&w0, ip, 8);  // version/IHL, TOS, total length, ID, flags/fragment offset
+  if ((w0 & 0xFF3F0000000000FFull) != 0x45) return false;  // 0x45; MF and offset 0
+  std::memcpy(&w1, ip + 8, 8);                             // TTL, protocol, checksum, source
+  if (((w1 >> 8) & 0xFF) != kIpProtoUdp) return false;
+  uint32_t ports;
+  std::memcpy(&ports, udp, 4);
+  if ((ports >> 16) != __builtin_bswap16(port.dns_port)) return false;
+  if ((ports & 0xFFFF) == 0) return false;  // no source port to answer to
+  for (uint32_t i = 0; i < tags; ++i) {
+    uint32_t tag;
+    std::memcpy(&tag, frame + 12 + i * kVlanTagLen, 4);
+    // TPID, then the tag control word of which only the VLAN id (12 bits) must match.
+    const uint32_t want = __builtin_bswap16(port.vlan_tpid[i]) |
+                          static_cast<uint32_t>(__builtin_bswap16(port.vlan_id[i])) << 16;
+    if ((tag & 0xFF0FFFFFu) != want) return false;
+  }
+  const uint32_t total = __builtin_bswap16(static_cast<uint16_t>(w0 >> 16));
+  const uint32_t ulen = dns::load16(udp + 4);
+  if (total > len - l3 || ulen < kUdpHeaderLen || ulen + kIpv4HeaderLen > total) return false;
+  const uint8_t src0 = static_cast<uint8_t>(w1 >> 32);
+  // Not 0/8, 127/8 or 224/3 (bad_ipv4_source): src0 - 1 wraps 0 to 255.
+  if (static_cast<uint8_t>(src0 - 1) >= 223 || src0 == 127) return false;
+  if (!port.addrs.has_v4(ip + 16)) return false;
+  if (verify) {
+    uint32_t last;
+    std::memcpy(&last, ip + 16, 4);
+    if (csum_fold(csum_add64(csum_add64(w0, w1), last)) != 0xFFFF) return false;
+  }
+  info->l3 = static_cast<uint16_t>(l3);
+  info->l4 = static_cast<uint16_t>(l3 + kIpv4HeaderLen);
+  info->dns = static_cast<uint16_t>(l3 + kIpv4HeaderLen + kUdpHeaderLen);
+  info->dns_len = static_cast<uint16_t>(ulen - kUdpHeaderLen);
+  info->ip_version = 4;
+  info->vlan_count = static_cast<uint8_t>(tags);
+  return true;
+}
+
+Verdict classify(const uint8_t* frame, uint32_t len, const PortFilter& port,
+                 bool verify_ipv4_checksum, FrameInfo* info) {
+  if (GTM_LIKELY(classify_fast_ipv4(frame, len, port, verify_ipv4_checksum, info))) {
+    return Verdict::kDns;
+  }
+  return classify_general(frame, len, port, verify_ipv4_checksum, info);
 }
 
 Verdict classify_general(const uint8_t* frame, uint32_t len, const PortFilter& port,

@@ -13,9 +13,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "dataplane/dns/wire.h"
-#include "dataplane/packet/checksum.h"
-
 namespace gtm::packet {
 
 inline constexpr uint32_t kEthHeaderLen = 14;
@@ -69,10 +66,6 @@ class ServiceAddrs {
   bool has_v4(const uint8_t* addr) const {
     uint32_t a;
     std::memcpy(&a, addr, 4);
-    return has_v4_raw(a);
-  }
-  // `a` holds the address's four octets as loaded from the wire (memcpy), in no byte order.
-  bool has_v4_raw(uint32_t a) const {
     for (int i = 0; i < n4_; ++i) {
       if (v4_[i] == a) return true;
     }
@@ -101,8 +94,6 @@ class ServiceAddrs {
 struct PortFilter {
   uint8_t mac[6] = {};
   uint8_t vlan_count = 0;  // 0, 1 or 2 tags expected on every frame
-  // Zero, so that the fast path compares the MAC in one 8-octet load of the struct's start.
-  uint8_t reserved = 0;
   uint16_t vlan_tpid[kMaxVlanTags] = {kEtherTypeVlan, kEtherTypeVlan};  // outer first
   uint16_t vlan_id[kMaxVlanTags] = {};                                  // outer first
   uint16_t dns_port = 53;
@@ -126,11 +117,9 @@ struct FrameInfo {
 // Almost every frame is a well-formed IPv4 query with the port's tags: a fast path recognises
 // exactly those with a few word compares and one branch, and everything else takes the
 // field-by-field path, classify_general(), which decides the verdict and the drop reason. Both
-// give the same verdict and FrameInfo for every frame (tests/fuzz/fuzz_packet.cc checks it). The
-// fast path is inline here so that the lcore's classify pass runs it without a call (the call
-// saved six callee-saved registers and restored them per frame).
-inline Verdict classify(const uint8_t* frame, uint32_t len, const PortFilter& port,
-                        bool verify_ipv4_checksum, FrameInfo* info);
+// give the same verdict and FrameInfo for every frame (tests/fuzz/fuzz_packet.cc checks it).
+Verdict classify(const uint8_t* frame, uint32_t len, const PortFilter& port,
+                 bool verify_ipv4_checksum, FrameInfo* info);
 
 // The two paths on their own, for the tests and the fuzzer. classify_general() is the reference
 // the fast path is checked against; classify_fast_ipv4() returns true (and fills *info) only for
@@ -138,81 +127,7 @@ inline Verdict classify(const uint8_t* frame, uint32_t len, const PortFilter& po
 // every other frame.
 Verdict classify_general(const uint8_t* frame, uint32_t len, const PortFilter& port,
                          bool verify_ipv4_checksum, FrameInfo* info);
-inline bool classify_fast_ipv4(const uint8_t* frame, uint32_t len, const PortFilter& port,
-                               bool verify_ipv4_checksum, FrameInfo* info);
-
-// The fast path: an IPv4 DNS query, no options, not fragmented, with the port's VLAN tags, to
-// the port's MAC (or a group address), a service address and the DNS port, from a source an
-// answer can go to, lengths consistent, header checksum right when asked. Every such frame is
-// kDns for classify_general() too, with the same FrameInfo; false sends the frame there.
-//
-// The loads are little-endian words of the wire bytes, compared with constants in the same byte
-// order, so no byte is swapped except the two lengths (swap16: in registers). Each test is an
-// early return: a compare and a predictable branch, fewer instructions than folding the tests
-// into one flag. The offsets are stored as one word.
-inline bool classify_fast_ipv4(const uint8_t* frame, uint32_t len, const PortFilter& port,
-                               bool verify, FrameInfo* info) {
-  static_assert(offsetof(PortFilter, mac) == 0 && offsetof(PortFilter, reserved) == 7);
-  static_assert(offsetof(FrameInfo, l4) == 2 && offsetof(FrameInfo, dns) == 4 &&
-                offsetof(FrameInfo, dns_len) == 6 && offsetof(FrameInfo, ip_version) == 8 &&
-                offsetof(FrameInfo, vlan_count) == 9);
-  uint64_t port_word;  // MAC, vlan_count, reserved
-  std::memcpy(&port_word, &port, 8);
-  const uint32_t tags = static_cast<uint8_t>(port_word >> 48);
-  const uint32_t l3 = kEthHeaderLen + tags * kVlanTagLen;
-  if (GTM_UNLIKELY(len < l3 + kIpv4HeaderLen + kUdpHeaderLen)) return false;
-  const uint8_t* ip = frame + l3;
-  const uint8_t* udp = ip + kIpv4HeaderLen;
-  uint64_t mac;
-  std::memcpy(&mac, frame, 8);
-  // The low six octets: the destination MAC against the port's.
-  if (((mac ^ port_word) << 16) != 0 && (mac & 1) == 0) return false;
-  uint16_t type;
-  std::memcpy(&type, ip - 2, 2);
-  if (type != 0x0008) return false;  // 0x0800
-  uint64_t w0, w1;
-  std::memcpy(&w0, ip, 8);  // version/IHL, TOS, total length, ID, flags/fragment offset
-  if ((w0 & 0xFF3F0000000000FFull) != 0x45) return false;  // 0x45; MF and offset 0
-  std::memcpy(&w1, ip + 8, 8);                             // TTL, protocol, checksum, source
-  if (((w1 >> 8) & 0xFF) != kIpProtoUdp) return false;
-  uint64_t uh;
-  std::memcpy(&uh, udp, 8);  // ports, length, checksum
-  const uint32_t ports = static_cast<uint32_t>(uh);
-  if ((ports >> 16) != swap16(port.dns_port)) return false;
-  if ((ports & 0xFFFF) == 0) return false;  // no source port to answer to
-  for (uint32_t i = 0; i < tags; ++i) {
-    uint32_t tag;
-    std::memcpy(&tag, frame + 12 + i * kVlanTagLen, 4);
-    // TPID, then the tag control word of which only the VLAN id (12 bits) must match.
-    const uint32_t want = swap16(port.vlan_tpid[i]) | static_cast<uint32_t>(swap16(port.vlan_id[i]))
-                                                          << 16;
-    if ((tag & 0xFF0FFFFFu) != want) return false;
-  }
-  const uint32_t total = swap16(static_cast<uint16_t>(w0 >> 16));
-  const uint32_t ulen = swap16(static_cast<uint16_t>(uh >> 32));
-  if (total > len - l3 || ulen < kUdpHeaderLen || ulen + kIpv4HeaderLen > total) return false;
-  const uint8_t src0 = static_cast<uint8_t>(w1 >> 32);
-  // Not 0/8, 127/8 or 224/3 (bad_ipv4_source): src0 - 1 wraps 0 to 255.
-  if (static_cast<uint8_t>(src0 - 1) >= 223 || src0 == 127) return false;
-  uint32_t dst;
-  std::memcpy(&dst, ip + 16, 4);
-  if (!port.addrs.has_v4_raw(dst)) return false;
-  if (verify && csum_fold(csum_add64(csum_add64(w0, w1), dst)) != 0xFFFF) return false;
-  // l3, l4, dns, dns_len; then ip_version and vlan_count. The reason is left alone.
-  const uint64_t offsets =
-      (0x002A0022000Eull + tags * 0x000400040004ull) | uint64_t{ulen - kUdpHeaderLen} << 48;
-  const uint16_t kinds = static_cast<uint16_t>(4 | tags << 8);
-  std::memcpy(reinterpret_cast<uint8_t*>(info), &offsets, 8);
-  std::memcpy(reinterpret_cast<uint8_t*>(info) + 8, &kinds, 2);
-  return true;
-}
-
-inline Verdict classify(const uint8_t* frame, uint32_t len, const PortFilter& port,
-                        bool verify_ipv4_checksum, FrameInfo* info) {
-  if (GTM_LIKELY(classify_fast_ipv4(frame, len, port, verify_ipv4_checksum, info))) {
-    return Verdict::kDns;
-  }
-  return classify_general(frame, len, port, verify_ipv4_checksum, info);
-}
+bool classify_fast_ipv4(const uint8_t* frame, uint32_t len, const PortFilter& port,
+                        bool verify_ipv4_checksum, FrameInfo* info);
 
 }  // namespace gtm::packet
