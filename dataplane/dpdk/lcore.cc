@@ -238,9 +238,12 @@ void process_burst(LcoreContext& c, LcoreQueue& q, const snap::SnapshotView* sna
 }
 
 // The loop. Measured with bench/dataplane-bench.sh (loopback harness, full bursts of 32) on the
-// shared 2-vCPU development VM, median TSC cycles per packet (2.1 GHz), bench/RESULTS.md:
-//   rx burst 3.5 | classify 26-36 | engine 144-270 | reply + enqueue 28-40 | tx burst 21-34 (of
-//   which 23-33 the harness's refill) | RCU quiescent point, timer, loop 5-18.
+// shared 2-vCPU development VM, median TSC cycles per packet (2.60 GHz, the host's fast phase;
+// its slow phases cost ~1.45x), bench/RESULTS.md, 2026-12-02 evening:
+//   rx burst 1.5 | classify 23.5-25.5 | engine 67.5 (static A), 78.5 (weighted GSLB), 118.5
+//   (topology+ECS), ~152 (full-scale geo database) | reply + enqueue 34.5-39.5 (software
+//   checksums) | tx burst 14.5-19.5 (of which 15-17 the harness's refill) | RCU quiescent point,
+//   timer, loop 4-6.
 // Instructions per packet outside the engine (callgrind): 433 (software checksums), 339 (offload).
 template <bool kTiming>
 void run(LcoreContext& c) {
