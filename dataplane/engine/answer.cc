@@ -1195,15 +1195,14 @@ size_t answer_fast(const snap::SnapshotView& s, const ParsedQuery& q, const uint
 namespace {
 
 // Everything but a parsed query the fast path answered: FORMERR/NOTIMP, no snapshot, explain, and
-// what answer_fast() leaves (`fast_tried`: it ran and returned 0). Out of line so that its Ctx
-// (writer, compression table) does not widen answer_query's frame: answer_query's prologue and
-// epilogue were ~24 instructions per query, paid by every query the fast path answers.
+// what answer_fast() leaves. Out of line so that its Ctx (writer, compression table) does not
+// widen answer_query's frame: answer_query's prologue and epilogue were ~24 instructions per
+// query, paid by every query the fast path answers.
 __attribute__((noinline)) size_t answer_general(const snap::SnapshotView* snap,
                                                 const ParsedQuery& q, dns::ParseStatus status,
                                                 const uint8_t* query, uint8_t* out, size_t limit,
                                                 const ClientAddr& client, Transport transport,
-                                                WorkerState& ws, Explain* explain,
-                                                bool fast_tried) {
+                                                WorkerState& ws, Explain* explain) {
   WorkerCounters& k = ws.counters;
   if (GTM_UNLIKELY(status != dns::ParseStatus::kOk)) {
     // FORMERR / NOTIMP need no snapshot. The question is echoed only when it parsed; the parser
@@ -1232,8 +1231,6 @@ __attribute__((noinline)) size_t answer_general(const snap::SnapshotView* snap,
     if (GTM_UNLIKELY(explain != nullptr)) explain->add("dropped: no snapshot loaded");
     return 0;
   }
-  if (!fast_tried && q.ecs.present) ++k.ecs_queries;
-
   Ctx c(*snap, q, client, ws, explain);
   if (GTM_UNLIKELY(!c.w.begin(out, limit, query, q, true))) {
     ++k.malformed_dropped;
@@ -1294,13 +1291,14 @@ size_t answer_query(const snap::SnapshotView* snap, const uint8_t* query, size_t
     ++k.udp_queries;
   }
   const size_t limit = response_limit(q, transport, out_cap);
-  if (GTM_LIKELY(status == dns::ParseStatus::kOk && snap != nullptr && explain == nullptr)) {
+  if (GTM_LIKELY(status == dns::ParseStatus::kOk && snap != nullptr)) {
     if (q.ecs.present) ++k.ecs_queries;
-    const size_t n = answer_fast(*snap, q, query, out, limit, client, ws);
-    if (GTM_LIKELY(n != 0)) return n;
-    return answer_general(snap, q, status, query, out, limit, client, transport, ws, explain, true);
+    if (GTM_LIKELY(explain == nullptr)) {
+      const size_t n = answer_fast(*snap, q, query, out, limit, client, ws);
+      if (GTM_LIKELY(n != 0)) return n;
+    }
   }
-  return answer_general(snap, q, status, query, out, limit, client, transport, ws, explain, false);
+  return answer_general(snap, q, status, query, out, limit, client, transport, ws, explain);
 }
 
 }  // namespace gtm::engine
